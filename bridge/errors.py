@@ -1,0 +1,34 @@
+"""One error family whose messages a producer can act on.
+
+Every failure that a user can cause (bad file, impossible duration, unknown model, vanished device or
+DAW) is raised as a `SegueError` subclass with a one-line message; entry points (CLI, GUI, OSC server)
+show that message instead of a traceback.
+"""
+
+
+class SegueError(Exception):
+    """Base class: the message is meant for the producer, in one line."""
+
+
+class InvalidParameterError(SegueError, ValueError):
+    """A parameter is out of range or inconsistent (duration, tempo, temperature, ...)."""
+
+
+class AudioFileError(SegueError):
+    """An audio file is missing, unreadable, empty or in an unsupported format."""
+
+
+class ModelError(SegueError):
+    """A model is unknown, cannot be downloaded (offline) or fails to load."""
+
+
+class CancelledError(SegueError):
+    """A job was cancelled by the user."""
+
+
+class DeviceError(SegueError):
+    """An audio device is missing, ambiguous or failed."""
+
+
+class DawError(SegueError):
+    """The DAW did not answer, answered with an error, or cannot do what was asked."""
