@@ -1,0 +1,100 @@
+"""What a running job reports. Plain picklable dataclasses: they cross the worker-process boundary.
+
+A job emits, in order: `JobStarted`, `ModelLoading` (when a model is loaded first), any number of
+`Progress` and `AudioChunk`, then exactly one of `JobFinished`, `JobFailed` or `JobCancelled`.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bridge.engine.request import GenerationRequest
+
+
+@dataclass
+class Take:
+    """One generated take. `audio` holds only the new material, shape (frames, channels), float32."""
+
+    index: int
+    seed: int
+    audio: np.ndarray
+    # The (trimmed, resampled) audio prompt it continues, or None for text-only generation.
+    prompt_audio: np.ndarray | None = None
+    # MusicGen codes of the new material, shape (codebooks, steps): lets a chain continue without re-encoding.
+    codes: np.ndarray | None = None
+
+
+@dataclass
+class GenerationResult:
+    request: GenerationRequest
+    sample_rate: int
+    takes: list[Take]
+    model_id: str
+    device: str
+    seconds_taken: float = 0.0
+
+
+@dataclass
+class JobStarted:
+    job_id: int
+
+
+@dataclass
+class ModelLoading:
+    job_id: int
+    model_id: str
+    message: str
+
+
+@dataclass
+class Progress:
+    job_id: int
+    steps_done: int
+    steps_total: int
+    eta_seconds: float | None
+
+    @property
+    def fraction(self) -> float:
+        return self.steps_done / self.steps_total if self.steps_total else 0.0
+
+
+@dataclass
+class AudioChunk:
+    """Decoded audio of every take, in order: concatenating a take's chunks gives its final audio."""
+
+    job_id: int
+    start_frame: int
+    # shape (takes, frames, channels), float32, at `sample_rate`
+    audio: np.ndarray
+    sample_rate: int
+
+
+@dataclass
+class JobFinished:
+    job_id: int
+    result: GenerationResult
+
+
+@dataclass
+class JobFailed:
+    job_id: int
+    message: str
+
+
+@dataclass
+class JobCancelled:
+    job_id: int
+
+
+@dataclass
+class EngineReady:
+    """The worker has loaded `model_id` on `device` (sent after a load, not tied to one job)."""
+
+    model_id: str
+    device: str
+    details: dict = field(default_factory=dict)
+
+
+EngineEvent = (
+    JobStarted | ModelLoading | Progress | AudioChunk | JobFinished | JobFailed | JobCancelled | EngineReady
+)
