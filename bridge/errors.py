@@ -32,3 +32,7 @@ class DeviceError(SegueError):
 
 class DawError(SegueError):
     """The DAW did not answer, answered with an error, or cannot do what was asked."""
+
+
+class PresetError(SegueError):
+    """A preset file is unreadable or a field in it is invalid (the message names file and field)."""
