@@ -1,0 +1,34 @@
+"""The MusicGen checkpoints Segue knows by name, with what a producer needs to choose one."""
+
+from dataclasses import dataclass
+
+MUSICGEN_LICENCE = "CC-BY-NC 4.0 (weights, non-commercial)"
+
+
+@dataclass(frozen=True)
+class KnownModel:
+    model_id: str
+    size_gb: float
+    licence: str
+    channels: int
+    description: str
+    languages: str = "English prompts"
+
+
+KNOWN_MODELS: tuple[KnownModel, ...] = (
+    KnownModel("facebook/musicgen-small", 2.4, MUSICGEN_LICENCE, 1, "300M: fast, good for loops and sketches (default)"),
+    KnownModel("facebook/musicgen-medium", 8.0, MUSICGEN_LICENCE, 1, "1.5B: richer arrangements, slower"),
+    KnownModel("facebook/musicgen-large", 13.0, MUSICGEN_LICENCE, 1, "3.3B: best quality, needs a GPU"),
+    KnownModel("facebook/musicgen-stereo-small", 2.4, MUSICGEN_LICENCE, 2, "300M stereo: wide loops, fast"),
+    KnownModel("facebook/musicgen-stereo-medium", 8.0, MUSICGEN_LICENCE, 2, "1.5B stereo"),
+    KnownModel("facebook/musicgen-stereo-large", 13.0, MUSICGEN_LICENCE, 2, "3.3B stereo: best quality, needs a GPU"),
+    KnownModel("tiny", 0.004, "MIT (random weights)", 1, "tiny random model built locally: makes noise, for tests/offline", "-"),
+    KnownModel("tiny-stereo", 0.004, "MIT (random weights)", 2, "tiny random stereo model built locally: makes noise", "-"),
+)
+
+# Built locally by bridge.engine.random_models instead of downloaded.
+LOCAL_RANDOM_MODELS = ("tiny", "tiny-stereo", "small-random")
+
+
+def find_known_model(model_id: str) -> KnownModel | None:
+    return next((model for model in KNOWN_MODELS if model.model_id == model_id), None)

@@ -1,0 +1,162 @@
+"""Text-to-music, continuation and variations on a loaded model, with progress, streaming and cancel.
+
+Lengths are exact: the request's duration becomes a sample count (bars at a tempo are rounded once,
+at the end), enough codec frames are generated to cover it, and the audio is cut to it.
+Clips longer than the model's 30 s window are generated in sliding windows: each new window is
+prompted with the last 10 s of codes, as audiocraft does.
+"""
+
+import math
+import random
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from bridge.audio.io import match_channels, read_audio, resample
+from bridge.engine.codec import StreamingDecoder, encode_audio
+from bridge.engine.events import GenerationResult, Take
+from bridge.engine.loading import LoadedModel
+from bridge.engine.request import GenerationRequest
+from bridge.engine.sampling import SamplingParams, codebook_delays, encode_text, sample_codes
+from bridge.errors import AudioFileError, CancelledError
+from bridge.musical_time import bars_to_samples
+
+WINDOW_SECONDS = 30.0
+WINDOW_CONTEXT_SECONDS = 10.0
+
+ProgressCallback = Callable[[int, int, float | None], None]
+ChunkCallback = Callable[[int, np.ndarray], None]
+
+
+class MusicGenerator:
+    """Runs requests on one loaded model. Not thread-safe: one request at a time."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+
+    def target_samples(self, request: GenerationRequest) -> int:
+        """Exact length of the new material in samples at the model rate."""
+        rate = self.loaded.sample_rate
+        if request.bars is not None:
+            return bars_to_samples(request.bars, request.bpm, request.time_signature, rate)
+        return round(request.duration_seconds() * rate)
+
+    def prepare_prompt(self, request: GenerationRequest) -> tuple[np.ndarray | None, torch.Tensor | None]:
+        """The audio prompt at the model rate and channels, cut to whole codec frames, and its codes."""
+        if request.prompt_codes is not None:
+            codes = torch.as_tensor(request.prompt_codes, dtype=torch.long, device=self.loaded.device)
+            window = request.prompt_window_seconds()
+            if window is not None:
+                codes = codes[:, -max(1, round(window * self.loaded.frame_rate)) :]
+            return None, codes
+        if request.audio_path is not None:
+            audio, rate = read_audio(request.audio_path)
+        elif request.audio is not None:
+            audio, rate = np.asarray(request.audio, dtype=np.float32), int(request.audio_sample_rate)
+            if audio.size == 0:
+                raise AudioFileError("the audio to continue is empty")
+        else:
+            return None, None
+        audio = match_channels(resample(audio, rate, self.loaded.sample_rate), self.loaded.audio_channels)
+        window = request.prompt_window_seconds()
+        if window is not None:
+            audio = audio[-round(window * self.loaded.sample_rate) :]
+        # Keep whole frames, dropping the oldest samples, so the new material starts exactly where
+        # the producer's audio ends.
+        per_frame = self.loaded.samples_per_frame
+        usable = (audio.shape[0] // per_frame) * per_frame
+        if usable == 0:
+            raise AudioFileError(f"the audio to continue is too short (under {1000 * per_frame // self.loaded.sample_rate} ms)")
+        audio = np.ascontiguousarray(audio[-usable:])
+        return audio, encode_audio(self.loaded, audio)
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        on_progress: ProgressCallback | None = None,
+        on_chunk: ChunkCallback | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> GenerationResult:
+        """Generate every take of `request`.
+
+        on_progress(steps_done, steps_total, eta_seconds); on_chunk(start_frame, audio) with audio of
+        shape (takes, frames, channels); should_cancel() is polled after every decoder step and stops
+        the job with CancelledError.
+        """
+        started = time.monotonic()
+        request.validate()
+        loaded = self.loaded
+        base_seed = request.seed if request.seed is not None else random.randrange(2**31)
+        seeds = [base_seed + index for index in range(request.variations)]
+        prompt_audio, prompt_codes = self.prepare_prompt(request)
+        prompt_frames = 0 if prompt_codes is None else prompt_codes.shape[-1]
+
+        total_samples = self.target_samples(request)
+        new_frames = math.ceil(total_samples / loaded.samples_per_frame)
+        windows = plan_windows(prompt_frames, new_frames, loaded.frame_rate)
+        max_delay = max(codebook_delays(loaded))
+        steps_total = sum(frames + max_delay for _, frames in windows)
+
+        params = SamplingParams(request.temperature, request.top_k, request.top_p, request.cfg, request.greedy)
+        conditioning = encode_text(loaded, request.prompt, request.variations, params.guided)
+        generators = [torch.Generator(device=loaded.device).manual_seed(seed) for seed in seeds]
+        stream = StreamingDecoder(
+            loaded,
+            on_chunk or (lambda start, audio: None),
+            start_sample=prompt_frames * loaded.samples_per_frame,
+            total_samples=total_samples,
+        )
+
+        codes = None if prompt_codes is None else prompt_codes[None].expand(request.variations, -1, -1)
+        steps_before = 0
+        step_started = time.monotonic()
+        for context_frames, frames in windows:
+            history = codes  # every frame so far; the window sees only its context
+            context = None if history is None else history[..., history.shape[-1] - context_frames :]
+
+            def on_step(step, steps, complete, history=history, context_frames=context_frames, steps_before=steps_before):
+                if should_cancel is not None and should_cancel():
+                    raise CancelledError("generation cancelled")
+                done = steps_before + step
+                if on_progress is not None:
+                    elapsed = time.monotonic() - step_started
+                    on_progress(done, steps_total, elapsed / done * (steps_total - done))
+                whole = complete if history is None else torch.cat([history, complete[..., context_frames:]], -1)
+                stream.update(whole)
+
+            window_codes = sample_codes(loaded, conditioning, context, frames, params, generators, on_step)
+            new_part = window_codes[..., context_frames:]
+            codes = new_part if codes is None else torch.cat([codes, new_part], dim=-1)
+            steps_before += frames + max_delay
+
+        audio = stream.finish(codes)
+        new_codes = codes[..., prompt_frames:].cpu().numpy()
+        takes = [
+            Take(index=i, seed=seeds[i], audio=audio[i], prompt_audio=prompt_audio, codes=new_codes[i])
+            for i in range(request.variations)
+        ]
+        return GenerationResult(
+            request=request,
+            sample_rate=loaded.sample_rate,
+            takes=takes,
+            model_id=loaded.model_id,
+            device=str(loaded.device),
+            seconds_taken=time.monotonic() - started,
+        )
+
+
+def plan_windows(prompt_frames: int, new_frames: int, frame_rate: int) -> list[tuple[int, int]]:
+    """Split generation into (context frames, new frames) windows of at most 30 s each."""
+    window = round(WINDOW_SECONDS * frame_rate)
+    context_cap = round(WINDOW_CONTEXT_SECONDS * frame_rate)
+    windows = []
+    context = min(prompt_frames, window - 1)
+    remaining = new_frames
+    while remaining > 0:
+        frames = min(remaining, window - context)
+        windows.append((context, frames))
+        remaining -= frames
+        context = min(context_cap, context + frames)
+    return windows

@@ -1,0 +1,142 @@
+"""Load a MusicGen checkpoint (Hugging Face id, local directory or a built-in random model).
+
+safetensors only, never remote code. fp16 on CUDA; EnCodec stays fp32 (and on the CPU under MPS,
+where its convolutions are slow or unsupported).
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import huggingface_hub
+import torch
+import transformers
+from transformers import AutoProcessor, MusicgenForConditionalGeneration, MusicgenProcessor
+
+from bridge import paths
+from bridge.engine.catalog import LOCAL_RANDOM_MODELS
+from bridge.engine.random_models import is_random_model, save_random_musicgen
+from bridge.errors import InvalidParameterError, ModelError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass
+class LoadedModel:
+    model_id: str
+    model: MusicgenForConditionalGeneration
+    processor: MusicgenProcessor
+    device: torch.device  # where the text encoder and decoder run
+    dtype: torch.dtype
+    codec_device: torch.device  # where EnCodec runs (fp32)
+    is_random: bool
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.model.config.audio_encoder.sampling_rate)
+
+    @property
+    def frame_rate(self) -> int:
+        return int(self.model.config.audio_encoder.frame_rate)
+
+    @property
+    def samples_per_frame(self) -> int:
+        return self.sample_rate // self.frame_rate
+
+    @property
+    def audio_channels(self) -> int:
+        return int(self.model.config.decoder.audio_channels)
+
+    @property
+    def num_codebooks(self) -> int:
+        return int(self.model.decoder.num_codebooks)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device not in DEVICES and not device.startswith("cuda:"):
+        raise InvalidParameterError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InvalidParameterError("CUDA was asked for but no CUDA GPU is available")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise InvalidParameterError("Apple MPS was asked for but is not available")
+    return torch.device(device)
+
+
+def random_model_dir(architecture: str) -> Path:
+    return paths.cache_dir() / "models" / f"segue-{architecture}"
+
+
+def resolve_checkpoint(model_id: str) -> str:
+    """A built-in random model (built on first use), a local directory, or a Hugging Face id."""
+    if model_id in LOCAL_RANDOM_MODELS:
+        directory = random_model_dir(model_id)
+        if not (directory / "model.safetensors").is_file():
+            save_random_musicgen(model_id, directory)
+        return str(directory)
+    local = Path(model_id).expanduser()
+    if local.is_dir():
+        return str(local)
+    if model_id.count("/") != 1 or local.exists() or model_id.startswith((".", "/", "~")):
+        raise ModelError(f"unknown model {model_id!r}: give a Hugging Face id (org/name) or a model folder")
+    return model_id
+
+
+def load_model(model_id: str, device: str = "auto") -> LoadedModel:
+    """Load and place a model; raise ModelError with a producer-readable reason on failure."""
+    target = resolve_device(device)
+    checkpoint = resolve_checkpoint(model_id)
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    huggingface_hub.utils.logging.set_verbosity_error()
+    try:
+        model = MusicgenForConditionalGeneration.from_pretrained(
+            checkpoint, use_safetensors=True, trust_remote_code=False
+        )
+        processor = AutoProcessor.from_pretrained(checkpoint, trust_remote_code=False)
+    except OSError as error:
+        raise ModelError(_describe_load_failure(model_id, error)) from None
+    except (ValueError, KeyError, RuntimeError) as error:
+        raise ModelError(f"{model_id} is not a loadable MusicGen checkpoint: {_first_line(error)}") from None
+
+    dtype = torch.float16 if target.type in ("cuda", "mps") else torch.float32
+    model.eval()
+    model.text_encoder.to(target, dtype)
+    model.decoder.to(target, dtype)
+    if hasattr(model, "enc_to_dec_proj"):
+        model.enc_to_dec_proj.to(target, dtype)
+    codec_device = torch.device("cpu") if target.type == "mps" else target
+    model.audio_encoder.to(codec_device, torch.float32)
+    return LoadedModel(
+        model_id=model_id,
+        model=model,
+        processor=processor,
+        device=target,
+        dtype=dtype,
+        codec_device=codec_device,
+        is_random=is_random_model(Path(checkpoint)),
+    )
+
+
+def _describe_load_failure(model_id: str, error: OSError) -> str:
+    text = str(error)
+    offline = os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True") or "offline" in text.lower()
+    if "safetensors" in text.lower() and "not" in text.lower():
+        return f"{model_id} has no safetensors weights; Segue loads safetensors only"
+    if offline or "connect" in text.lower() or "resolve" in text.lower() or "network" in text.lower():
+        return (
+            f"cannot download {model_id}: no network (or HF_HUB_OFFLINE is set) and it is not in the cache; "
+            "connect once to download it, or pass a local model folder with --model"
+        )
+    if "not a valid model identifier" in text or "Repository Not Found" in text or "404" in text:
+        return f"unknown model {model_id!r}: no such Hugging Face repository"
+    return f"cannot load {model_id}: {_first_line(error)}"
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

@@ -1,0 +1,144 @@
+"""MusicGen models with random weights, built locally from explicit configs.
+
+`tiny` (and `tiny-stereo`) make noise in milliseconds and let every path of the app run offline;
+`small-random` has the real musicgen-small architecture, so its cost per step is the real one
+(benchmarks use it). Each is saved with `save_pretrained` and then loaded through the same
+`from_pretrained` path as a downloaded checkpoint.
+"""
+
+import json
+import shutil
+import string
+import tempfile
+from pathlib import Path
+
+import torch
+import transformers
+from transformers import (
+    EncodecConfig,
+    EncodecFeatureExtractor,
+    GenerationConfig,
+    MusicgenConfig,
+    MusicgenDecoderConfig,
+    MusicgenForConditionalGeneration,
+    MusicgenProcessor,
+    T5Config,
+    T5Tokenizer,
+)
+
+SAMPLE_RATE = 32000
+CODEBOOK_SIZE = 2048
+MARKER_FILE = "segue_random_model.json"
+
+# musicgen-small's EnCodec 32 kHz: 640 samples per frame (50 frames/s), 4 codebooks at 2.2 kbps.
+_ENCODEC_32KHZ = dict(
+    sampling_rate=SAMPLE_RATE,
+    upsampling_ratios=[8, 5, 4, 4],
+    target_bandwidths=[2.2],
+    codebook_size=CODEBOOK_SIZE,
+    use_causal_conv=False,
+    norm_type="weight_norm",
+    pad_mode="reflect",
+    use_conv_shortcut=False,
+    normalize=False,
+    chunk_length_s=None,
+    overlap=None,
+)
+
+ARCHITECTURES = {
+    "tiny": dict(
+        text_encoder=dict(d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=2, feed_forward_proj="relu"),
+        audio_encoder=dict(num_filters=4, hidden_size=16, codebook_dim=16, num_lstm_layers=1),
+        decoder=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, ffn_dim=64),
+        audio_channels=1,
+    ),
+    "tiny-stereo": dict(
+        text_encoder=dict(d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=2, feed_forward_proj="relu"),
+        audio_encoder=dict(num_filters=4, hidden_size=16, codebook_dim=16, num_lstm_layers=1),
+        decoder=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, ffn_dim=64),
+        audio_channels=2,
+    ),
+    "small-random": dict(
+        text_encoder=dict(
+            d_model=768, d_ff=3072, d_kv=64, num_heads=12, num_layers=12, feed_forward_proj="relu", vocab_size=32128
+        ),
+        audio_encoder=dict(num_filters=64, hidden_size=128, codebook_dim=128, num_lstm_layers=2),
+        decoder=dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, ffn_dim=4096),
+        audio_channels=1,
+    ),
+}
+
+
+def tiny_tokenizer() -> T5Tokenizer:
+    """A T5 (Unigram) tokenizer over letters, digits and a few musical words: any text tokenizes."""
+    words = ["drums", "bass", "guitar", "piano", "synth", "pad", "lofi", "lo-fi", "hip", "hop", "house", "techno", "ambient", "jazz", "funk", "rock", "trap", "beat", "groove", "loop", "chill", "dark", "bright", "warm", "deep", "slow", "fast", "bpm", "drum", "and", "with", "the", "a", "of", "in"]
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
+    pieces += [(f"▁{word}", -3.0) for word in words]
+    pieces += [(char, -5.0) for char in string.ascii_lowercase + string.digits + string.punctuation]
+    pieces += [(f"▁{char}", -6.0) for char in string.ascii_lowercase + string.digits]
+    return T5Tokenizer(vocab=pieces, extra_ids=0)
+
+
+def build_random_musicgen(architecture: str, seed: int = 0) -> tuple[MusicgenForConditionalGeneration, MusicgenProcessor]:
+    spec = ARCHITECTURES[architecture]
+    tokenizer = tiny_tokenizer()
+    channels = spec["audio_channels"]
+    text_kwargs = {"vocab_size": len(tokenizer), **spec["text_encoder"]}
+    decoder_kwargs = dict(
+        vocab_size=CODEBOOK_SIZE,
+        max_position_embeddings=2048,
+        num_codebooks=4 * channels,
+        audio_channels=channels,
+        pad_token_id=CODEBOOK_SIZE,
+        bos_token_id=CODEBOOK_SIZE,
+        activation_function="gelu",
+        dropout=0.1,
+        tie_word_embeddings=False,
+        **spec["decoder"],
+    )
+    config = MusicgenConfig(
+        text_encoder=T5Config(**text_kwargs),
+        audio_encoder=EncodecConfig(**_ENCODEC_32KHZ, **spec["audio_encoder"]),
+        decoder=MusicgenDecoderConfig(**decoder_kwargs),
+    )
+    transformers.logging.set_verbosity_error()  # random weights trip harmless pad-id warnings
+    torch.manual_seed(seed)
+    model = MusicgenForConditionalGeneration(config).eval()
+    model.generation_config = GenerationConfig(
+        do_sample=True,
+        guidance_scale=3.0,
+        max_length=1500,
+        top_k=250,
+        pad_token_id=CODEBOOK_SIZE,
+        bos_token_id=CODEBOOK_SIZE,
+        decoder_start_token_id=CODEBOOK_SIZE,
+    )
+    feature_extractor = EncodecFeatureExtractor(feature_size=channels, sampling_rate=SAMPLE_RATE, padding_value=0.0)
+    processor = MusicgenProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
+    return model, processor
+
+
+def save_random_musicgen(architecture: str, directory: Path) -> Path:
+    """Build and save atomically (built in a sibling temp dir, then renamed); return `directory`."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        model, processor = build_random_musicgen(architecture)
+        model.save_pretrained(tmp, safe_serialization=True)
+        processor.save_pretrained(tmp)
+        (tmp / MARKER_FILE).write_text(
+            json.dumps({"architecture": architecture, "note": "random weights: makes noise"}), encoding="utf-8"
+        )
+        try:
+            tmp.rename(directory)
+        except OSError:
+            if not (directory / MARKER_FILE).is_file():  # lost a race to another builder: theirs is fine
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return directory
+
+
+def is_random_model(directory: Path) -> bool:
+    return (Path(directory) / MARKER_FILE).is_file()

@@ -1,0 +1,168 @@
+"""Segue's own MusicGen sampling loop over the transformers modules.
+
+Why not `model.generate()`: in transformers 5.x it prefills twice, ignores a static cache, does not
+forward streamers and returns no codes. This loop does one prefill, then one decoder step per
+position, and hands every step to a callback (progress, streaming decode, cancellation).
+
+The delay pattern: codebook row j is delayed by d_j positions (d_j = j for mono models, j // 2 for
+stereo ones, whose left/right codebooks are interleaved). Frame f of row j sits at position
+f + 1 + d_j of the sequence; position 0 is the start token. A sequence holding T prompt frames and
+N new frames therefore has L = 1 + T + N + D positions (D = largest delay) and takes N + D decoder
+passes. Positions holding padding or prompt codes are fixed; the rest are sampled.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+
+from bridge.engine.loading import LoadedModel
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 1.0
+    top_k: int = 250
+    top_p: float = 0.0
+    cfg: float = 3.0
+    greedy: bool = False
+
+    @property
+    def guided(self) -> bool:
+        return self.cfg > 1.0
+
+
+@dataclass
+class Conditioning:
+    """Projected, masked text-encoder states for the decoder's cross-attention.
+
+    With guidance, the batch is [conditional rows; unconditional rows] (zero states, zero mask), as
+    transformers' MusicGen `generate` builds it.
+    """
+
+    hidden_states: torch.Tensor
+    attention_mask: torch.Tensor
+    batch_size: int
+    guided: bool
+
+
+StepCallback = Callable[[int, int, torch.Tensor], None]
+
+
+def codebook_delays(loaded: LoadedModel) -> list[int]:
+    stereo = loaded.audio_channels == 2
+    return [row // 2 if stereo else row for row in range(loaded.num_codebooks)]
+
+
+@torch.inference_mode()
+def encode_text(loaded: LoadedModel, prompt: str, batch_size: int, guided: bool) -> Conditioning:
+    model = loaded.model
+    tokens = loaded.processor.tokenizer([prompt] * batch_size, return_tensors="pt", padding=True)
+    input_ids = tokens["input_ids"].to(loaded.device)
+    attention_mask = tokens["attention_mask"].to(loaded.device)
+    hidden = model.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    if guided:
+        hidden = torch.cat([hidden, torch.zeros_like(hidden)], dim=0)
+        attention_mask = torch.cat([attention_mask, torch.zeros_like(attention_mask)], dim=0)
+    if hasattr(model, "enc_to_dec_proj"):
+        hidden = model.enc_to_dec_proj(hidden)
+    hidden = hidden * attention_mask[..., None].to(hidden.dtype)
+    return Conditioning(hidden, attention_mask, batch_size, guided)
+
+
+def build_sequence(
+    loaded: LoadedModel, prompt_codes: torch.Tensor | None, batch_size: int, new_frames: int
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Return (sequence, fixed, first position to predict) laid out in the delay pattern.
+
+    `prompt_codes` has shape (batch, codebooks, frames) or is None.
+    """
+    delays = codebook_delays(loaded)
+    prompt_frames = 0 if prompt_codes is None else prompt_codes.shape[-1]
+    length = 1 + prompt_frames + new_frames + max(delays)
+    pad = loaded.model.generation_config.pad_token_id
+    sequence = torch.full((batch_size, len(delays), length), pad, dtype=torch.long, device=loaded.device)
+    fixed = torch.ones_like(sequence, dtype=torch.bool)
+    for row, delay in enumerate(delays):
+        first = 1 + delay
+        if prompt_frames:
+            sequence[:, row, first : first + prompt_frames] = prompt_codes[:, row].to(loaded.device)
+        fixed[:, row, first + prompt_frames : first + prompt_frames + new_frames] = False
+    return sequence, fixed, prompt_frames + 1
+
+
+def undelay(loaded: LoadedModel, sequence: torch.Tensor, frames: int) -> torch.Tensor:
+    """Frames 0..frames-1 of every row, shape (batch, codebooks, frames)."""
+    rows = [sequence[:, row, 1 + delay : 1 + delay + frames] for row, delay in enumerate(codebook_delays(loaded))]
+    return torch.stack(rows, dim=1)
+
+
+def process_logits(
+    logits: torch.Tensor, params: SamplingParams, generators: list[torch.Generator] | None
+) -> torch.Tensor:
+    """Pick the next token of every (take, codebook) row. `logits`: (batch, codebooks, vocab), guided."""
+    if params.greedy:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / params.temperature
+    if 0 < params.top_k < logits.shape[-1]:
+        kth = torch.topk(logits, params.top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if 0.0 < params.top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        remove = cumulative - sorted_logits.softmax(dim=-1) > params.top_p  # keep the token that crosses top_p
+        logits = logits.masked_fill(remove.scatter(-1, order, remove), float("-inf"))
+    probs = logits.softmax(dim=-1)
+    picks = [
+        torch.multinomial(probs[take], 1, generator=None if generators is None else generators[take]).squeeze(-1)
+        for take in range(probs.shape[0])
+    ]
+    return torch.stack(picks)
+
+
+@torch.inference_mode()
+def sample_codes(
+    loaded: LoadedModel,
+    conditioning: Conditioning,
+    prompt_codes: torch.Tensor | None,
+    new_frames: int,
+    params: SamplingParams,
+    generators: list[torch.Generator] | None = None,
+    on_step: StepCallback | None = None,
+) -> torch.Tensor:
+    """Generate `new_frames` frames after `prompt_codes`; return all codes (batch, codebooks, frames).
+
+    `on_step(step, total_steps, complete_codes)` runs after every decoder pass; complete_codes holds
+    every frame whose codebooks are all known (prompt included). It may raise to stop generation.
+    """
+    batch = conditioning.batch_size
+    sequence, fixed, position = build_sequence(loaded, prompt_codes, batch, new_frames)
+    codebooks, length = sequence.shape[1], sequence.shape[2]
+    max_delay = max(codebook_delays(loaded))
+    total_steps = length - position
+    decoder = loaded.model.decoder
+    cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+    inputs = sequence[:, :, :position]
+    for step in range(total_steps):
+        input_ids = inputs.reshape(batch * codebooks, -1)
+        if conditioning.guided:
+            input_ids = input_ids.repeat(2, 1)
+        outputs = decoder(
+            input_ids=input_ids,
+            encoder_hidden_states=conditioning.hidden_states,
+            encoder_attention_mask=conditioning.attention_mask,
+            past_key_values=cache,
+            use_cache=True,
+        )
+        cache = outputs.past_key_values
+        logits = outputs.logits[:, -1].reshape(-1, batch, codebooks, outputs.logits.shape[-1])
+        logits = logits[1] + (logits[0] - logits[1]) * params.cfg if conditioning.guided else logits[0]
+        tokens = process_logits(logits, params, generators)
+        sequence[:, :, position] = torch.where(fixed[:, :, position], sequence[:, :, position], tokens)
+        if on_step is not None:
+            on_step(step + 1, total_steps, undelay(loaded, sequence, max(0, position - max_delay)))
+        inputs = sequence[:, :, position : position + 1]
+        position += 1
+    prompt_frames = 0 if prompt_codes is None else prompt_codes.shape[-1]
+    return undelay(loaded, sequence, prompt_frames + new_frames)
