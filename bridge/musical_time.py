@@ -6,6 +6,7 @@ bar lines are placed by rounding the exact position, never by adding rounded bar
 errors never accumulate.
 """
 
+import math
 from dataclasses import dataclass
 
 from bridge.errors import InvalidParameterError
@@ -81,3 +82,37 @@ def beats_to_seconds(beats: float, bpm: float) -> float:
 
 def seconds_to_beats(seconds: float, bpm: float) -> float:
     return seconds * check_bpm(bpm) / 60.0
+
+
+def whole_bars_in(samples: int, bpm: float, signature: TimeSignature, sample_rate: int) -> int:
+    """How many complete bars, starting on a bar line, fit in `samples` samples."""
+    bars = int(samples / samples_per_bar(bpm, signature, sample_rate))
+    # The float division can land one bar off at an exact boundary; the rounding rule decides.
+    while bars > 0 and bars_to_samples(bars, bpm, signature, sample_rate) > samples:
+        bars -= 1
+    while bars_to_samples(bars + 1, bpm, signature, sample_rate) <= samples:
+        bars += 1
+    return bars
+
+
+def bar_lines_in_span(
+    start_sample: int,
+    stop_sample: int,
+    bpm: float,
+    signature: TimeSignature,
+    sample_rate: int,
+    bar_zero_sample: int = 0,
+) -> list[int]:
+    """Sample indices of the bar lines in [start_sample, stop_sample).
+
+    `bar_zero_sample` is where one bar line falls (any bar line: the grid extends both ways), so a
+    span cut from the middle of a song finds the same bar lines the whole song has.
+    """
+    length = samples_per_bar(bpm, signature, sample_rate)
+    first_bar = math.floor((start_sample - bar_zero_sample) / length) - 1
+    last_bar = math.ceil((stop_sample - bar_zero_sample) / length) + 1
+    lines = (
+        bar_zero_sample + bar_line_sample(bar, bpm, signature, sample_rate)
+        for bar in range(first_bar, last_bar + 1)
+    )
+    return [line for line in lines if start_sample <= line < stop_sample]
