@@ -4,6 +4,7 @@ import pytest
 
 from bridge.engine.request import GenerationRequest
 from bridge.errors import PresetError
+from bridge.paths import config_dir
 from bridge.presets import (
     Preset,
     builtin_presets_dir,
@@ -47,7 +48,7 @@ def test_defaults_fill_optional_fields():
     assert preset.tags == () and preset.bpm_range is None and preset.suits_bpm(200)
 
 
-def test_user_saves_a_preset_to_the_config_folder_and_it_round_trips(segue_dirs):
+def test_user_saves_a_preset_to_the_config_folder_and_it_round_trips():
     original = Preset(
         name='Dusty "keys" \\ tape',
         prompt="rhodes chords,\nwarm tape\t hiss, café vibe \x7f",
@@ -61,7 +62,7 @@ def test_user_saves_a_preset_to_the_config_folder_and_it_round_trips(segue_dirs)
     )
     saved = save_user_preset(original)
     assert saved.path.parent == user_presets_dir()
-    assert str(saved.path).startswith(str(segue_dirs["config"]))
+    assert saved.path.is_relative_to(config_dir())
     assert saved.id == "dusty-keys-tape" and saved.is_user
     assert saved.prompt == original.prompt.strip() and saved.name == original.name
     assert (saved.tags, saved.bars, saved.signature, saved.guidance, saved.temperature, saved.bpm_range) == (
