@@ -1,14 +1,57 @@
-"""Shared fixtures: every test gets its own Segue folders, so nothing touches the user's files."""
+"""Shared fixtures: Segue's folders in temporary places, and the tiny random model loaded once."""
 
+import os
+
+import numpy as np
 import pytest
+import soundfile
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(scope="session")
+def segue_cache_dir(tmp_path_factory):
+    """One model cache for the whole run: the tiny models are built once."""
+    path = tmp_path_factory.mktemp("segue-cache")
+    os.environ["SEGUE_CACHE_DIR"] = str(path)
+    return path
 
 
 @pytest.fixture(autouse=True)
-def segue_dirs(tmp_path, monkeypatch):
-    """Point SEGUE_CONFIG_DIR / DATA / CACHE / OUTPUT at fresh folders under tmp_path."""
-    dirs = {}
-    for name in ("config", "data", "cache", "output"):
-        path = tmp_path / f"segue-{name}"
-        monkeypatch.setenv(f"SEGUE_{name.upper()}_DIR", str(path))
-        dirs[name] = path
-    return dirs
+def segue_dirs(tmp_path, monkeypatch, segue_cache_dir):
+    """Every test gets its own config, data and output folders."""
+    for name in ("CONFIG", "DATA", "OUTPUT"):
+        folder = tmp_path / f"segue-{name.lower()}"
+        monkeypatch.setenv(f"SEGUE_{name}_DIR", str(folder))
+    monkeypatch.setenv("SEGUE_CACHE_DIR", str(segue_cache_dir))
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(segue_cache_dir):
+    from bridge.engine.loading import load_model
+
+    return load_model("tiny", "cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_stereo_model(segue_cache_dir):
+    from bridge.engine.loading import load_model
+
+    return load_model("tiny-stereo", "cpu")
+
+
+@pytest.fixture
+def write_tone(tmp_path):
+    """Write a test tone file: write_tone(name, seconds, rate, channels) -> path."""
+
+    def write(name: str, seconds: float, rate: int, channels: int = 1, subtype: str = "PCM_16"):
+        t = np.arange(round(seconds * rate)) / rate
+        tone = 0.3 * np.sin(2 * np.pi * 220.0 * t)
+        audio = np.stack([tone * (0.5 + 0.5 * c) for c in range(channels)], axis=1)
+        path = tmp_path / name
+        soundfile.write(path, audio, rate, subtype=subtype)
+        return path
+
+    return write

@@ -37,7 +37,9 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         raise AudioFileError(f"no audio file at {path}")
     try:
         audio, sample_rate = soundfile.read(path, dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:
+    except soundfile.LibsndfileError as error:
+        raise AudioFileError(f"cannot read {path.name} as audio: {error.error_string.rstrip('.')}") from None
+    except (RuntimeError, ValueError) as error:
         raise AudioFileError(f"cannot read {path.name} as audio: {error}") from None
     if audio.shape[0] == 0:
         raise AudioFileError(f"{path.name} contains no audio (zero length)")

@@ -104,6 +104,13 @@ def build_random_musicgen(architecture: str, seed: int = 0) -> tuple[MusicgenFor
     transformers.logging.set_verbosity_error()  # random weights trip harmless pad-id warnings
     torch.manual_seed(seed)
     model = MusicgenForConditionalGeneration(config).eval()
+    # EnCodec's codebooks are buffers that start at zero (they are learnt by k-means): give them
+    # random vectors so different codes decode to different audio.
+    with torch.no_grad():
+        for layer in model.audio_encoder.quantizer.layers:
+            layer.codebook.embed.normal_()
+            layer.codebook.embed_avg.copy_(layer.codebook.embed)
+            layer.codebook.cluster_size.fill_(1.0)
     model.generation_config = GenerationConfig(
         do_sample=True,
         guidance_scale=3.0,
