@@ -13,6 +13,7 @@ track.py, clip_slot.py, application.py, manager.py):
 `patched=False` is upstream AbletonOSC, without Segue's create_audio_clip patch.
 """
 
+import contextlib
 import socket
 import threading
 import time
@@ -24,8 +25,14 @@ from pythonosc.osc_message import OscMessage, ParseError
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 LISTENABLE = (
-    "tempo", "signature_numerator", "signature_denominator", "is_playing", "loop", "loop_start",
-    "loop_length", "current_song_time",
+    "tempo",
+    "signature_numerator",
+    "signature_denominator",
+    "is_playing",
+    "loop",
+    "loop_start",
+    "loop_length",
+    "current_song_time",
 )
 
 
@@ -196,9 +203,14 @@ class FakeLive:
             "/live/track/get/name": lambda p: (p[0], self._track(p[0]).name),
             "/live/track/set/name": lambda p: setattr(self._track(p[0]), "name", p[1]),
             "/live/track/get/has_audio_input": lambda p: (p[0], self._track(p[0]).is_audio),
-            "/live/track/get/clips/name": lambda p: (p[0], *(_clip_name(c) for c in self._track(p[0]).clip_slots)),
+            "/live/track/get/clips/name": lambda p: (
+                p[0],
+                *(_clip_name(c) for c in self._track(p[0]).clip_slots),
+            ),
             "/live/track/get/arrangement_clips/start_time": lambda p: (
-                p[0], *(start for start, _ in self._track(p[0]).arrangement_clips)),
+                p[0],
+                *(start for start, _ in self._track(p[0]).arrangement_clips),
+            ),
             "/live/clip_slot/get/has_clip": lambda p: (p[0], p[1], self._slot(p[0], p[1]) is not None),
         }
         if self.patched:
@@ -266,10 +278,8 @@ class FakeLive:
         with self._lock:
             if self._socket is None or self._socket.fileno() < 0:
                 return
-            try:
+            with contextlib.suppress(OSError):
                 self._socket.sendto(builder.build().dgram, to or self._remote_addr)
-            except OSError:
-                pass
 
 
 def _clip_name(path: str | None) -> str | None:

@@ -29,8 +29,14 @@ def make_link(live: FakeLive) -> AbletonLink:
 
 @pytest.fixture
 def live():
-    song = FakeSong(tempo=122.0, signature_numerator=3, signature_denominator=4, loop=True,
-                    loop_start=8.0, loop_length=16.0)
+    song = FakeSong(
+        tempo=122.0,
+        signature_numerator=3,
+        signature_denominator=4,
+        loop=True,
+        loop_start=8.0,
+        loop_length=16.0,
+    )
     with FakeLive(song=song) as fake:
         yield fake
 

@@ -44,9 +44,7 @@ LISTENED_PROPERTIES = (
     "loop_length",
 )
 UNKNOWN_ADDRESS = "Unknown OSC address"
-PATCH_HINT = (
-    "needs Live 12.0.5+ and AbletonOSC with Segue's patch (packaging/ableton/README.md)"
-)
+PATCH_HINT = "needs Live 12.0.5+ and AbletonOSC with Segue's patch (packaging/ableton/README.md)"
 # Positions closer than this (in beats) are the same position.
 _BEAT_TOLERANCE = 1e-3
 
@@ -165,9 +163,11 @@ class AbletonLink(DawLink):
         if not any(_is_number(start) and abs(float(start) - beats) < _BEAT_TOLERANCE for start in reply[1:]):
             raise DawError(f"Live reported no clip at beat {beats:g} on track {track + 1} after creating it")
         return PlacedClip(
-            ROUTE_ABLETON_ARRANGEMENT, Path(path),
+            ROUTE_ABLETON_ARRANGEMENT,
+            Path(path),
             f"placed on track {track + 1} at beat {beats:g} in Live's Arrangement",
-            track_index=track, position_beats=beats,
+            track_index=track,
+            position_beats=beats,
         )
 
     def _place_in_session(self, path: str, track: int, slot: int | None) -> PlacedClip:
@@ -178,9 +178,11 @@ class AbletonLink(DawLink):
         if reply[-1] is not True:
             raise DawError(f"Live reported no clip in track {track + 1}, slot {slot + 1} after creating it")
         return PlacedClip(
-            ROUTE_ABLETON_SESSION, Path(path),
+            ROUTE_ABLETON_SESSION,
+            Path(path),
             f"placed in Live's Session view: track {track + 1}, slot {slot + 1}",
-            track_index=track, slot_index=slot,
+            track_index=track,
+            slot_index=slot,
         )
 
     def _create_audio_track(self, name: str) -> int:
@@ -199,7 +201,9 @@ class AbletonLink(DawLink):
             raise DawError(f"track numbers start at 1, got {track + 1}")
         reply = self._query("/live/track/get/has_audio_input", track)
         if reply[-1] is not True:
-            raise DawError(f"track {track + 1} in Live is not an audio track: pick an audio track or a new one")
+            raise DawError(
+                f"track {track + 1} in Live is not an audio track: pick an audio track or a new one"
+            )
 
     def _first_empty_slot(self, track: int) -> int:
         """First Session slot of `track` without a clip; adds a scene when every slot is full."""
@@ -215,7 +219,10 @@ class AbletonLink(DawLink):
     def _query(self, address: str, *args: object) -> tuple:
         """Ask Live and return the reply's arguments; for indexed objects the reply starts with the indices."""
         reply = self._endpoint.request(
-            self.daw_address, address, args, self.reply_timeout_seconds,
+            self.daw_address,
+            address,
+            args,
+            self.reply_timeout_seconds,
             match=lambda message: message.address == address and tuple(message.args[: len(args)]) == args,
         )
         if reply is None:

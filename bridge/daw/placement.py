@@ -84,8 +84,9 @@ class ClipPlacer:
         path = Path(target.path)
         if not path.is_file():
             raise DawError(f"cannot place {path}: the file does not exist")
-        target = ClipTarget(path.resolve(), target.track_index, target.track_name, target.position_beats,
-                            target.slot_index)
+        target = ClipTarget(
+            path.resolve(), target.track_index, target.track_name, target.position_beats, target.slot_index
+        )
         reason = "no DAW link"
         if self._link is not None:
             try:
@@ -100,7 +101,8 @@ class ClipPlacer:
                 log.warning("cannot copy %s to the export folder %s: %s", path.name, self._export_dir, error)
             else:
                 return PlacedClip(
-                    ROUTE_EXPORT_FOLDER, copy,
+                    ROUTE_EXPORT_FOLDER,
+                    copy,
                     f"{reason}; {copy.name} is in the export folder {self._export_dir}: drag it into the project",
                 )
         return PlacedClip(ROUTE_DRAG_AND_DROP, path, f"{reason}; drag {path.name} into the project")

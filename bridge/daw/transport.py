@@ -37,6 +37,8 @@ class TransportSnapshot:
     loop_end_seconds: float | None = None
     track_names: tuple[str, ...] = ()
     daw_version: str | None = None
+    # Bar and beat as the DAW itself displays them (REAPER's /beat/str), when it reports them.
+    daw_bar_beat: tuple[int, float] | None = None
 
     def seconds_since_last_message(self, now: float | None = None) -> float | None:
         if self.last_message_time is None:
@@ -45,6 +47,8 @@ class TransportSnapshot:
 
     def bar_and_beat(self) -> tuple[int, float] | None:
         """1-based bar and beat (in the signature's beat unit) of the playhead, as the DAW displays it."""
+        if self.daw_bar_beat is not None:
+            return self.daw_bar_beat
         if self.position_beats is None:
             return None
         signature = self.signature or TimeSignature()
@@ -55,10 +59,22 @@ class TransportSnapshot:
 
 
 # Values a DAW may report, and the unit they arrive in.
-_BEAT_FIELDS = {"position_beats": "position_seconds", "loop_start_beats": "loop_start_seconds",
-                "loop_end_beats": "loop_end_seconds"}
+_BEAT_FIELDS = {
+    "position_beats": "position_seconds",
+    "loop_start_beats": "loop_start_seconds",
+    "loop_end_beats": "loop_end_seconds",
+}
 _SECOND_FIELDS = {seconds: beats for beats, seconds in _BEAT_FIELDS.items()}
-_PLAIN_FIELDS = {"tempo_bpm", "signature", "playing", "recording", "loop_enabled", "track_names", "daw_version"}
+_PLAIN_FIELDS = {
+    "tempo_bpm",
+    "signature",
+    "playing",
+    "recording",
+    "loop_enabled",
+    "track_names",
+    "daw_version",
+    "daw_bar_beat",
+}
 
 TransportListener = Callable[[TransportSnapshot], None]
 

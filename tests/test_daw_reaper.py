@@ -1,0 +1,184 @@
+"""Segue following and feeding REAPER, against a fake REAPER (OSC surface + companion scripts) over real UDP."""
+
+import numpy as np
+import pytest
+import soundfile
+
+from bridge.daw.placement import ROUTE_EXPORT_FOLDER, ROUTE_REAPER, ClipPlacer, ClipTarget
+from bridge.daw.reaper import ReaperLink
+from bridge.daw.reaper_jobs import JOB_FILE, ReaperJob, default_exchange_dir
+from bridge.errors import DawError, InvalidParameterError
+from bridge.musical_time import TimeSignature
+from tests.fake_reaper import FakeProject, FakeReaper
+from tests.waiting import wait_until
+
+
+def make_link(reaper: FakeReaper, **options) -> ReaperLink:
+    link = ReaperLink(
+        reaper_port=reaper.port,
+        listen_port=0,
+        heartbeat_seconds=0.3,
+        timeout_seconds=1.0,
+        probe_seconds=0.3,
+        **options,
+    )
+    reaper.device_port = link.listen_port
+    return link
+
+
+@pytest.fixture
+def reaper():
+    project = FakeProject(tempo=96.0, signature=(6, 8))
+    with FakeReaper(project=project) as fake:
+        yield fake
+
+
+@pytest.fixture
+def link(reaper):
+    with make_link(reaper) as connected:
+        wait_until(lambda: connected.transport.snapshot().tempo_bpm, what="REAPER's tempo")
+        yield connected
+
+
+@pytest.fixture
+def clip(segue_dirs):
+    path = segue_dirs["output"] / "take 1.wav"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(path, np.zeros((48000, 2), dtype=np.float32), 48000)
+    return path
+
+
+def test_segue_asks_reaper_for_everything_on_connect(reaper, link):
+    snapshot = link.transport.wait_for(lambda s: s.signature is not None and s.track_names, 5)
+
+    assert ("/action/41743", ()) in reaper.received
+    assert snapshot.connected
+    assert snapshot.tempo_bpm == pytest.approx(96.0)
+    # Native OSC has no time signature: it comes from the project info script.
+    assert snapshot.signature == TimeSignature(6, 8)
+    assert snapshot.track_names == ("Drums", "Bass")
+    assert snapshot.playing is False
+
+
+def test_transport_follows_play_tempo_and_loop(reaper, link):
+    reaper.set_loop(2.0, 6.0)
+    reaper.set_tempo(150.0)
+    reaper.play()
+
+    snapshot = link.transport.wait_for(
+        lambda s: (
+            s.playing
+            and (s.position_seconds or 0) > 0.2
+            and s.daw_bar_beat is not None
+            and s.tempo_bpm == pytest.approx(150.0)
+        ),
+        5,
+    )
+    assert snapshot.loop_enabled
+    assert (snapshot.loop_start_seconds, snapshot.loop_end_seconds) == (2.0, 6.0)
+    assert snapshot.loop_start_beats == pytest.approx(5.0)
+    assert snapshot.position_beats == pytest.approx(snapshot.position_seconds * 150 / 60)
+    assert snapshot.bar_and_beat()[0] == 1
+
+    reaper.stop_playing()
+    assert link.transport.wait_for(lambda s: not s.playing, 5)
+
+
+def test_a_quiet_reaper_is_kept_alive_by_refreshes(reaper, link):
+    """REAPER says nothing while stopped; Segue's refresh requests keep the link up."""
+    refreshes_before = reaper.received.count(("/action/41743", ()))
+    wait_until(lambda: reaper.received.count(("/action/41743", ())) >= refreshes_before + 3, 10, "refreshes")
+    assert link.transport.snapshot().connected
+
+
+def test_reaper_disappearing_and_coming_back(reaper, link):
+    port = reaper.port
+    reaper.stop()
+    assert link.transport.wait_for(lambda s: not s.connected, 5)
+
+    with FakeReaper(port=port, device_port=link.listen_port, project=FakeProject(tempo=77.0)):
+        assert link.transport.wait_for(lambda s: s.connected and s.tempo_bpm == pytest.approx(77.0), 5)
+
+
+def test_the_insert_script_places_a_clip_at_a_beat_in_one_undo_step(reaper, link, clip):
+    reaper.project.cursor_seconds = 3.25
+
+    placed = link.place_clip(ClipTarget(clip, track_index=1, position_beats=8.0))
+
+    assert placed.route == ROUTE_REAPER
+    assert placed.track_index == 1
+    item = reaper.project.tracks[1].items[0]
+    assert (item.file, item.position_seconds, item.length_seconds) == (str(clip), 5.0, 1.0)
+    assert reaper.project.undo_points == ["Segue: insert clip"]
+    assert reaper.project.cursor_seconds == 3.25
+    assert not (default_exchange_dir() / JOB_FILE).exists()
+
+
+def test_the_insert_script_makes_a_new_track_and_uses_the_edit_cursor(reaper, link, clip):
+    reaper.project.cursor_seconds = 1.5
+
+    placed = link.place_clip(ClipTarget(clip, track_name="Segue ideas"))
+
+    assert placed.track_index == 2
+    new_track = reaper.project.tracks[2]
+    assert new_track.name == "Segue ideas"
+    assert new_track.items[0].position_seconds == 1.5
+
+
+def test_the_insert_scripts_error_is_reported(reaper, link, tmp_path):
+    not_audio = tmp_path / "lyrics.wav"
+    not_audio.write_text("la la la")
+
+    with pytest.raises(DawError, match="REAPER could not insert .*lyrics.wav"):
+        link.place_clip(ClipTarget(not_audio, track_index=0))
+    assert reaper.project.tracks[0].items == []
+
+
+def test_a_missing_script_times_out_with_a_clear_error_and_falls_back(reaper, clip, tmp_path):
+    reaper.actions.clear()
+    with make_link(reaper, insert_timeout_seconds=0.5, info_timeout_seconds=0.5) as link:
+        link.transport.wait_for(lambda s: s.connected, 5)
+        with pytest.raises(DawError, match="did not run the Segue insert script.*INSTALL.md"):
+            link.place_clip(ClipTarget(clip, track_index=0))
+        assert not (link.exchange_dir / JOB_FILE).exists(), "a late trigger must not find the job"
+
+        placed = ClipPlacer(link, tmp_path / "export").place(ClipTarget(clip, track_index=0))
+    assert placed.route == ROUTE_EXPORT_FOLDER
+    assert placed.path.is_file()
+
+
+def test_a_wrong_command_id_is_caught_by_the_script(reaper, clip):
+    with make_link(reaper, insert_action="_SEGUE_RENDER_SELECTION") as link:
+        link.transport.wait_for(lambda s: s.connected, 5)
+        with pytest.raises(DawError, match="this job is for the Segue insert script, not the render script"):
+            link.place_clip(ClipTarget(clip, track_index=0))
+    assert reaper.project.tracks[0].items == []
+
+
+def test_rendering_the_time_selection_for_a_continuation(reaper, link):
+    reaper.project.time_selection = (4.0, 6.5)
+
+    rendered = link.render()
+
+    assert (rendered.start_seconds, rendered.end_seconds) == (4.0, 6.5)
+    info = soundfile.info(rendered.path)
+    assert info.frames == round(2.5 * 48000)
+    assert reaper.project.render_settings["RENDER_FORMAT"] == "l3pm", "the producer's settings are restored"
+    assert reaper.project.render_settings["RENDER_PATTERN"] == "$project"
+
+
+def test_rendering_given_bounds(reaper, link, tmp_path):
+    rendered = link.render(tmp_path / "bars 5-8.wav", start_seconds=10.0, end_seconds=12.0)
+
+    assert rendered.path == tmp_path / "bars 5-8.wav"
+    assert soundfile.info(rendered.path).duration == pytest.approx(2.0)
+
+
+def test_rendering_without_a_time_selection_says_what_to_do(link):
+    with pytest.raises(DawError, match="select a time range in REAPER first"):
+        link.render()
+
+
+def test_values_with_line_breaks_never_reach_the_job_file():
+    with pytest.raises(InvalidParameterError, match="line breaks"):
+        ReaperJob("insert", {"file": "/tmp/a.wav\naction=render"}).to_text()
