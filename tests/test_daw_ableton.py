@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from bridge import paths
 from bridge.daw.ableton import AbletonLink
 from bridge.daw.placement import (
     ROUTE_ABLETON_ARRANGEMENT,
@@ -49,8 +50,8 @@ def link(live):
 
 
 @pytest.fixture
-def clip(segue_dirs):
-    path = segue_dirs["output"] / "clip.wav"
+def clip():
+    path = paths.output_dir() / "clip.wav"
     path.parent.mkdir(parents=True, exist_ok=True)
     soundfile.write(path, np.zeros((3200, 2), dtype=np.float32), 32000)
     return path

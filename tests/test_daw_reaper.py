@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from bridge import paths
 from bridge.daw.placement import ROUTE_EXPORT_FOLDER, ROUTE_REAPER, ClipPlacer, ClipTarget
 from bridge.daw.reaper import ReaperLink
 from bridge.daw.reaper_jobs import JOB_FILE, ReaperJob, default_exchange_dir
@@ -41,8 +42,8 @@ def link(reaper):
 
 
 @pytest.fixture
-def clip(segue_dirs):
-    path = segue_dirs["output"] / "take 1.wav"
+def clip():
+    path = paths.output_dir() / "take 1.wav"
     path.parent.mkdir(parents=True, exist_ok=True)
     soundfile.write(path, np.zeros((48000, 2), dtype=np.float32), 48000)
     return path
