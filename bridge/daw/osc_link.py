@@ -98,6 +98,8 @@ def parse_datagram(dgram: bytes) -> list[tuple[str, OscArgs]]:
         packet = osc_packet.OscPacket(dgram)
     except (osc_packet.ParseError, UnicodeDecodeError, struct.error, IndexError, ValueError) as error:
         raise MalformedPacket(f"not an OSC message or bundle ({error})") from None
+    if not packet.messages:
+        raise MalformedPacket("an OSC bundle with no messages in it")
     messages = []
     for timed in packet.messages:
         _check_message_layout(timed.message.dgram)
@@ -152,8 +154,10 @@ class OscEndpoint:
         on_message: MessageHandler | None = None,
         on_garbage: GarbageHandler | None = None,
         name: str = "osc",
+        max_datagram_bytes: int = MAX_UDP_PAYLOAD_BYTES,
     ) -> None:
         self._name = name
+        self._max_datagram_bytes = max_datagram_bytes
         self._on_message = on_message
         self._on_garbage = on_garbage
         self._waiters: list[_Waiter] = []
@@ -248,6 +252,11 @@ class OscEndpoint:
                 log.exception("%s: datagram from %s could not be handled", self._name, sender)
 
     def _handle_datagram(self, dgram: bytes, sender: Address) -> None:
+        if len(dgram) > self._max_datagram_bytes:
+            self._report_garbage(
+                dgram, sender, f"{len(dgram)} bytes is more than the {self._max_datagram_bytes}-byte limit"
+            )
+            return
         try:
             messages = parse_datagram(dgram)
         except MalformedPacket as error:

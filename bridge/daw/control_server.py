@@ -1,0 +1,314 @@
+"""Segue's own OSC control API, so a controller, a Max for Live patch, TouchOSC or a script can drive it.
+
+Inbound (UDP, 127.0.0.1:9030 by default):
+    /segue/generate       s:prompt f:seconds
+    /segue/generate_bars  s:prompt i:bars              length from the DAW's tempo and time signature
+    /segue/continue       s:audio_path s:prompt f:seconds   continue an audio file (absolute path)
+    /segue/cancel                                      stop the running job
+    /segue/status
+Outbound, to the sender's IP at the reply port (9031 by default):
+    /segue/progress  i:job f:fraction               0.0 as soon as a job is accepted, then as it runs
+    /segue/clip      i:job s:path                   one per take, always under Segue's output folder
+    /segue/status    s:daw i:connected f:tempo_bpm i:numerator i:denominator i:playing i:busy i:job
+                     (0 for what is unknown; job 0 when idle)
+    /segue/error     s:message                      anything refused or failed; "job N cancelled"
+
+One job runs at a time. A message that is malformed, truncated, unknown, of the wrong types or
+otherwise impossible is answered with /segue/error and changes nothing.
+"""
+
+import logging
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import soundfile
+
+from bridge import paths
+from bridge.clips import write_take
+from bridge.daw.link import DawLink, NoDawLink
+from bridge.daw.osc_link import LOCALHOST, Address, OscEndpoint, OscMessage
+from bridge.engine.events import EngineEvent, JobCancelled, JobFailed, JobFinished, Progress
+from bridge.engine.request import DEFAULT_MODEL, GenerationRequest
+from bridge.errors import AudioFileError, InvalidParameterError, SegueError
+
+log = logging.getLogger(__name__)
+
+CONTROL_PORT = 9030
+REPLY_PORT = 9031
+# python-osc's own servers stop at 8192 bytes; no valid Segue message comes near it.
+MAX_MESSAGE_BYTES = 8192
+MAX_PATH_CHARS = 4096
+# Longest audio file /segue/continue accepts: the engine reads it whole before trimming.
+MAX_CONTINUE_SOURCE_SECONDS = 20 * 60.0
+# How much of the end of the file continues into the new material (as `segue continue` does).
+CONTINUE_PROMPT_SECONDS = 10.0
+
+
+class Engine(Protocol):
+    """What the control server needs of bridge.engine.worker.EngineClient."""
+
+    def submit(self, request: GenerationRequest) -> int: ...
+
+    def cancel(self, job_id: int) -> None: ...
+
+
+@dataclass
+class _ActiveJob:
+    job_id: int
+    reply_to: Address
+
+
+@dataclass(frozen=True)
+class _Command:
+    """An inbound address: its argument types (s text, f number, i whole number) and its handler."""
+
+    types: str
+    usage: str
+    handler: Callable[..., None]
+
+
+class ControlServer:
+    """Receives /segue/* messages, runs jobs on the injected engine, writes clips, and answers.
+
+    The engine's events must be passed to `on_engine_event` (EngineClient's `on_event`).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        link: DawLink | None = None,
+        model: str = DEFAULT_MODEL,
+        host: str = LOCALHOST,
+        port: int = CONTROL_PORT,
+        reply_port: int = REPLY_PORT,
+        output_dir: Path | None = None,
+    ) -> None:
+        self.engine = engine
+        self.link = link or NoDawLink()
+        self.model = model
+        self.reply_port = reply_port
+        self.output_dir = output_dir or paths.output_dir()
+        self._job: _ActiveJob | None = None
+        self._lock = threading.Lock()
+        self._commands = {
+            "/segue/generate": _Command("sf", "/segue/generate s:prompt f:seconds", self._generate),
+            "/segue/generate_bars": _Command(
+                "si", "/segue/generate_bars s:prompt i:bars", self._generate_bars
+            ),
+            "/segue/continue": _Command(
+                "ssf", "/segue/continue s:audio_path s:prompt f:seconds", self._continue
+            ),
+            "/segue/cancel": _Command("", "/segue/cancel", self._cancel),
+            "/segue/status": _Command("", "/segue/status", self._status),
+        }
+        self._endpoint = OscEndpoint(
+            host, port, self._receive, self._garbage, name="control", max_datagram_bytes=MAX_MESSAGE_BYTES
+        )
+
+    @property
+    def port(self) -> int:
+        return self._endpoint.port
+
+    @property
+    def host(self) -> str:
+        return self._endpoint.host
+
+    @property
+    def busy_job(self) -> int | None:
+        with self._lock:
+            return None if self._job is None else self._job.job_id
+
+    def start(self) -> "ControlServer":
+        self._endpoint.start()
+        return self
+
+    def close(self) -> None:
+        self._endpoint.close()
+
+    def __enter__(self) -> "ControlServer":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- inbound ----------------------------------------------------------------------------------
+
+    def _garbage(self, dgram: bytes, sender: Address, reason: str) -> None:
+        self._error(self._reply_address(sender), f"malformed OSC message: {reason}")
+
+    def _receive(self, message: OscMessage) -> None:
+        reply_to = self._reply_address(message.sender)
+        command = self._commands.get(message.address)
+        if command is None:
+            self._error(
+                reply_to,
+                f"unknown address {_shorten(message.address)}; Segue understands "
+                + ", ".join(self._commands),
+            )
+            return
+        try:
+            args = _check_arguments(message.args, command)
+            command.handler(reply_to, *args)
+        except SegueError as error:
+            self._error(reply_to, f"{message.address}: {error}")
+
+    def _reply_address(self, sender: Address) -> Address:
+        return (sender[0], self.reply_port)
+
+    def _generate(self, reply_to: Address, prompt: str, seconds: float) -> None:
+        self._submit(reply_to, GenerationRequest(prompt=prompt, model=self.model, seconds=seconds))
+
+    def _generate_bars(self, reply_to: Address, prompt: str, bars: int) -> None:
+        snapshot = self.link.transport.snapshot()
+        if not snapshot.connected or not snapshot.tempo_bpm:
+            raise InvalidParameterError(
+                f"a length in bars needs the DAW's tempo, and there is none: {self.link.describe()}"
+            )
+        signature = str(snapshot.signature) if snapshot.signature else "4/4"
+        request = GenerationRequest(
+            prompt=prompt, model=self.model, bars=float(bars), bpm=snapshot.tempo_bpm, signature=signature
+        )
+        self._submit(reply_to, request)
+
+    def _continue(self, reply_to: Address, audio_path: str, prompt: str, seconds: float) -> None:
+        path, duration_seconds = _check_audio_file(audio_path)
+        request = GenerationRequest(
+            prompt=prompt,
+            model=self.model,
+            seconds=seconds,
+            audio_path=str(path),
+            prompt_seconds=min(CONTINUE_PROMPT_SECONDS, duration_seconds),
+        )
+        self._submit(reply_to, request)
+
+    def _submit(self, reply_to: Address, request: GenerationRequest) -> None:
+        request.validate()
+        with self._lock:
+            if self._job is not None:
+                raise SegueError(
+                    f"busy with job {self._job.job_id}; send /segue/cancel first or wait for its clip"
+                )
+            job_id = self.engine.submit(request)
+            self._job = _ActiveJob(job_id, reply_to)
+            self._send(reply_to, "/segue/progress", job_id, 0.0)
+
+    def _cancel(self, reply_to: Address) -> None:
+        with self._lock:
+            if self._job is None:
+                raise SegueError("nothing to cancel: no job is running")
+            self.engine.cancel(self._job.job_id)
+
+    def _status(self, reply_to: Address) -> None:
+        snapshot = self.link.transport.snapshot()
+        job_id = self.busy_job
+        signature = snapshot.signature
+        self._send(
+            reply_to,
+            "/segue/status",
+            self.link.name,
+            int(snapshot.connected),
+            float(snapshot.tempo_bpm or 0.0),
+            signature.numerator if signature else 0,
+            signature.denominator if signature else 0,
+            int(snapshot.playing),
+            int(job_id is not None),
+            job_id or 0,
+        )
+
+    # -- engine events ----------------------------------------------------------------------------
+
+    def on_engine_event(self, event: EngineEvent) -> None:
+        """Forward the running job's progress, write its clips, or report why it ended."""
+        with self._lock:
+            job = self._job
+            if job is None or getattr(event, "job_id", None) != job.job_id:
+                return
+            if isinstance(event, Progress):
+                self._send(job.reply_to, "/segue/progress", job.job_id, min(1.0, max(0.0, event.fraction)))
+                return
+            if isinstance(event, JobFinished):
+                self._deliver_clips(job, event)
+            elif isinstance(event, JobFailed):
+                self._error(job.reply_to, f"job {job.job_id} failed: {event.message}")
+            elif isinstance(event, JobCancelled):
+                self._error(job.reply_to, f"job {job.job_id} cancelled")
+            else:
+                return
+            self._job = None
+
+    def _deliver_clips(self, job: _ActiveJob, event: JobFinished) -> None:
+        self._send(job.reply_to, "/segue/progress", job.job_id, 1.0)
+        for take in event.result.takes:
+            try:
+                path = write_take(event.result, take, out_dir=self.output_dir)
+            except (OSError, SegueError) as error:
+                self._error(
+                    job.reply_to, f"job {job.job_id}: cannot write the clip to {self.output_dir}: {error}"
+                )
+                return
+            self._send(job.reply_to, "/segue/clip", job.job_id, str(path))
+
+    # -- outbound ---------------------------------------------------------------------------------
+
+    def _send(self, to: Address, address: str, *args: Any) -> None:
+        self._endpoint.send(to, address, args)
+
+    def _error(self, to: Address, message: str) -> None:
+        log.info("control error to %s: %s", to, message)
+        self._send(to, "/segue/error", message)
+
+
+def _check_arguments(args: tuple, command: _Command) -> list:
+    """The arguments converted to the command's types, or InvalidParameterError naming the usage."""
+    if len(args) != len(command.types):
+        raise InvalidParameterError(
+            f"expected {len(command.types)} argument(s), got {len(args)}; usage: {command.usage}"
+        )
+    converted = []
+    for position, (kind, value) in enumerate(zip(command.types, args, strict=True), start=1):
+        number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+        if kind == "s" and isinstance(value, str):
+            converted.append(value)
+        elif kind == "f" and number is not None and math.isfinite(number):
+            converted.append(float(number))
+        elif kind == "i" and number is not None and math.isfinite(number) and float(number).is_integer():
+            converted.append(int(number))
+        else:
+            wanted = {"s": "text", "f": "a number", "i": "a whole number"}[kind]
+            raise InvalidParameterError(
+                f"argument {position} must be {wanted}, got {_shorten(repr(value))}; usage: {command.usage}"
+            )
+    return converted
+
+
+def _check_audio_file(audio_path: str) -> tuple[Path, float]:
+    """The file to continue, resolved, and its length in seconds; AudioFileError says what is wrong."""
+    if not audio_path or len(audio_path) > MAX_PATH_CHARS:
+        raise AudioFileError(f"the audio path must be 1-{MAX_PATH_CHARS} characters")
+    path = Path(audio_path)
+    if not path.is_absolute():
+        raise AudioFileError(f"give the audio file as an absolute path, not {_shorten(audio_path)}")
+    if not path.is_file():
+        raise AudioFileError(f"no audio file at {_shorten(audio_path)}")
+    try:
+        info = soundfile.info(str(path))
+    except (soundfile.LibsndfileError, RuntimeError, ValueError, OSError):
+        raise AudioFileError(f"{_shorten(path.name)} is not an audio file Segue can read") from None
+    if info.frames <= 0 or info.samplerate <= 0:
+        raise AudioFileError(f"{_shorten(path.name)} contains no audio")
+    seconds = info.frames / info.samplerate
+    if seconds > MAX_CONTINUE_SOURCE_SECONDS:
+        raise AudioFileError(
+            f"{_shorten(path.name)} is {seconds / 60:.0f} min long; give Segue at most "
+            f"{MAX_CONTINUE_SOURCE_SECONDS / 60:.0f} min to continue"
+        )
+    return path.resolve(), seconds
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    """Keep echoed input short: an error reply never grows with a hostile message."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
