@@ -36,3 +36,7 @@ class DawError(SegueError):
 
 class PresetError(SegueError):
     """A preset file is unreadable or a field in it is invalid (the message names file and field)."""
+
+
+class LibraryError(SegueError):
+    """The clip library cannot do what was asked: unknown clip, unreadable database, failed export."""

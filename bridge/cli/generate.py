@@ -8,11 +8,11 @@ from tqdm import tqdm
 
 from bridge import paths
 from bridge.audio.io import read_audio
-from bridge.clips import write_take
 from bridge.engine.events import EngineEvent, ModelLoading, Progress
 from bridge.engine.request import DEFAULT_MODEL, QUALITY_MODES, GenerationRequest
 from bridge.engine.worker import EngineClient
 from bridge.errors import InvalidParameterError
+from bridge.library import ClipLibrary
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -105,18 +105,18 @@ def _run(args: argparse.Namespace, request: GenerationRequest, include_prompt: b
     with EngineClient(device=args.device, on_event=on_event) as engine:
         result = engine.wait(engine.submit(request))
     bar.close()
-    for take in result.takes:
-        target = _output_path(args, take.index, len(result.takes))
-        path = write_take(
-            result,
-            take,
-            out_dir=args.out_dir or paths.output_dir(),
-            path=target,
-            sample_rate=args.sample_rate,
-            bit_depth=args.bit_depth,
-            include_prompt=include_prompt,
-        )
-        print(path)
+    with ClipLibrary() as library:  # every take is recorded, so `segue library` and the panel find it
+        for take in result.takes:
+            clip = library.add_take(
+                result,
+                take,
+                out_dir=args.out_dir or paths.output_dir(),
+                path=_output_path(args, take.index, len(result.takes)),
+                sample_rate=args.sample_rate,
+                bit_depth=args.bit_depth,
+                include_prompt=include_prompt,
+            )
+            print(clip.path)
     return 0
 
 
