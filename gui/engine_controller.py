@@ -1,0 +1,142 @@
+"""The engine process seen from the Qt thread: submit and cancel jobs, receive Qt signals.
+
+EngineClient calls back on a background thread. Everything it reports crosses to the Qt thread
+through one queued signal, so widgets are only ever touched by the Qt thread and the window never
+waits for the engine. Finished takes are written to disk on the background thread, before crossing.
+"""
+
+from dataclasses import dataclass
+
+from PyQt6.QtCore import QObject, Qt, pyqtSignal
+
+from bridge.engine.events import (
+    AudioChunk,
+    EngineEvent,
+    EngineReady,
+    JobCancelled,
+    JobFailed,
+    JobFinished,
+    JobStarted,
+    ModelLoading,
+    Progress,
+)
+from bridge.engine.request import GenerationRequest
+from bridge.engine.worker import EngineClient
+from bridge.errors import SegueError
+from gui.clip_store import ClipEntry, ClipStore
+
+
+@dataclass
+class _ClipsSaved:
+    job_id: int
+    entries: list[ClipEntry]
+    seconds_taken: float
+
+
+class EngineController(QObject):
+    """Owns the EngineClient (started on first use, or by `start()`); one instance per application."""
+
+    job_started = pyqtSignal(int)
+    model_loading = pyqtSignal(int, str)  # job id, what is being loaded
+    progress = pyqtSignal(int, int, int, object)  # job id, steps done, steps total, ETA in seconds or None
+    clips_ready = pyqtSignal(int, list)  # job id, list[ClipEntry] (already on disk)
+    job_failed = pyqtSignal(int, str)  # job id, one-line message
+    job_cancelled = pyqtSignal(int)
+    busy_changed = pyqtSignal(bool)
+    state_changed = pyqtSignal(str)  # one line for the status bar: "loading tiny", "ready: tiny on cpu"
+
+    _delivered = pyqtSignal(object)
+
+    def __init__(self, device: str = "auto", store: ClipStore | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.device = device
+        self.store = store or ClipStore()
+        self.state = "idle"
+        self.loaded_model: str | None = None
+        self.loaded_device: str | None = None
+        self._client: EngineClient | None = None
+        self._active: set[int] = set()
+        self._delivered.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._active)
+
+    @property
+    def active_jobs(self) -> frozenset[int]:
+        return frozenset(self._active)
+
+    def start(self) -> None:
+        """Start the worker process now (it imports torch), so the first Generate is quicker."""
+        if self._client is None:
+            self._client = EngineClient(self.device, on_event=self._on_engine_event)
+            self._set_state("starting")
+
+    def submit(self, request: GenerationRequest) -> int:
+        """Queue a job; impossible parameters raise InvalidParameterError here, nothing is queued."""
+        self.start()
+        job_id = self._client.submit(request)
+        self._active.add(job_id)
+        if len(self._active) == 1:
+            self.busy_changed.emit(True)
+        return job_id
+
+    def cancel_all(self) -> None:
+        """Cancel every queued or running job; each reports `job_cancelled` when it has stopped."""
+        if self._client is not None:
+            for job_id in sorted(self._active):
+                self._client.cancel(job_id)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # -- engine thread ---------------------------------------------------------------------------
+
+    def _on_engine_event(self, event: EngineEvent) -> None:
+        if isinstance(event, AudioChunk):
+            return  # the panel auditions finished clips; streamed audio stays in the engine's lane
+        if isinstance(event, JobFinished):
+            try:
+                entries = self.store.save_result(event.result, event.job_id)
+            except (SegueError, OSError) as error:
+                event = JobFailed(event.job_id, f"the clips could not be saved: {error}")
+            else:
+                event = _ClipsSaved(event.job_id, entries, event.result.seconds_taken)
+        self._delivered.emit(event)
+
+    # -- Qt thread -------------------------------------------------------------------------------
+
+    def _dispatch(self, event: object) -> None:
+        if isinstance(event, JobStarted):
+            self.job_started.emit(event.job_id)
+            self._set_state("generating")
+        elif isinstance(event, ModelLoading):
+            self._set_state(f"loading {event.model_id}")
+            self.model_loading.emit(event.job_id, event.message)
+        elif isinstance(event, EngineReady):
+            self.loaded_model, self.loaded_device = event.model_id, event.device
+            self._set_state("generating")
+        elif isinstance(event, Progress):
+            self.progress.emit(event.job_id, event.steps_done, event.steps_total, event.eta_seconds)
+        elif isinstance(event, _ClipsSaved):
+            self._finish(event.job_id)
+            self.clips_ready.emit(event.job_id, event.entries)
+        elif isinstance(event, JobFailed):
+            self._finish(event.job_id)
+            self.job_failed.emit(event.job_id, event.message)
+        elif isinstance(event, JobCancelled):
+            self._finish(event.job_id)
+            self.job_cancelled.emit(event.job_id)
+
+    def _finish(self, job_id: int) -> None:
+        self._active.discard(job_id)
+        if not self._active:
+            self._set_state(f"ready: {self.loaded_model} on {self.loaded_device}" if self.loaded_model else "idle")
+            self.busy_changed.emit(False)
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.state_changed.emit(state)

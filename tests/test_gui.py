@@ -1,0 +1,225 @@
+"""The control panel, driven like a producer would: a real offscreen window over the real engine process.
+
+Screenshots of the main states go to test-artifacts/gui/ (gitignored) for a human to look at.
+"""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import soundfile
+from PyQt6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
+from PyQt6.QtGui import QDragEnterEvent, QDropEvent
+from PyQt6.QtWidgets import QApplication
+
+from gui.engine_controller import EngineController
+from gui.main_window import MainWindow
+from gui.theme import apply_theme
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "gui"
+JOB_TIMEOUT_MS = 120_000
+
+
+@pytest.fixture(scope="module")
+def engine(qapp, segue_cache_dir):
+    """One engine process for the module: starting one imports torch, which takes seconds."""
+    apply_theme(qapp)
+    controller = EngineController(device="cpu")
+    yield controller
+    controller.close()
+
+
+@pytest.fixture
+def window(qtbot, engine):
+    window = MainWindow(engine)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    window.form.select_model("tiny")
+    yield window
+    if engine.busy:
+        engine.cancel_all()
+        qtbot.waitUntil(lambda: not engine.busy, timeout=JOB_TIMEOUT_MS)
+
+
+def screenshot(window: MainWindow, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    QApplication.processEvents()
+    assert window.grab().save(str(path)), f"could not save {path}"
+    return path
+
+
+def type_prompt(qtbot, window: MainWindow, text: str) -> None:
+    line = window.form.prompt.lineEdit()
+    line.clear()
+    qtbot.keyClicks(line, text)
+
+
+def set_length(window: MainWindow, value: float, unit: str) -> None:
+    window.form.length_unit.setCurrentText(unit)
+    window.form.length.setValue(value)
+
+
+class StallMeter:
+    """A 5 ms QTimer on the Qt thread; the longest gap between its ticks is the longest stall."""
+
+    def __init__(self) -> None:
+        self.longest_seconds = 0.0
+        self._last = time.perf_counter()
+        self._timer = QTimer()
+        self._timer.setInterval(5)
+        self._timer.timeout.connect(self._tick)
+        self._timer.start()
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.longest_seconds = max(self.longest_seconds, now - self._last)
+        self._last = now
+
+    def stop(self) -> float:
+        self._timer.stop()
+        return self.longest_seconds
+
+
+def test_type_a_prompt_generate_two_variations_see_progress_then_two_clips(qtbot, window, capsys):
+    type_prompt(qtbot, window, "dusty lo-fi hip hop drums")
+    set_length(window, 2, "bars")
+    window.form.variations.setValue(2)
+    screenshot(window, "1-ready")
+    seen_progress = []
+    window.engine.progress.connect(lambda job, done, total, eta: seen_progress.append((done, total, eta)))
+    meter = StallMeter()
+
+    with qtbot.waitSignal(window.engine.clips_ready, timeout=JOB_TIMEOUT_MS):
+        qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+        assert window.cancel_button.isEnabled()
+        qtbot.waitUntil(lambda: window.progress.maximum() == 100 and window.progress.value() > 0,
+                        timeout=JOB_TIMEOUT_MS)
+        assert "ETA" in window.progress.format() or window.progress.value() == 100
+        screenshot(window, "2-generating")
+
+    stall = meter.stop()
+    with capsys.disabled():
+        print(f"\n[gui] longest event-loop stall while generating: {stall * 1000:.0f} ms")
+    assert stall < 5.0, "the window froze while generating"  # sanity bound, not a performance test
+    assert seen_progress and seen_progress[-1][0] == seen_progress[-1][1]
+
+    clips = window.results_model.entries
+    assert len(clips) == 2
+    assert [clip.variation for clip in clips] == [0, 1]
+    assert clips[0].seed != clips[1].seed
+    for clip in clips:
+        assert clip.path.is_file() and clip.path.parent == Path(sys.modules["bridge.paths"].output_dir())
+        assert clip.prompt == "dusty lo-fi hip hop drums"
+        assert clip.bars == pytest.approx(2.0) and clip.seconds == pytest.approx(4.0)
+        assert clip.peaks.shape[1] == 2 and clip.peaks.max() > 0  # a real waveform, not silence
+    assert window.progress.value() == 100 and "2 new clips" in window.activity.text()
+    assert window.form.history()[0] == "dusty lo-fi hip hop drums"
+    assert not window.cancel_button.isEnabled() and window.retry_button.isEnabled()
+    assert window.banner.message == ""
+    screenshot(window, "3-results")
+
+
+def test_cancel_a_long_job(qtbot, window):
+    type_prompt(qtbot, window, "a very long ambient drone")
+    set_length(window, 120, "seconds")
+    window.form.variations.setValue(1)
+    window.generate()
+    qtbot.waitUntil(lambda: window.progress.maximum() == 100 and window.progress.value() > 0,
+                    timeout=JOB_TIMEOUT_MS)
+
+    with qtbot.waitSignal(window.engine.job_cancelled, timeout=JOB_TIMEOUT_MS):
+        qtbot.keyClick(window.form.prompt.lineEdit(), Qt.Key.Key_Escape)  # the Cancel shortcut
+    assert window.activity.text() == "Cancelled"
+    assert window.results_model.entries == []
+    assert not window.cancel_button.isEnabled()
+    assert window.banner.message == ""
+
+
+def test_drop_an_audio_file_on_the_window_to_continue_it(qtbot, window, write_tone):
+    tone = write_tone("bassline.wav", seconds=1.5, rate=44100)
+    set_length(window, 1, "seconds")
+    window.form.variations.setValue(1)
+    type_prompt(qtbot, window, "")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(tone))])
+    target = window.results.viewport()
+    where = QPointF(target.rect().center())
+
+    enter = QDragEnterEvent(where.toPoint(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    with qtbot.waitSignal(window.engine.clips_ready, timeout=JOB_TIMEOUT_MS):
+        drop = QDropEvent(where, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                          Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(window, drop)
+        assert drop.isAccepted()
+
+    [clip] = window.results_model.entries
+    assert clip.request.audio_path == str(tone.resolve())
+    assert clip.seconds == pytest.approx(1.0, abs=0.02)
+    assert window.continue_source.currentText() == "file: bassline.wav"
+    screenshot(window, "4-continued-drop")
+
+
+def test_a_dropped_text_file_is_refused(qtbot, window, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not audio")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(notes))])
+    enter = QDragEnterEvent(QPoint(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, enter)
+    assert not enter.isAccepted()
+
+
+def test_drag_a_clip_out_as_a_file_url(qtbot, window):
+    type_prompt(qtbot, window, "synthwave arp")
+    set_length(window, 1, "bars")
+    window.form.variations.setValue(1)
+    with qtbot.waitSignal(window.engine.clips_ready, timeout=JOB_TIMEOUT_MS):
+        window.generate()
+    [clip] = window.results_model.entries
+    drags = []
+    window.results.drag_started.connect(drags.append)
+
+    view = window.results
+    start = view.visualRect(view.model().index(0)).center()
+    qtbot.mousePress(view.viewport(), Qt.MouseButton.LeftButton, pos=start)
+    step = QApplication.startDragDistance() + 5
+    qtbot.mouseMove(view.viewport(), start + QPoint(step, 2))
+    qtbot.mouseMove(view.viewport(), start + QPoint(2 * step, 4))
+    qtbot.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, pos=start + QPoint(2 * step, 4))
+
+    assert len(drags) == 1
+    urls = drags[0].mimeData().urls()
+    assert [url.isLocalFile() for url in urls] == [True]
+    dragged = Path(urls[0].toLocalFile())
+    assert dragged == clip.path.resolve() and dragged.is_file()
+    info = soundfile.info(dragged)
+    assert info.format == "WAV" and info.frames > 0
+
+
+def test_mistakes_show_as_one_line_in_the_window(qtbot, window):
+    type_prompt(qtbot, window, "")
+    qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+    assert "type a prompt" in window.banner.message.lower()
+    assert "Traceback" not in window.banner.message
+    qtbot.mouseClick(window.continue_button, Qt.MouseButton.LeftButton)
+    assert "select a clip to continue" in window.banner.message.lower()
+    assert not window.engine.busy
+    screenshot(window, "5-error")
+
+
+def test_segue_gui_is_a_subcommand_and_imports_qt_only_when_it_runs():
+    code = (
+        "import sys; from bridge.cli import build_parser; "
+        "args = build_parser().parse_args(['gui']); "
+        "assert args.handler.__name__ == 'run_gui'; "
+        "assert not any(name.startswith('PyQt6') for name in sys.modules), 'Qt imported too early'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parent.parent)
