@@ -1,0 +1,61 @@
+"""`segue serve` end to end: a real process, real UDP, the tiny model, and a fake Live running AbletonOSC."""
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile
+
+from bridge import paths
+from tests.fake_ableton import FakeLive, FakeSong
+from tests.osc_client import OscTestClient
+from tests.waiting import wait_until
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_serve_follows_live_and_answers_a_controller():
+    reply_client = OscTestClient(0)
+    live_reply_port = free_udp_port()
+    with FakeLive(reply_port=live_reply_port, song=FakeSong(tempo=240.0)) as live:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bridge.cli", "serve", "--daw", "ableton", "--model", "tiny", "--device", "cpu",
+             "--osc-port", "0", "--reply-port", str(reply_client.port), "--ableton-port", str(live.port),
+             "--ableton-reply-port", str(live_reply_port)],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            banner = process.stdout.readline()
+            match = re.search(r"OSC control on 127\.0\.0\.1:(\d+)", banner)
+            assert match, banner + process.stderr.read()
+            reply_client.server = ("127.0.0.1", int(match.group(1)))
+
+            def connected_status():
+                reply_client.send("/segue/status")
+                args, _ = reply_client.receive_until("/segue/status", 5)
+                return args if args[1] == 1 and args[4] else None
+
+            assert wait_until(connected_status, 20, "Live connected") == ("ableton", 1, 240.0, 4, 4, 0, 0, 0)
+
+            # One bar of 4/4 at 240 BPM: one second.
+            reply_client.send("/segue/generate_bars", "four on the floor", 1)
+            (job, path), _ = reply_client.receive_until("/segue/clip", 120)
+            assert Path(path).parent == paths.output_dir().resolve()
+            assert soundfile.info(path).duration == pytest.approx(1.0, abs=1 / 32000)
+        finally:
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=30)
+            reply_client.close()
+    assert process.returncode == 0, stderr
+    assert "Ableton Live connected" in stderr
