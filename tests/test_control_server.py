@@ -13,6 +13,7 @@ from bridge import paths
 from bridge.daw.ableton import AbletonLink
 from bridge.daw.control_server import ControlServer
 from bridge.engine.worker import EngineClient
+from bridge.library import ClipLibrary
 from bridge.musical_time import TimeSignature, bars_to_seconds
 from tests.fake_ableton import FakeLive, FakeSong
 from tests.osc_client import OscTestClient, encode
@@ -41,8 +42,8 @@ def engine(segue_cache_dir):
     client.close()
 
 
-def start_server(engine, link=None) -> tuple[ControlServer, OscTestClient]:
-    server = ControlServer(engine, link=link, model="tiny", port=0, reply_port=0).start()
+def start_server(engine, link=None, library=None) -> tuple[ControlServer, OscTestClient]:
+    server = ControlServer(engine, link=link, model="tiny", port=0, reply_port=0, library=library).start()
     engine.relay.target = server.on_engine_event
     client = OscTestClient(server.port)
     server.reply_port = client.port
@@ -116,10 +117,17 @@ def test_status_reports_the_daw_transport(live, control_with_live):
 # -- jobs -------------------------------------------------------------------------------------------
 
 
-def test_generate_writes_a_clip_under_the_output_folder_and_reports_progress(control):
-    _, client = control
-
-    job, fractions, path = run_job(client, "/segue/generate", "dusty lo-fi drums", 1.0)
+def test_generate_writes_a_clip_under_the_output_folder_and_reports_progress(engine):
+    with ClipLibrary() as library:
+        server, client = start_server(engine, library=library)
+        try:
+            job, fractions, path = run_job(client, "/segue/generate", "dusty lo-fi drums", 1.0)
+            assert status(client)[6:] == (0, 0)
+            recorded = library.find_by_path(path)
+        finally:
+            client.close()
+            server.close()
+    assert recorded is not None and recorded.prompt == "dusty lo-fi drums", "the take is in the clip library"
 
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     clip = Path(path)
@@ -127,7 +135,6 @@ def test_generate_writes_a_clip_under_the_output_folder_and_reports_progress(con
     assert soundfile.info(clip).frames == MODEL_RATE
     sidecar = json.loads(clip.with_suffix(".json").read_text())
     assert sidecar["prompt"] == "dusty lo-fi drums"
-    assert status(client)[6:] == (0, 0)
 
 
 def test_generate_bars_takes_the_length_from_the_daws_tempo_and_signature(control_with_live):

@@ -12,6 +12,7 @@ from bridge.daw.transport import TransportSnapshot
 from bridge.engine.request import DEFAULT_MODEL
 from bridge.engine.worker import EngineClient
 from bridge.errors import InvalidParameterError
+from bridge.library import ClipLibrary
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -118,10 +119,12 @@ def run_serve(args: argparse.Namespace) -> int:
     link = make_link(args)
     server: control_server.ControlServer | None = None
     stop = threading.Event()
+    library = ClipLibrary()  # every take is recorded, as `segue generate` does
     engine = EngineClient(device=args.device, on_event=lambda event: server and server.on_engine_event(event))
     try:
         server = control_server.ControlServer(
-            engine, link, model=args.model, host=args.host, port=args.osc_port, reply_port=args.reply_port
+            engine, link, model=args.model, host=args.host, port=args.osc_port, reply_port=args.reply_port,
+            library=library,
         )
         link.start()
         server.start()
@@ -144,6 +147,7 @@ def run_serve(args: argparse.Namespace) -> int:
             server.close()
         link.close()
         engine.close()
+        library.close()
 
 
 class _ConnectionReporter:

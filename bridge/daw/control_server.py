@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import soundfile
 
@@ -34,6 +34,9 @@ from bridge.daw.osc_link import LOCALHOST, Address, OscEndpoint, OscMessage
 from bridge.engine.events import EngineEvent, JobCancelled, JobFailed, JobFinished, Progress
 from bridge.engine.request import DEFAULT_MODEL, GenerationRequest
 from bridge.errors import AudioFileError, InvalidParameterError, SegueError
+
+if TYPE_CHECKING:
+    from bridge.library import ClipLibrary
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +77,8 @@ class _Command:
 class ControlServer:
     """Receives /segue/* messages, runs jobs on the injected engine, writes clips, and answers.
 
-    The engine's events must be passed to `on_engine_event` (EngineClient's `on_event`).
+    The engine's events must be passed to `on_engine_event` (EngineClient's `on_event`). With a
+    `library`, every take is recorded there too, so the panel and `segue library` find it.
     """
 
     def __init__(
@@ -86,8 +90,10 @@ class ControlServer:
         port: int = CONTROL_PORT,
         reply_port: int = REPLY_PORT,
         output_dir: Path | None = None,
+        library: "ClipLibrary | None" = None,
     ) -> None:
         self.engine = engine
+        self.library = library
         self.link = link or NoDawLink()
         self.model = model
         self.reply_port = reply_port
@@ -244,7 +250,10 @@ class ControlServer:
         self._send(job.reply_to, "/segue/progress", job.job_id, 1.0)
         for take in event.result.takes:
             try:
-                path = write_take(event.result, take, out_dir=self.output_dir)
+                if self.library is not None:
+                    path = self.library.add_take(event.result, take, out_dir=self.output_dir).path
+                else:
+                    path = write_take(event.result, take, out_dir=self.output_dir)
             except (OSError, SegueError) as error:
                 self._error(
                     job.reply_to, f"job {job.job_id}: cannot write the clip to {self.output_dir}: {error}"
