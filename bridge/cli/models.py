@@ -1,29 +1,75 @@
-"""`segue models`: the models Segue knows, their size, licence and whether they are on this machine."""
+"""`segue models [list|download|remove]`: the models Segue knows, on this machine or to download."""
 
 import argparse
+import sys
+import threading
 
-from bridge.engine.catalog import KNOWN_MODELS, LOCAL_RANDOM_MODELS
-from bridge.engine.loading import random_model_dir
+from tqdm import tqdm
+
+from bridge.models import DownloadProgress, all_model_statuses, download_model, model_status, remove_model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("models", help="list known models and whether each is cached")
-    parser.set_defaults(handler=run_models)
+    parser = subparsers.add_parser("models", help="list, download and remove models")
+    parser.set_defaults(handler=run_list)
+    actions = parser.add_subparsers(dest="models_command", metavar="ACTION")
+
+    actions.add_parser("list", help="known models, their size, licence and whether each is here (default)")
+
+    download = actions.add_parser("download", help="download a model with progress; run again to resume")
+    download.add_argument("model_id", help="e.g. facebook/musicgen-small")
+    download.set_defaults(handler=run_download)
+
+    remove = actions.add_parser("remove", help="delete a downloaded model to free disk space")
+    remove.add_argument("model_id")
+    remove.set_defaults(handler=run_remove)
 
 
-def is_cached(model_id: str) -> bool:
-    if model_id in LOCAL_RANDOM_MODELS:
-        return (random_model_dir(model_id) / "model.safetensors").is_file()
-    from huggingface_hub import try_to_load_from_cache
-
-    return isinstance(try_to_load_from_cache(model_id, "model.safetensors"), str)
-
-
-def run_models(args: argparse.Namespace) -> int:
-    print(f"{'model':34} {'size':>8}  {'ch':>2}  {'cached':6}  licence / notes")
-    for model in KNOWN_MODELS:
-        size = f"{model.size_gb:.1f} GB" if model.size_gb >= 0.1 else "<1 MB"
-        cached = "yes" if is_cached(model.model_id) else "no"
-        print(f"{model.model_id:34} {size:>8}  {model.channels:>2}  {cached:6}  {model.licence}; {model.description}")
-    print("\nAny other MusicGen id (org/name) or a local model folder works with --model too.")
+def run_list(args: argparse.Namespace) -> int:
+    print(f"{'model':38} {'size':>8}  {'ch':>2}  {'on disk':>8}  {'state':22} licence / good for")
+    for status in all_model_statuses():
+        known = status.known
+        size = (f"{known.size_gb:.1f} GB" if known.size_gb >= 0.1 else "<10 MB") if known else "?"
+        disk = _megabytes(status.disk_bytes) if status.disk_bytes else "-"
+        state = f"{status.state} ({status.detail})" if status.detail and len(status.detail) < 30 else status.state
+        about = f"{known.licence}; {known.description}" if known else status.detail
+        print(f"{status.model_id:38} {size:>8}  {known.channels if known else '?':>2}  {disk:>8}  {state:22} {about}")
+    print("\nPrompts are English. Any other MusicGen id (org/name) or a local model folder works with --model;")
+    print("`segue models download ID` fetches one ahead of time (resumable), `segue models remove ID` frees space.")
     return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, disable=None, dynamic_ncols=True)
+
+    def show(progress: DownloadProgress) -> None:
+        bar.total = progress.bytes_total
+        bar.n = progress.bytes_done
+        bar.set_description("verifying" if progress.stage == "verifying" else
+                            f"{progress.files_done}/{progress.files_total} files")
+        bar.refresh()
+
+    try:
+        path = download_model(args.model_id, on_progress=show, cancel=threading.Event())
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"stopped; run `segue models download {args.model_id}` again to resume", file=sys.stderr)
+        raise
+    finally:
+        bar.close()
+    print(f"{args.model_id} is ready: {path}")
+    return 0
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    before = model_status(args.model_id)
+    freed = remove_model(args.model_id)
+    if freed == 0 and before.disk_bytes == 0:
+        print(f"{args.model_id} is not on this machine")
+    else:
+        print(f"removed {args.model_id}: {_megabytes(freed)} freed")
+    return 0
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 1e9:.1f} GB" if count >= 1e9 else f"{count / 1e6:.1f} MB"

@@ -13,6 +13,8 @@ class KnownModel:
     channels: int
     description: str
     languages: str = "English prompts"
+    # False: listed so producers know it exists, but Segue's engine cannot run it (yet).
+    supported: bool = True
 
 
 KNOWN_MODELS: tuple[KnownModel, ...] = (
@@ -22,6 +24,16 @@ KNOWN_MODELS: tuple[KnownModel, ...] = (
     KnownModel("facebook/musicgen-stereo-small", 2.4, MUSICGEN_LICENCE, 2, "300M stereo: wide loops, fast"),
     KnownModel("facebook/musicgen-stereo-medium", 8.0, MUSICGEN_LICENCE, 2, "1.5B stereo"),
     KnownModel("facebook/musicgen-stereo-large", 13.0, MUSICGEN_LICENCE, 2, "3.3B stereo: best quality, needs a GPU"),
+    # Melody models are a different architecture (MusicgenMelody: text + chromagram conditioning);
+    # sizes are estimates from their 1.5B / 3.3B parameter counts, the Hub gives the real ones.
+    KnownModel("facebook/musicgen-melody", 6.0, MUSICGEN_LICENCE, 1,
+               "1.5B, follows a hummed or played melody: not supported by Segue's engine yet", supported=False),
+    KnownModel("facebook/musicgen-melody-large", 13.0, MUSICGEN_LICENCE, 1,
+               "3.3B melody-conditioned: not supported by Segue's engine yet", supported=False),
+    KnownModel("facebook/musicgen-stereo-melody", 6.0, MUSICGEN_LICENCE, 2,
+               "1.5B stereo melody-conditioned: not supported by Segue's engine yet", supported=False),
+    KnownModel("facebook/musicgen-stereo-melody-large", 13.0, MUSICGEN_LICENCE, 2,
+               "3.3B stereo melody-conditioned: not supported by Segue's engine yet", supported=False),
     KnownModel("tiny", 0.004, "MIT (random weights)", 1, "tiny random model built locally: makes noise, for tests/offline", "-"),
     KnownModel("tiny-stereo", 0.004, "MIT (random weights)", 2, "tiny random stereo model built locally: makes noise", "-"),
 )

@@ -17,6 +17,7 @@ from bridge import paths
 from bridge.engine.catalog import LOCAL_RANDOM_MODELS
 from bridge.engine.random_models import is_random_model, save_random_musicgen
 from bridge.errors import InvalidParameterError, ModelError
+from bridge.models.store import installed_model_dir
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -82,6 +83,9 @@ def resolve_checkpoint(model_id: str) -> str:
     local = Path(model_id).expanduser()
     if local.is_dir():
         return str(local)
+    downloaded = installed_model_dir(model_id)  # fetched with `segue models download`: loads offline
+    if downloaded is not None:
+        return str(downloaded)
     if model_id.count("/") != 1 or local.exists() or model_id.startswith((".", "/", "~")):
         raise ModelError(f"unknown model {model_id!r}: give a Hugging Face id (org/name) or a model folder")
     return model_id
@@ -131,7 +135,7 @@ def _describe_load_failure(model_id: str, error: OSError) -> str:
     if offline or "connect" in text.lower() or "resolve" in text.lower() or "network" in text.lower():
         return (
             f"cannot download {model_id}: no network (or HF_HUB_OFFLINE is set) and it is not in the cache; "
-            "connect once to download it, or pass a local model folder with --model"
+            f"connect and run `segue models download {model_id}`, or pass a local model folder with --model"
         )
     if "not a valid model identifier" in text or "Repository Not Found" in text or "404" in text:
         return f"unknown model {model_id!r}: no such Hugging Face repository"
