@@ -63,7 +63,7 @@ class MainWindow(QMainWindow):
         self.engine = engine
         presets = presets if presets is not None else load_presets()
         if is_downloaded is None:
-            from bridge.cli.models import is_cached as is_downloaded
+            from bridge.models import is_downloaded
         self._last_request: GenerationRequest | None = None
         self._dropped_file: Path | None = None
         self._job_takes: dict[int, int] = {}

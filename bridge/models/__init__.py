@@ -12,6 +12,7 @@ from bridge.models.store import (
     ModelStatus,
     all_model_statuses,
     installed_model_dir,
+    is_downloaded,
     model_status,
     remove_model,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "download_model",
     "hub_offline",
     "installed_model_dir",
+    "is_downloaded",
     "model_status",
     "remove_model",
 ]

@@ -101,6 +101,11 @@ def model_status(model_id: str) -> ModelStatus:
     return ModelStatus(model_id, NOT_DOWNLOADED, 0, None, known)
 
 
+def is_downloaded(model_id: str) -> bool:
+    """True when `model_id` can be loaded without the network (what the panel's model picker shows)."""
+    return model_status(model_id).usable_offline
+
+
 def all_model_statuses() -> list[ModelStatus]:
     """Every known model, then any other model found in Segue's store."""
     ids = [model.model_id for model in KNOWN_MODELS]
