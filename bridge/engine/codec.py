@@ -49,14 +49,26 @@ def decode_codes(loaded: LoadedModel, codes: torch.Tensor) -> np.ndarray:
 
 ChunkSink = Callable[[int, np.ndarray], None]
 
+# EnCodec's decoder is a kernel-7 convolution, an LSTM, then an upsampling stack of convolutions.
+# The first convolution looks FIRST_CONV_LOOKAHEAD_FRAMES ahead. The upsampling stack (transposed
+# convolutions of kernel 2 x stride, kernel-3 residual and kernel-7 final convolutions) sees one
+# frame either side: with one frame of real context a window's middle already equals the full
+# decode (tests/test_engine_streaming.py fails with none); two leave a safety margin. The LSTM
+# carries its state from chunk to chunk instead of being re-run.
+FIRST_CONV_LOOKAHEAD_FRAMES = 3
+UPSAMPLER_MARGIN_FRAMES = 2
+HOLDBACK_FRAMES = FIRST_CONV_LOOKAHEAD_FRAMES + UPSAMPLER_MARGIN_FRAMES
+
 
 class StreamingDecoder:
-    """Turns a growing code sequence into consecutive audio chunks.
+    """Turns a growing code sequence into consecutive audio chunks at a cost linear in its length.
 
-    Every `chunk_frames` new frames it decodes the sequence and emits the samples that can no longer
-    change: EnCodec's convolutions look a few frames ahead, so the last `holdback_frames` frames
-    are held back until more arrive or the stream ends. Audio before `start_sample` (the audio
-    prompt) and after `total_samples` is never emitted. Concatenated chunks are the final audio.
+    Each frame goes through EnCodec's decoder once: the codebook lookup and first convolution
+    per new frame, the LSTM with its state carried over, and the upsampling stack over the new
+    frames plus a few frames of context. The last HOLDBACK_FRAMES frames wait for their right-hand
+    context (or the end of the stream). Chunks start small, so audio arrives early, and double up to
+    `max_chunk_frames`. Audio before `start_sample` (the audio prompt) and after `total_samples` is
+    never emitted; concatenated chunks equal the full decode of the final codes (to float rounding).
     """
 
     def __init__(
@@ -65,40 +77,113 @@ class StreamingDecoder:
         sink: ChunkSink,
         start_sample: int,
         total_samples: int,
-        chunk_frames: int = 25,
-        holdback_frames: int = 8,
+        first_chunk_frames: int = 4,
+        max_chunk_frames: int = 25,
     ) -> None:
         self.loaded = loaded
         self.sink = sink
         self.start_sample = start_sample
         self.end_sample = start_sample + total_samples
-        self.chunk_frames = chunk_frames
-        self.holdback_frames = holdback_frames
+        self.samples_per_frame = loaded.samples_per_frame
+        self.next_chunk_frames = first_chunk_frames
+        self.max_chunk_frames = max_chunk_frames
         self.emitted_until = start_sample  # absolute sample index in the decoded sequence
-        self.decoded_frames = 0
         self.chunks: list[np.ndarray] = []
+        codec = loaded.model.audio_encoder
+        self._quantizer = codec.quantizer
+        self._first_conv, self._lstm, *upsampler = codec.decoder.layers
+        self._upsampler = torch.nn.Sequential(*upsampler)
+        self._embeddings = _GrowingFrames()  # codebook vectors of every frame so far
+        self._lstm_out = _GrowingFrames()  # LSTM block output of every frame so far
+        self._lstm_state: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def update(self, codes: torch.Tensor) -> None:
         """Offer the complete frames so far, (batch, codebooks, frames)."""
-        frames = codes.shape[-1]
-        if frames - self.decoded_frames < self.chunk_frames:
+        stable_frames = codes.shape[-1] - HOLDBACK_FRAMES
+        if (stable_frames - self.next_chunk_frames) * self.samples_per_frame < self.emitted_until:
             return
-        stable_until = (frames - self.holdback_frames) * self.loaded.samples_per_frame
-        if stable_until > self.emitted_until:
-            self._emit(decode_codes(self.loaded, codes), stable_until)
-            self.decoded_frames = frames
+        self._advance(codes, final=False)
+        self._emit(stable_frames, final=False)
+        self.next_chunk_frames = min(2 * self.next_chunk_frames, self.max_chunk_frames)
 
     def finish(self, codes: torch.Tensor) -> np.ndarray:
         """Emit everything left; return the whole audio (batch, samples, channels)."""
-        if self.emitted_until < self.end_sample:
-            self._emit(decode_codes(self.loaded, codes), self.end_sample)
+        self._advance(codes, final=True)
+        self._emit(codes.shape[-1], final=True)
         return np.concatenate(self.chunks, axis=1)
 
-    def _emit(self, audio: np.ndarray, until: int) -> None:
-        until = min(until, self.end_sample, audio.shape[1])
-        if until <= self.emitted_until:
+    @torch.inference_mode()
+    def _advance(self, codes: torch.Tensor, final: bool) -> None:
+        """Run new frames through the codebook lookup, the first convolution and the LSTM."""
+        frames = codes.shape[-1]
+        known = self._embeddings.frames
+        if frames > known:
+            new = _streams(self.loaded, codes[..., known:frames].to(self.loaded.codec_device))
+            self._embeddings.append(self._quantizer.decode(new.transpose(0, 1)))
+        done = self._lstm_out.frames
+        target = frames if final else frames - FIRST_CONV_LOOKAHEAD_FRAMES
+        if target <= done:
             return
-        chunk = np.ascontiguousarray(audio[:, self.emitted_until : until])
+        # The convolution over a window with real context on both sides equals the full one in
+        # the middle; at the true ends its own padding is the full decode's padding.
+        window_start = max(0, done - FIRST_CONV_LOOKAHEAD_FRAMES)
+        window_end = min(frames, target + FIRST_CONV_LOOKAHEAD_FRAMES)
+        convolved = self._first_conv(self._embeddings.view(window_start, window_end))
+        convolved = convolved[..., done - window_start : target - window_start]
+        sequence = convolved.permute(2, 0, 1)  # EncodecLSTM's layout: (frames, streams, channels)
+        output, self._lstm_state = self._lstm.lstm(sequence, self._lstm_state)
+        self._lstm_out.append((output + sequence).permute(1, 2, 0))
+
+    @torch.inference_mode()
+    def _emit(self, until_frame: int, final: bool) -> None:
+        per_frame = self.samples_per_frame
+        first_frame = self.emitted_until // per_frame
+        until_frame = min(until_frame, self._lstm_out.frames)
+        until_sample = min(until_frame * per_frame, self.end_sample)
+        if until_sample <= self.emitted_until:
+            return
+        available = self._lstm_out.frames
+        window_start = max(0, first_frame - UPSAMPLER_MARGIN_FRAMES)
+        window_end = available if final else min(available, until_frame + UPSAMPLER_MARGIN_FRAMES)
+        audio = self._upsampler(self._lstm_out.view(window_start, window_end))  # (streams, 1, samples)
+        offset = window_start * per_frame
+        audio = audio[..., self.emitted_until - offset : until_sample - offset]
+        chunk = _from_streams(self.loaded, audio)
         self.sink(self.emitted_until - self.start_sample, chunk)
         self.chunks.append(chunk)
-        self.emitted_until = until
+        self.emitted_until = until_sample
+
+
+def _streams(loaded: LoadedModel, codes: torch.Tensor) -> torch.Tensor:
+    """(batch, codebooks, frames) -> mono codec streams (batch x channels, codebooks per channel, frames)."""
+    if loaded.audio_channels == 1:
+        return codes
+    return torch.cat([codes[:, 0::2], codes[:, 1::2]], dim=0)
+
+
+def _from_streams(loaded: LoadedModel, audio: torch.Tensor) -> np.ndarray:
+    """(batch x channels, 1, samples) -> float32 (batch, samples, channels)."""
+    channels = loaded.audio_channels
+    audio = audio.reshape(channels, -1, audio.shape[-1]).permute(1, 2, 0)
+    return np.ascontiguousarray(audio.float().cpu().numpy())
+
+
+class _GrowingFrames:
+    """A (streams, channels, frames) tensor that grows along frames with amortised O(1) appends."""
+
+    def __init__(self) -> None:
+        self._buffer: torch.Tensor | None = None
+        self.frames = 0
+
+    def append(self, values: torch.Tensor) -> None:
+        needed = self.frames + values.shape[-1]
+        if self._buffer is None or needed > self._buffer.shape[-1]:
+            grown = values.new_empty((*values.shape[:-1], max(needed, 2 * self.frames, 256)))
+            if self._buffer is not None:
+                grown[..., : self.frames] = self._buffer[..., : self.frames]
+            self._buffer = grown
+        self._buffer[..., self.frames : needed] = values
+        self.frames = needed
+
+    def view(self, start: int, end: int) -> torch.Tensor:
+        return self._buffer[..., start:end]

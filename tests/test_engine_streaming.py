@@ -1,0 +1,90 @@
+"""Streaming decode: chunks arrive early, each frame is decoded once, and the stitched stream is the full decode."""
+
+import numpy as np
+import pytest
+import torch
+
+from bridge.engine.codec import HOLDBACK_FRAMES, UPSAMPLER_MARGIN_FRAMES, StreamingDecoder, decode_codes
+
+
+def random_codes(loaded, batch: int, frames: int, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 2048, (batch, loaded.num_codebooks, frames), generator=generator)
+
+
+def stream(loaded, codes: torch.Tensor, prompt_frames: int, total_samples: int, **options):
+    """Offer the codes one frame at a time, as generation does; return (chunks, final audio, frames seen per chunk)."""
+    chunks, frames_at_chunk = [], []
+    offered = [0]
+
+    def sink(start, audio):
+        chunks.append((start, audio))
+        frames_at_chunk.append(offered[0])
+
+    decoder = StreamingDecoder(
+        loaded, sink, start_sample=prompt_frames * loaded.samples_per_frame, total_samples=total_samples, **options
+    )
+    for frames in range(prompt_frames + 1, codes.shape[-1] + 1):
+        offered[0] = frames
+        decoder.update(codes[..., :frames])
+    offered[0] = codes.shape[-1]
+    return chunks, decoder.finish(codes), frames_at_chunk
+
+
+@pytest.mark.parametrize(
+    ("model", "batch", "prompt_frames", "new_frames", "cut_samples"),
+    [
+        ("tiny_model", 1, 0, 120, 0),  # text prompt
+        ("tiny_model", 2, 37, 90, 250),  # continuation, two takes, length not a whole frame
+        ("tiny_stereo_model", 2, 0, 60, 0),  # interleaved stereo codebooks
+        ("tiny_model", 1, 0, 5, 0),  # shorter than the hold-back
+    ],
+)
+def test_stitched_stream_equals_the_full_decode(request, model, batch, prompt_frames, new_frames, cut_samples):
+    loaded = request.getfixturevalue(model)
+    per_frame = loaded.samples_per_frame
+    codes = random_codes(loaded, batch, prompt_frames + new_frames, seed=new_frames)
+    total = new_frames * per_frame - cut_samples
+    chunks, final, _ = stream(loaded, codes, prompt_frames, total)
+
+    starts = [start for start, _ in chunks]
+    assert starts == np.cumsum([0] + [audio.shape[1] for _, audio in chunks[:-1]]).tolist()
+    stitched = np.concatenate([audio for _, audio in chunks], axis=1)
+    np.testing.assert_array_equal(stitched, final)
+    assert final.shape == (batch, total, loaded.audio_channels)
+    full = decode_codes(loaded, codes)[:, prompt_frames * per_frame : prompt_frames * per_frame + total]
+    np.testing.assert_allclose(stitched, full, atol=1e-5, rtol=0)
+    assert np.abs(full).max() > 1e-3, "the decode must not be silent, or equality proves nothing"
+
+
+def test_first_chunk_is_small_and_early_then_chunks_grow(tiny_model):
+    codes = random_codes(tiny_model, 1, 200, seed=3)
+    chunks, _, frames_at_chunk = stream(tiny_model, codes, 0, 200 * 640, first_chunk_frames=4, max_chunk_frames=25)
+    sizes = [audio.shape[1] // 640 for _, audio in chunks]
+    assert frames_at_chunk[0] == 4 + HOLDBACK_FRAMES
+    assert sizes[:4] == [4, 8, 16, 25]
+    assert max(sizes[:-1]) == 25
+
+
+def test_every_frame_is_decoded_once_plus_a_bounded_margin(tiny_model):
+    """Linear cost: the upsampling stack sees each frame once plus a fixed margin per chunk, and
+    the LSTM each frame exactly once, however long the stream (re-decoding everything is quadratic)."""
+    codes = random_codes(tiny_model, 1, 600, seed=5)
+    decoder_layers = tiny_model.model.audio_encoder.decoder.layers
+    seen = {"lstm": 0, "upsampler": 0}
+
+    def lstm_frames(module, inputs, output):  # nn.LSTM input: (frames, streams, channels)
+        seen["lstm"] += inputs[0].shape[0]
+
+    def upsampler_frames(module, inputs, output):  # the stack's first ELU: (streams, channels, frames)
+        seen["upsampler"] += inputs[0].shape[-1]
+
+    lstm_hook = decoder_layers[1].lstm.register_forward_hook(lstm_frames)
+    upsampler_hook = decoder_layers[2].register_forward_hook(upsampler_frames)
+    try:
+        chunks, _, _ = stream(tiny_model, codes, 0, 600 * 640)
+    finally:
+        lstm_hook.remove()
+        upsampler_hook.remove()
+    assert seen["lstm"] == 600
+    assert seen["upsampler"] <= 600 + 2 * UPSAMPLER_MARGIN_FRAMES * len(chunks)
