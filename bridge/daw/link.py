@@ -152,5 +152,8 @@ class NoDawLink(DawLink):
     def close(self) -> None:
         pass
 
+    def place_clip(self, target: ClipTarget) -> PlacedClip:
+        raise PlacementUnavailable("no DAW is linked (--daw none)")
+
     def describe(self) -> str:
         return "no DAW (started with --daw none)"

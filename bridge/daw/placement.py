@@ -12,7 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -84,9 +84,7 @@ class ClipPlacer:
         path = Path(target.path)
         if not path.is_file():
             raise DawError(f"cannot place {path}: the file does not exist")
-        target = ClipTarget(
-            path.resolve(), target.track_index, target.track_name, target.position_beats, target.slot_index
-        )
+        target = replace(target, path=path.resolve())
         reason = "no DAW link"
         if self._link is not None:
             try:
