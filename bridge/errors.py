@@ -40,3 +40,15 @@ class PresetError(SegueError):
 
 class LibraryError(SegueError):
     """The clip library cannot do what was asked: unknown clip, unreadable database, failed export."""
+
+
+class SettingsError(SegueError):
+    """The settings file is unreadable or holds a value of the wrong kind (the message names both)."""
+
+
+class CaptureError(DeviceError):
+    """Audio asked of the recorder is not in its buffer: not recorded yet, or already overwritten."""
+
+
+class CalibrationError(DeviceError):
+    """The latency calibration click was not heard clearly on the input."""
