@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import soundfile
 
+from tests.jack_server import jack_server  # noqa: F401  (the fixture, for the audio tests)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 

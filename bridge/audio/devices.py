@@ -1,0 +1,162 @@
+"""Audio devices: list them, find one by name the way sounddevice does, and remember the choice.
+
+Producers route the DAW into a loopback device (BlackHole, VB-CABLE, JACK) and pick it here by any
+part of its name. The choice is saved in the settings as the device's label ("<name>, <host API>"),
+not its index: indices change when devices come and go.
+"""
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from bridge.errors import DeviceError
+from bridge.settings import load_settings, update_settings
+
+Kind = Literal["input", "output"]
+
+# Audio callbacks are Python: every block they need the GIL, which a busy thread otherwise keeps for up
+# to 5 ms (Python's default switch interval), as long as a whole 256-frame block at 48 kHz.
+AUDIO_GIL_SWITCH_SECONDS = 0.001
+
+
+def portaudio():
+    """The sounddevice module, or a DeviceError saying how to install PortAudio."""
+    try:
+        import sounddevice
+    except OSError as error:  # sounddevice raises OSError when the PortAudio library is missing
+        raise DeviceError(
+            f"PortAudio is not available ({error}); install it (Debian/Ubuntu: apt install libportaudio2)"
+        ) from None
+    return sounddevice
+
+
+@dataclass(frozen=True)
+class AudioDevice:
+    index: int
+    name: str
+    host_api: str
+    input_channels: int
+    output_channels: int
+    default_sample_rate: int
+
+    @property
+    def label(self) -> str:
+        """'<name>, <host API>': the string name queries match against, and what settings store."""
+        return f"{self.name}, {self.host_api}"
+
+    def channels(self, kind: Kind) -> int:
+        return self.input_channels if kind == "input" else self.output_channels
+
+
+def list_devices(kind: Kind | None = None) -> list[AudioDevice]:
+    """Every device PortAudio knows (only those with `kind` channels if given), in PortAudio's order."""
+    sd = portaudio()
+    host_apis = sd.query_hostapis()
+    devices = [
+        AudioDevice(
+            index=info["index"],
+            name=info["name"],
+            host_api=host_apis[info["hostapi"]]["name"],
+            input_channels=info["max_input_channels"],
+            output_channels=info["max_output_channels"],
+            default_sample_rate=round(info["default_samplerate"]),
+        )
+        for info in sd.query_devices()
+    ]
+    return [device for device in devices if kind is None or device.channels(kind) > 0]
+
+
+def find_device(query: str | int | None, kind: Kind) -> AudioDevice:
+    """The `kind` device matching `query`: an index, space-separated parts of its label (in order,
+    any case, as sounddevice matches them; an exact name or label wins over partial matches), or
+    None for the system default. Raises DeviceError naming the query when none or several match.
+    """
+    sd = portaudio()
+    try:
+        info = sd.query_devices(query, kind)
+    except ValueError as error:
+        lines = str(error).splitlines()
+        if len(lines) > 1:  # sounddevice lists the candidates, one per line
+            raise DeviceError(
+                f"several {kind} devices match {query!r}: {'; '.join(lines[1:])}; "
+                "give more of the name, or the host API"
+            ) from None
+        raise DeviceError(f"no {kind} device matches {query!r}; `segue devices` lists them") from None
+    except sd.PortAudioError as error:
+        if query is None:
+            raise DeviceError(f"there is no default {kind} device; choose one with `segue devices`") from None
+        raise DeviceError(f"{kind} device {query!r} is not usable: {error}") from None
+    if isinstance(query, int) and info["max_" + kind + "_channels"] < 1:
+        raise DeviceError(f"device {query} ({info['name']}) has no {kind} channels")
+    return next(device for device in list_devices() if device.index == info["index"])
+
+
+def chosen_device(kind: Kind, query: str | int | None = None) -> AudioDevice:
+    """The device to use: `query` if given, else the remembered choice, else the system default."""
+    if query is not None:
+        return find_device(query, kind)
+    remembered = _remembered(kind)
+    if remembered is None:
+        return find_device(None, kind)
+    try:
+        return find_device(remembered, kind)
+    except DeviceError:
+        raise DeviceError(
+            f"the remembered {kind} device {remembered!r} is not available; "
+            f"connect it or choose another with `segue devices --{kind} NAME`"
+        ) from None
+
+
+def remember_device(kind: Kind, device: AudioDevice | None) -> None:
+    """Save `device` (None: the system default) as the `kind` device for next time."""
+    label = device.label if device is not None else None
+
+    def change(settings) -> None:
+        setattr(settings.audio, f"{kind}_device", label)
+
+    update_settings(change)
+
+
+def stream_channels(device: AudioDevice, kind: Kind, channels: int | None) -> int:
+    """`channels`, or stereo (mono for a mono device), checked against what `device` has."""
+    have = device.channels(kind)
+    channels = channels or min(2, have)
+    if not 1 <= channels <= have:
+        raise DeviceError(f"{device.label} has {have} {kind} channels, asked for {channels}")
+    return channels
+
+
+def open_stream(device: AudioDevice, kind: Kind, channels: int, callback: Callable):
+    """Open and start a float32 callback stream on `device` at its own default rate."""
+    sd = portaudio()
+    if sys.getswitchinterval() > AUDIO_GIL_SWITCH_SECONDS:
+        sys.setswitchinterval(AUDIO_GIL_SWITCH_SECONDS)
+    stream_class = sd.InputStream if kind == "input" else sd.OutputStream
+    try:
+        stream = stream_class(
+            device=device.index,
+            samplerate=device.default_sample_rate,
+            channels=channels,
+            dtype="float32",
+            callback=callback,
+        )
+    except sd.PortAudioError as error:
+        raise DeviceError(f"cannot open {device.label} for {kind}: {error}") from None
+    try:
+        stream.start()
+    except sd.PortAudioError as error:
+        stream.close()
+        raise DeviceError(f"cannot start {device.label} for {kind}: {error}") from None
+    return stream
+
+
+def rescan_devices() -> None:
+    """Re-read the device list (PortAudio freezes it when it starts). Stops every open stream."""
+    sd = portaudio()
+    sd._terminate()
+    sd._initialize()
+
+
+def _remembered(kind: Kind) -> str | None:
+    return getattr(load_settings().audio, f"{kind}_device")
