@@ -9,9 +9,12 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from PyQt6.QtWidgets import QApplication
+from PyQt6.QtWidgets import QApplication, QMessageBox
 
 from bridge import paths
+from bridge.errors import SegueError
+from bridge.library import ClipLibrary
+from gui.clip_store import ClipStore
 from gui.engine_controller import EngineController
 from gui.main_window import MainWindow
 from gui.theme import apply_theme
@@ -40,14 +43,21 @@ def main(argv: Sequence[str] | None = None, device: str = "auto") -> int:
     app.setApplicationName("Segue")
     app.setOrganizationName("Segue")
     apply_theme(app)
-    engine = EngineController(device=device)
+    try:
+        library = ClipLibrary()
+    except SegueError as error:
+        QMessageBox.critical(None, "Segue", str(error))
+        return 2
+    engine = EngineController(device=device, store=ClipStore(library))
     window = MainWindow(engine)
     install_error_hook(window)
     window.show()
     try:
         return app.exec()
     finally:
+        window.background.shutdown()
         engine.close()
+        library.close()
 
 
 if __name__ == "__main__":

@@ -47,10 +47,10 @@ class EngineController(QObject):
 
     _delivered = pyqtSignal(object)
 
-    def __init__(self, device: str = "auto", store: ClipStore | None = None, parent: QObject | None = None) -> None:
+    def __init__(self, store: ClipStore, device: str = "auto", parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.device = device
-        self.store = store or ClipStore()
+        self.store = store
         self.state = "idle"
         self.loaded_model: str | None = None
         self.loaded_device: str | None = None

@@ -26,6 +26,7 @@ from PyQt6.QtWidgets import (
 from bridge.engine.request import GenerationRequest
 from bridge.errors import SegueError
 from bridge.presets import PresetCatalogue, load_presets
+from gui.background import Background
 from gui.banner import MessageBanner
 from gui.clip_store import ClipEntry
 from gui.engine_controller import EngineController
@@ -109,6 +110,10 @@ class MainWindow(QMainWindow):
         self.results_model = ResultsModel(self)
         self.results = ResultsView()
         self.results.setModel(self.results_model)
+        self.results_model.rename_requested.connect(self.rename)
+        self.results.drag_started.connect(self._mark_dragged)
+        self.results.command.connect(self._list_command)
+        self.background = Background(self)
         self.results.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.results_title = QLabel("RESULTS")
         self.results_title.setObjectName("section")
@@ -152,8 +157,6 @@ class MainWindow(QMainWindow):
         self._add_shortcut("Continue", "Ctrl+Shift+Return", self.continue_)
         self._add_shortcut("Retry", "Ctrl+R", self.retry)
         self._add_shortcut("Cancel", "Esc", self.cancel)
-        self._add_shortcut("Keep", "K", self.toggle_keep, self.results)
-        self._add_shortcut("Discard", QKeySequence.StandardKey.Delete, self.discard_selected, self.results)
 
         engine.job_started.connect(self._job_started)
         engine.model_loading.connect(self._model_loading)
@@ -170,6 +173,7 @@ class MainWindow(QMainWindow):
             self.show_error("; ".join(str(problem) for problem in presets.problems))
         self.resize(640, 720)
         QTimer.singleShot(0, self.engine.start)
+        self.load_recent_clips()
 
     # -- jobs ------------------------------------------------------------------------------------
 
@@ -289,7 +293,7 @@ class MainWindow(QMainWindow):
     def toggle_keep(self) -> None:
         entry = self.results.selected_entry()
         if entry is not None:
-            entry.kept = not entry.kept
+            self._guard(lambda: self.engine.store.set_kept(entry, not entry.kept))
             self.results_model.refresh(entry)
 
     def rename_selected(self) -> None:
@@ -297,10 +301,40 @@ class MainWindow(QMainWindow):
         if index.isValid():
             self.results.edit(index)
 
+    def rename(self, entry: ClipEntry, name: str) -> None:
+        self._guard(lambda: self.engine.store.rename(entry, name))
+        self.results_model.refresh(entry)
+
     def discard_selected(self) -> None:
         entry = self.results.selected_entry()
+        if entry is None:
+            return
+        trashed = self._guard(lambda: self.engine.store.discard(entry))
+        if trashed is None:
+            return
+        self.results_model.remove(entry)
+        if trashed:
+            note = f"{entry.name} is in Segue's trash (segue library restore {entry.clip_id})"
+        else:
+            note = f"{entry.name} left the list; its file stays because your DAW may use it"
+        self.statusBar().showMessage(note, 8000)
+
+    def _list_command(self, command: str) -> None:
+        {"keep": self.toggle_keep, "discard": self.discard_selected}.get(command, lambda: None)()
+
+    def load_recent_clips(self) -> None:
+        """Show the library's newest clips below anything generated meanwhile (read off the Qt thread)."""
+        self.background.run(self.engine.store.recent, self._recent_loaded, self.show_error)
+
+    def _recent_loaded(self, entries: list[ClipEntry]) -> None:
+        shown = {entry.clip_id for entry in self.results_model.entries}
+        self.results_model.add([entry for entry in entries if entry.clip_id not in shown], at_end=True)
+        self._update_buttons()
+
+    def _mark_dragged(self, _drag) -> None:
+        entry = self.results.selected_entry()
         if entry is not None:
-            self.results_model.remove(entry)
+            entry.used_in_daw = True
 
     # -- drops -----------------------------------------------------------------------------------
 
@@ -335,6 +369,14 @@ class MainWindow(QMainWindow):
     def show_error(self, message: str) -> None:
         self.banner.show_message(message)
 
+    def _guard(self, action: Callable[[], object]) -> object | None:
+        """Run a quick bridge call; a SegueError becomes a message in the window (and None)."""
+        try:
+            return action()
+        except SegueError as error:
+            self.show_error(str(error))
+            return None
+
     def _update_buttons(self, *_args) -> None:
         busy = self.engine.busy
         self.cancel_button.setEnabled(busy)
@@ -343,14 +385,12 @@ class MainWindow(QMainWindow):
         for button in (self.rename_button, self.discard_button, self.keep_button):
             button.setEnabled(has_clip)
 
-    def _add_shortcut(self, name: str, keys, slot, widget: QWidget | None = None) -> QAction:
-        action = QAction(name, widget or self)
+    def _add_shortcut(self, name: str, keys: str, slot) -> QAction:
+        action = QAction(name, self)
         action.setShortcut(QKeySequence(keys))
-        action.setShortcutContext(
-            Qt.ShortcutContext.WidgetWithChildrenShortcut if widget else Qt.ShortcutContext.WindowShortcut
-        )
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         action.triggered.connect(slot)
-        (widget or self).addAction(action)
+        self.addAction(action)
         return action
 
 

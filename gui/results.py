@@ -59,7 +59,10 @@ def clip_mime_data(paths: list[Path]) -> QMimeData:
 
 
 class ResultsModel(QAbstractListModel):
-    """Clips, newest first. The name is editable (rename); drags export file URLs."""
+    """Clips, newest first. Drags export file URLs. Renaming in place emits `rename_requested`;
+    whoever owns the clips applies it and calls `refresh`."""
+
+    rename_requested = pyqtSignal(object, str)  # ClipEntry, new name
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -84,8 +87,9 @@ class ResultsModel(QAbstractListModel):
     def setData(self, index: QModelIndex, value, role: int = Qt.ItemDataRole.EditRole) -> bool:
         if role != Qt.ItemDataRole.EditRole or not index.isValid() or not str(value).strip():
             return False
-        self._entries[index.row()].name = str(value).strip()
-        self.dataChanged.emit(index, index)
+        entry = self._entries[index.row()]
+        if str(value).strip() != entry.name:
+            self.rename_requested.emit(entry, str(value).strip())
         return True
 
     def flags(self, index: QModelIndex) -> Qt.ItemFlag:
@@ -114,12 +118,13 @@ class ResultsModel(QAbstractListModel):
     def entries(self) -> list[ClipEntry]:
         return list(self._entries)
 
-    def add(self, entries: list[ClipEntry]) -> None:
-        """Insert a batch at the top, in variation order (A above B)."""
+    def add(self, entries: list[ClipEntry], at_end: bool = False) -> None:
+        """Insert a batch at the top (new takes, A above B), or at the end (older clips)."""
         if not entries:
             return
-        self.beginInsertRows(QModelIndex(), 0, len(entries) - 1)
-        self._entries[0:0] = entries
+        first = len(self._entries) if at_end else 0
+        self.beginInsertRows(QModelIndex(), first, first + len(entries) - 1)
+        self._entries[first:first] = entries
         self.endInsertRows()
 
     def remove(self, entry: ClipEntry) -> None:
@@ -214,8 +219,7 @@ class ClipDelegate(QStyledItemDelegate):
 
 
 def _prompt_line(entry: ClipEntry) -> str:
-    request = entry.request
-    source = f"continues {Path(request.audio_path).name}" if request and request.audio_path else ""
+    source = f"continues {entry.continues.name}" if entry.continues else ""
     prompt = f"“{entry.prompt}”" if entry.prompt else ""
     return "  ·  ".join(part for part in (source, prompt) if part) or entry.path.name
 
@@ -223,7 +227,11 @@ def _prompt_line(entry: ClipEntry) -> str:
 class ResultsView(QListView):
     """Single selection; click auditions; dragging a row drags its WAV file out of the window."""
 
-    drag_started = pyqtSignal(QDrag)
+    drag_started = pyqtSignal(object)  # the QDrag, just before it runs
+    # Single-key commands while the list has focus (not while a name is being edited).
+    key_commands = {Qt.Key.Key_K: "keep", Qt.Key.Key_Delete: "discard", Qt.Key.Key_Backspace: "discard",
+                    Qt.Key.Key_Space: "audition", Qt.Key.Key_Tab: "switch"}
+    command = pyqtSignal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -253,6 +261,14 @@ class ResultsView(QListView):
         row = self.model().row_of(entry)
         if row is not None:
             self.setCurrentIndex(self.model().index(row))
+
+    def keyPressEvent(self, event) -> None:
+        command = self.key_commands.get(Qt.Key(event.key()))
+        if command and not event.modifiers() and self.state() != QAbstractItemView.State.EditingState:
+            self.command.emit(command)
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
     def startDrag(self, supported_actions: Qt.DropAction) -> None:
         indexes = self.selectedIndexes()

@@ -14,6 +14,8 @@ from PyQt6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
 from PyQt6.QtGui import QDragEnterEvent, QDropEvent
 from PyQt6.QtWidgets import QApplication
 
+from bridge.library import ClipLibrary, ClipQuery
+from gui.clip_store import ClipStore
 from gui.engine_controller import EngineController
 from gui.main_window import MainWindow
 from gui.theme import apply_theme
@@ -26,22 +28,48 @@ JOB_TIMEOUT_MS = 120_000
 def engine(qapp, segue_cache_dir):
     """One engine process for the module: starting one imports torch, which takes seconds."""
     apply_theme(qapp)
-    controller = EngineController(device="cpu")
+    controller = EngineController(store=None, device="cpu")
     yield controller
     controller.close()
 
 
 @pytest.fixture
-def window(qtbot, engine):
+def library(engine):
+    """This test's clip library (in its own data folder), where the panel records takes."""
+    with ClipLibrary() as library:
+        engine.store = ClipStore(library)
+        yield library
+
+
+def open_window(qtbot, engine) -> MainWindow:
     window = MainWindow(engine)
     qtbot.addWidget(window)
     window.show()
     qtbot.waitExposed(window)
+    window.activateWindow()
+    qtbot.waitActive(window)
     window.form.select_model("tiny")
+    qtbot.waitUntil(lambda: not window.background.busy)  # the library's recent clips are listed
+    return window
+
+
+@pytest.fixture
+def window(qtbot, engine, library):
+    window = open_window(qtbot, engine)
     yield window
     if engine.busy:
         engine.cancel_all()
         qtbot.waitUntil(lambda: not engine.busy, timeout=JOB_TIMEOUT_MS)
+    window.background.shutdown()
+
+
+def generate(qtbot, window: MainWindow, prompt: str, bars: float = 1, variations: int = 1) -> list:
+    type_prompt(qtbot, window, prompt)
+    set_length(window, bars, "bars")
+    window.form.variations.setValue(variations)
+    with qtbot.waitSignal(window.engine.clips_ready, timeout=JOB_TIMEOUT_MS) as ready:
+        window.generate()
+    return ready.args[1]
 
 
 def screenshot(window: MainWindow, name: str) -> Path:
@@ -61,6 +89,22 @@ def type_prompt(qtbot, window: MainWindow, text: str) -> None:
 def set_length(window: MainWindow, value: float, unit: str) -> None:
     window.form.length_unit.setCurrentText(unit)
     window.form.length.setValue(value)
+
+
+def drag_first_clip(qtbot, window: MainWindow) -> list:
+    """Press on the first row and move the mouse past the drag distance; return the QDrags started.
+
+    The offscreen platform ends a drag at once (no drop target), after Segue built it."""
+    drags = []
+    view = window.results
+    view.drag_started.connect(drags.append)
+    start = view.visualRect(view.model().index(0)).center()
+    step = QApplication.startDragDistance() + 5
+    qtbot.mousePress(view.viewport(), Qt.MouseButton.LeftButton, pos=start)
+    qtbot.mouseMove(view.viewport(), start + QPoint(step, 2))
+    qtbot.mouseMove(view.viewport(), start + QPoint(2 * step, 4))
+    qtbot.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, pos=start + QPoint(2 * step, 4))
+    return drags
 
 
 class StallMeter:
@@ -160,7 +204,7 @@ def test_drop_an_audio_file_on_the_window_to_continue_it(qtbot, window, write_to
         assert drop.isAccepted()
 
     [clip] = window.results_model.entries
-    assert clip.request.audio_path == str(tone.resolve())
+    assert clip.continues == tone.resolve()
     assert clip.seconds == pytest.approx(1.0, abs=0.02)
     assert window.continue_source.currentText() == "file: bassline.wav"
     screenshot(window, "4-continued-drop")
@@ -178,22 +222,8 @@ def test_a_dropped_text_file_is_refused(qtbot, window, tmp_path):
 
 
 def test_drag_a_clip_out_as_a_file_url(qtbot, window):
-    type_prompt(qtbot, window, "synthwave arp")
-    set_length(window, 1, "bars")
-    window.form.variations.setValue(1)
-    with qtbot.waitSignal(window.engine.clips_ready, timeout=JOB_TIMEOUT_MS):
-        window.generate()
-    [clip] = window.results_model.entries
-    drags = []
-    window.results.drag_started.connect(drags.append)
-
-    view = window.results
-    start = view.visualRect(view.model().index(0)).center()
-    qtbot.mousePress(view.viewport(), Qt.MouseButton.LeftButton, pos=start)
-    step = QApplication.startDragDistance() + 5
-    qtbot.mouseMove(view.viewport(), start + QPoint(step, 2))
-    qtbot.mouseMove(view.viewport(), start + QPoint(2 * step, 4))
-    qtbot.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, pos=start + QPoint(2 * step, 4))
+    [clip] = generate(qtbot, window, "synthwave arp")
+    drags = drag_first_clip(qtbot, window)
 
     assert len(drags) == 1
     urls = drags[0].mimeData().urls()
@@ -202,6 +232,50 @@ def test_drag_a_clip_out_as_a_file_url(qtbot, window):
     assert dragged == clip.path.resolve() and dragged.is_file()
     info = soundfile.info(dragged)
     assert info.format == "WAV" and info.frames > 0
+
+
+def test_keep_rename_and_discard_go_to_the_clip_library(qtbot, window, library):
+    first, second = generate(qtbot, window, "neo soul keys", variations=2)
+    assert [first.name, second.name] == [f"Clip {first.clip_id} A", f"Clip {second.clip_id} B"]
+    window.results.setFocus()
+    window.results.select_entry(first)
+    qtbot.keyClick(window.results, Qt.Key.Key_K)
+    assert library.get(first.clip_id).kept
+
+    window.results.select_entry(first)
+    window.rename_selected()
+    editor = QApplication.focusWidget()
+    editor.selectAll()
+    qtbot.keyClicks(editor, "Keys for the bridge")
+    qtbot.keyClick(editor, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: first.name == "Keys for the bridge")  # the editor commits on the next loop turn
+    assert library.get(first.clip_id).name == "Keys for the bridge"
+
+    window.results.select_entry(second)
+    qtbot.keyClick(window.results, Qt.Key.Key_Delete)
+    assert window.results_model.entries == [first]
+    assert library.get(second.clip_id).status == "trashed" and not second.path.exists()
+    assert "trash" in window.statusBar().currentMessage()
+    screenshot(window, "6-kept-and-renamed")
+
+
+def test_a_clip_dragged_into_the_daw_is_not_trashed_when_discarded(qtbot, window, library):
+    [clip] = generate(qtbot, window, "trap 808")
+    assert len(drag_first_clip(qtbot, window)) == 1
+    window.discard_selected()
+    assert window.results_model.entries == [] and clip.path.is_file()
+    assert library.get(clip.clip_id).status == "ready"
+
+
+def test_reopening_the_panel_lists_the_library_newest_first(qtbot, window, engine, library):
+    older = generate(qtbot, window, "older idea")
+    newer = generate(qtbot, window, "newer idea")
+    window.close()
+    reopened = open_window(qtbot, engine)
+    assert [entry.clip_id for entry in reopened.results_model.entries] == [newer[0].clip_id, older[0].clip_id]
+    assert reopened.results_model.entries[0].peaks.max() > 0
+    assert library.count(ClipQuery()) == 2
+    reopened.background.shutdown()
 
 
 def test_mistakes_show_as_one_line_in_the_window(qtbot, window):
