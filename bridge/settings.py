@@ -33,12 +33,50 @@ class AudioSettings:
     round_trip_frames: dict[str, int] = field(default_factory=dict)
 
 
-SECTIONS: dict[str, type] = {"audio": AudioSettings}
+@dataclass
+class DawSettings:
+    """The DAW to follow and its OSC ports (defaults: AbletonOSC's fixed ports, REAPER's usual ones)."""
+
+    daw: str = "none"  # "ableton", "reaper" or "none"
+    ableton_port: int = 11000
+    ableton_reply_port: int = 11001
+    reaper_port: int = 8000
+    reaper_listen_port: int = 9000
+
+
+@dataclass
+class FolderSettings:
+    """Folders the producer chose; None: the platform default. Environment variables still win (paths.py)."""
+
+    output_dir: str | None = None
+    models_dir: str | None = None
+
+
+@dataclass
+class PanelSettings:
+    """What the control panel remembers between runs."""
+
+    prompt_history: list[str] = field(default_factory=list)
+    model: str | None = None
+    quality: str = "auto"
+    length_unit: str = "bars"
+    variations: int = 2
+
+
+SECTIONS: dict[str, type] = {
+    "audio": AudioSettings,
+    "daw": DawSettings,
+    "folders": FolderSettings,
+    "panel": PanelSettings,
+}
 
 
 @dataclass
 class Settings:
     audio: AudioSettings = field(default_factory=AudioSettings)
+    daw: DawSettings = field(default_factory=DawSettings)
+    folders: FolderSettings = field(default_factory=FolderSettings)
+    panel: PanelSettings = field(default_factory=PanelSettings)
     # The file as read, so that unknown keys survive a save.
     raw: dict = field(default_factory=dict, repr=False)
 
@@ -109,12 +147,15 @@ def _load_section(path: Path, name: str, cls: type, values: object):
 
 
 def _is_instance(value: object, hint: object) -> bool:
-    """isinstance for the simple hints settings use: str | None, dict[str, int], float, ..."""
+    """isinstance for the simple hints settings use: str | None, dict[str, int], list[str], float, ..."""
     if isinstance(hint, types.UnionType):
         return any(_is_instance(value, option) for option in typing.get_args(hint))
     if hint is type(None):
         return value is None
     origin = typing.get_origin(hint)
+    if origin is list:
+        (item_hint,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_is_instance(item, item_hint) for item in value)
     if origin is dict:
         key_hint, value_hint = typing.get_args(hint)
         return isinstance(value, dict) and all(

@@ -70,7 +70,7 @@ def resolve_device(device: str) -> torch.device:
 
 
 def random_model_dir(architecture: str) -> Path:
-    return paths.cache_dir() / "models" / f"segue-{architecture}"
+    return paths.models_dir() / f"segue-{architecture}"
 
 
 def resolve_checkpoint(model_id: str) -> str:

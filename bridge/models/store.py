@@ -1,6 +1,6 @@
 """Where models live on this machine, whether each is ready, how much disk it takes, and removal.
 
-Models downloaded by Segue go to `cache_dir()/models/hub/<org>--<name>/`:
+Models downloaded by Segue go to `models_dir()/hub/<org>--<name>/`:
 
     manifest.json        what was downloaded (commit, files, sizes) and its state
     downloads/<commit>/  files being downloaded (`*.part` until complete and checksummed)
@@ -20,7 +20,7 @@ from pathlib import Path
 from bridge.audio.io import write_text_atomic
 from bridge.engine.catalog import KNOWN_MODELS, LOCAL_RANDOM_MODELS, KnownModel, find_known_model
 from bridge.errors import ModelError
-from bridge.paths import cache_dir
+from bridge.paths import models_dir
 
 MANIFEST = "manifest.json"
 
@@ -50,7 +50,7 @@ class ModelStatus:
 
 
 def store_dir() -> Path:
-    return cache_dir() / "models" / "hub"
+    return models_dir() / "hub"
 
 
 def model_dir(model_id: str) -> Path:
