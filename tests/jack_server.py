@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import pytest
 
 SAMPLE_RATE = 48000
-PERIOD_FRAMES = 256
+# 21 ms, a common DAW buffer size. Segue's callbacks are Python and need the GIL; with a CPU-heavy
+# generation and other work on a small machine, 256-frame (5 ms) periods saw an occasional xrun.
+PERIOD_FRAMES = 1024
 LOOPBACK_DEVICE = "loopback"
 
 

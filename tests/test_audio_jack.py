@@ -17,6 +17,9 @@ from bridge.audio.io import resample
 from bridge.audio.playback import Player
 from bridge.audio.stream_clock import stream_time_offset
 from bridge.cli import main
+from bridge.engine.events import JobFinished, Progress
+from bridge.engine.request import GenerationRequest
+from bridge.engine.worker import EngineClient
 from bridge.errors import DeviceError
 from bridge.musical_time import TimeSignature, bar_line_sample, bars_to_samples
 
@@ -133,25 +136,55 @@ def test_last_bars_snapshot_ends_on_the_bar_line_the_daw_reports(calibrated):
     np.testing.assert_array_equal(snapshot[:, 0], song[end - snapshot.shape[0] : end, 0])
 
 
-def test_a_chunked_player_fed_faster_than_real_time_never_runs_dry(calibrated):
-    recorder, player, _ = calibrated
+def play_chunked_faster_than_real_time(recorder, player, seed, seconds=2.0):
+    """Feed a clip at the model's rate in 0.1 s chunks as fast as they come, as the engine sends
+    them, and check it plays without a gap and arrives whole, bit for bit."""
     model_rate = 32000
-    clip = noise(model_rate * 2, seed=3)
-    overflows, underflows = recorder.overflows, player.device_underflows
+    clip = noise(round(model_rate * seconds), seed=seed)
 
     player.begin(model_rate)
-    for start in range(0, clip.shape[0], 3200):  # 0.1 s chunks, as the engine sends them
+    for start in range(0, clip.shape[0], 3200):
         player.feed(clip[start : start + 3200])
     player.finish()
     predicted = predicted_start(recorder, player)
     assert player.wait(timeout_seconds=10)
 
     assert player.underruns == 0
-    assert (recorder.overflows, player.device_underflows) == (overflows, underflows)
     expected = resample(clip, model_rate, player.sample_rate)
     start = found_start(recorder, expected, predicted)
     captured = recorder.frames(start, start + expected.shape[0], timeout_seconds=5)
     np.testing.assert_array_equal(captured[:, 0], expected[:, 0])
+
+
+def test_a_chunked_player_fed_faster_than_real_time_never_runs_dry(calibrated):
+    recorder, player, _ = calibrated
+    overflows, underflows = recorder.overflows, player.device_underflows
+
+    play_chunked_faster_than_real_time(recorder, player, seed=3)
+
+    assert (recorder.overflows, player.device_underflows) == (overflows, underflows)
+
+
+@pytest.mark.slow
+def test_audio_stays_whole_while_the_engine_generates_in_its_process(calibrated):
+    """A long, several-take generation loads every core; the audio path must not notice."""
+    recorder, player, _ = calibrated
+    progress = []
+    with EngineClient(device="cpu", on_event=lambda event: progress.append(event)) as engine:
+        job = engine.submit(GenerationRequest(prompt="noise", model="tiny", seconds=20.0, variations=3))
+        wait_for(lambda: any(isinstance(event, Progress) for event in progress), timeout_seconds=120)
+        overflows, underflows = recorder.overflows, player.device_underflows
+        steps_before = sum(isinstance(event, Progress) for event in progress)
+
+        for round_number in range(3):
+            play_chunked_faster_than_real_time(recorder, player, seed=10 + round_number)
+
+        steps_during = sum(isinstance(event, Progress) for event in progress) - steps_before
+        finished_early = any(isinstance(event, JobFinished) for event in progress)
+        engine.cancel(job)
+
+    assert steps_during > 0 and not finished_early, "generation ran the whole time"
+    assert (recorder.overflows, player.device_underflows) == (overflows, underflows)
 
 
 def test_a_starved_player_counts_its_underruns_and_plays_on_after_the_gap(calibrated):
