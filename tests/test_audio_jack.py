@@ -65,7 +65,7 @@ def calibrated(loopback):
 def predicted_start(recorder, player):
     """Where the player's current clip lands in the recording, by the stream clocks and the calibration."""
     offset = stream_time_offset(recorder.stream_time, player.stream_time)
-    wait_for(lambda: player.is_playing or player._clip_device_frame is not None)
+    wait_for(lambda: player.clip_started)
     return recorder.frame_at_time(player.time_of_clip_frame(0) + offset) + recorder.latency_frames
 
 
@@ -126,7 +126,7 @@ def test_last_bars_snapshot_ends_on_the_bar_line_the_daw_reports(calibrated):
     # `latency_frames` before that audio reached the recording.
     beat = 1.7
     heard_at = song_start + beat * 60 / bpm * rate
-    anchor = BeatAnchor(beat, stream_time=recorder._clock.time_at(heard_at - recorder.latency_frames))
+    anchor = BeatAnchor(beat, stream_time=recorder.time_at_frame(heard_at - recorder.latency_frames))
     end_beat = 3 * signature.quarter_notes_per_bar
 
     snapshot = recorder.last_bars(2, end_beat, bpm, signature, anchor, timeout_seconds=10)
@@ -206,6 +206,27 @@ def test_a_starved_player_counts_its_underruns_and_plays_on_after_the_gap(calibr
     np.testing.assert_array_equal(captured[:4800], first[:, 0])
     assert not captured[4800 : 4800 + gap].any(), "the gap is silence"
     np.testing.assert_array_equal(captured[4800 + gap :], second[:, 0])
+
+
+def test_a_player_with_a_start_threshold_waits_until_that_much_is_buffered(calibrated):
+    recorder, player, _ = calibrated
+    first, second = noise(14400, seed=7), noise(14400, seed=8)  # 0.3 s each
+
+    player.begin(player.sample_rate, start_after_seconds=0.5)
+    player.feed(first)
+    waited_from = recorder.frames_recorded
+    wait_for(lambda: recorder.frames_recorded > waited_from + 9600)  # 0.2 s of blocks go by
+    assert not player.is_playing and player.underruns == 0
+    player.feed(second)
+    wait_for(lambda: player.is_playing)
+    player.finish()
+    predicted = predicted_start(recorder, player)
+    assert player.wait(timeout_seconds=10)
+
+    assert player.underruns == 0
+    start = found_start(recorder, first, predicted)
+    captured = recorder.frames(start, start + 28800, timeout_seconds=5)[:, 0]
+    np.testing.assert_array_equal(captured, np.concatenate([first, second])[:, 0])
 
 
 def test_audition_loops_a_clip_seamlessly_until_stopped(calibrated):

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bridge.audio.devices import AudioDevice, chosen_device, open_stream, stream_channels
+from bridge.audio.devices import DeviceStream
 from bridge.audio.ring_buffer import RingBuffer
 from bridge.audio.stream_clock import StreamClock
-from bridge.errors import CaptureError, DeviceError, InvalidParameterError
+from bridge.errors import CaptureError, InvalidParameterError
 from bridge.musical_time import TimeSignature, bars_to_samples, beats_to_seconds
 
 DEFAULT_HISTORY_SECONDS = 60.0
@@ -54,13 +54,16 @@ def bar_span_frames(
     return stop - bars_to_samples(bars, bpm, signature, sample_rate), stop
 
 
-class Recorder:
+class Recorder(DeviceStream):
     """Records an input device into memory, keeping the last `history_seconds`.
 
     `device`: an index or part of the name (None: the remembered input, else the default).
     `latency_frames`: the measured round trip (calibration), by which bar snapshots are shifted.
-    Use as a context manager, or call start() and close().
+    BeatAnchors are stamped with stream_time(), this stream's clock. Use as a context manager, or
+    call start() and close().
     """
+
+    kind = "input"
 
     def __init__(
         self,
@@ -71,36 +74,21 @@ class Recorder:
     ) -> None:
         if history_seconds <= 0:
             raise InvalidParameterError(f"history must be longer than 0 s, got {history_seconds:g}")
-        self.device: AudioDevice = chosen_device("input", device)
-        self.sample_rate = self.device.default_sample_rate
-        self.channels = stream_channels(self.device, "input", channels)
+        super().__init__(device, channels)
         self.latency_frames = latency_frames
         self.overflows = 0  # blocks the device or host dropped before we got them
         self.history_frames = round(history_seconds * self.sample_rate)
         # The slack keeps the oldest promised second from being overwritten while a snapshot copies it.
         self._ring = RingBuffer(self.history_frames + round(SLACK_SECONDS * self.sample_rate), self.channels)
         self._clock = StreamClock(self.sample_rate)
-        self._stream = None
 
     # ------------------------------------------------------------------ stream
 
-    def start(self) -> "Recorder":
-        if self._stream is None:
-            self._stream = open_stream(self.device, "input", self.channels, self._callback)
-        return self
-
     def close(self) -> None:
-        if self._stream is not None:
-            self._stream.close()
-            self._stream = None
-            if self.overflows:
-                log.warning("%s dropped input %d times while recording", self.device.label, self.overflows)
-
-    def __enter__(self) -> "Recorder":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        running = self._stream is not None
+        super().close()
+        if running and self.overflows:
+            log.warning("%s dropped input %d times while recording", self.device.label, self.overflows)
 
     def _callback(self, indata, frames, time_info, status) -> None:
         if status.input_overflow:
@@ -114,15 +102,13 @@ class Recorder:
     def frames_recorded(self) -> int:
         return self._ring.frames_written
 
-    def stream_time(self) -> float:
-        """Now, on the stream's clock: what a BeatAnchor records."""
-        if self._stream is None:
-            raise DeviceError("the recorder is not running")
-        return self._stream.time
-
     def frame_at_time(self, stream_time: float) -> float:
         """The frame the recorder was receiving at `stream_time` (before any latency shift)."""
         return self._clock.frame_at(stream_time)
+
+    def time_at_frame(self, frame: float) -> float:
+        """The stream time at which the recorder was receiving `frame` (the inverse of frame_at_time)."""
+        return self._clock.time_at(frame)
 
     def beat_frame(self, anchor: BeatAnchor) -> float:
         """Where the DAW's sound at `anchor.beat` lands in the recording: shifted by the latency."""

@@ -6,7 +6,6 @@ not its index: indices change when devices come and go.
 """
 
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -118,37 +117,65 @@ def remember_device(kind: Kind, device: AudioDevice | None) -> None:
     update_settings(change)
 
 
-def stream_channels(device: AudioDevice, kind: Kind, channels: int | None) -> int:
-    """`channels`, or stereo (mono for a mono device), checked against what `device` has."""
-    have = device.channels(kind)
-    channels = channels or min(2, have)
-    if not 1 <= channels <= have:
-        raise DeviceError(f"{device.label} has {have} {kind} channels, asked for {channels}")
-    return channels
+class DeviceStream:
+    """What the Recorder and the Player share: a device, chosen as in chosen_device, and a float32
+    callback stream on it at the device's own rate, open from start() to close()."""
 
+    kind: Kind
 
-def open_stream(device: AudioDevice, kind: Kind, channels: int, callback: Callable):
-    """Open and start a float32 callback stream on `device` at its own default rate."""
-    sd = portaudio()
-    if sys.getswitchinterval() > AUDIO_GIL_SWITCH_SECONDS:
-        sys.setswitchinterval(AUDIO_GIL_SWITCH_SECONDS)
-    stream_class = sd.InputStream if kind == "input" else sd.OutputStream
-    try:
-        stream = stream_class(
-            device=device.index,
-            samplerate=device.default_sample_rate,
-            channels=channels,
-            dtype="float32",
-            callback=callback,
-        )
-    except sd.PortAudioError as error:
-        raise DeviceError(f"cannot open {device.label} for {kind}: {error}") from None
-    try:
-        stream.start()
-    except sd.PortAudioError as error:
-        stream.close()
-        raise DeviceError(f"cannot start {device.label} for {kind}: {error}") from None
-    return stream
+    def __init__(self, device: str | int | None, channels: int | None) -> None:
+        self.device = chosen_device(self.kind, device)
+        self.sample_rate = self.device.default_sample_rate
+        have = self.device.channels(self.kind)
+        self.channels = channels or min(2, have)  # stereo, or mono on a mono device
+        if not 1 <= self.channels <= have:
+            raise DeviceError(f"{self.device.label} has {have} {self.kind} channels, asked for {self.channels}")
+        self._stream = None
+
+    def _callback(self, data, frames, time_info, status) -> None:
+        raise NotImplementedError
+
+    def start(self):
+        if self._stream is not None:
+            return self
+        sd = portaudio()
+        if sys.getswitchinterval() > AUDIO_GIL_SWITCH_SECONDS:
+            sys.setswitchinterval(AUDIO_GIL_SWITCH_SECONDS)
+        stream_class = sd.InputStream if self.kind == "input" else sd.OutputStream
+        try:
+            stream = stream_class(
+                device=self.device.index,
+                samplerate=self.sample_rate,
+                channels=self.channels,
+                dtype="float32",
+                callback=self._callback,
+            )
+        except sd.PortAudioError as error:
+            raise DeviceError(f"cannot open {self.device.label} for {self.kind}: {error}") from None
+        try:
+            stream.start()
+        except sd.PortAudioError as error:
+            stream.close()
+            raise DeviceError(f"cannot start {self.device.label} for {self.kind}: {error}") from None
+        self._stream = stream
+        return self
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def stream_time(self) -> float:
+        """Now, on the stream's clock (the clock callbacks are stamped with)."""
+        if self._stream is None:
+            raise DeviceError(f"the {self.kind} stream on {self.device.label} is not running")
+        return self._stream.time
 
 
 def rescan_devices() -> None:

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import soxr
 
-from bridge.audio.devices import AudioDevice, chosen_device, open_stream, stream_channels
+from bridge.audio.devices import DeviceStream
 from bridge.audio.io import as_frames, match_channels
 from bridge.audio.ring_buffer import RingBuffer
 from bridge.audio.stream_clock import StreamClock
@@ -55,11 +55,13 @@ class ChunkConverter:
         return self._resampler.resample_chunk(np.zeros((0, self.channels), np.float32), last=True)
 
 
-class Player:
+class Player(DeviceStream):
     """Plays into `device` (an index, part of the name, or None: the remembered output, else the
     default) at the device's own rate. The stream runs from start() to close(), silent between clips,
     so a clip starts within one block. Use as a context manager, or call start() and close().
     """
+
+    kind = "output"
 
     def __init__(
         self,
@@ -67,12 +69,9 @@ class Player:
         channels: int | None = None,
         buffer_seconds: float = DEFAULT_BUFFER_SECONDS,
     ) -> None:
-        self.device: AudioDevice = chosen_device("output", device)
-        self.sample_rate = self.device.default_sample_rate
-        self.channels = stream_channels(self.device, "output", channels)
+        super().__init__(device, channels)
         self._ring = RingBuffer(round(buffer_seconds * self.sample_rate), self.channels)
         self._clock = StreamClock(self.sample_rate)
-        self._stream = None
         self._lock = threading.Lock()  # producer side only; the callback never takes it
         self._converter: ChunkConverter | None = None
         self._session = 0  # bumped by stop(), so a feed in progress knows to give up
@@ -80,38 +79,30 @@ class Player:
         self.underruns = 0  # blocks of the current clip that found the buffer empty before its end
         self.underrun_frames = 0
         self.device_underflows = 0  # blocks the host reports as played late
-        # Callback state; the producer sets it only while the callback is IDLE.
+        # Callback state: the producer sets it only while the callback is IDLE, and asks the callback
+        # to go IDLE through `_stop_requested` (the callback may be mid-transition itself).
         self._state = IDLE
+        self._stop_requested = False
         self._start_threshold = 1
         self._input_done = False
         self._loop = False
-        self._blocks = 0
         self._device_frames = 0
         self._clip_device_frame: int | None = None  # device frame at which the clip's frame 0 played
 
     # ------------------------------------------------------------------ stream
 
-    def start(self) -> "Player":
-        if self._stream is None:
-            self._stream = open_stream(self.device, "output", self.channels, self._callback)
-        return self
-
     def close(self) -> None:
         if self._stream is not None:
             self.stop()
-            self._stream.close()
-            self._stream = None
-
-    def __enter__(self) -> "Player":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        super().close()
 
     def _callback(self, outdata, frames, time_info, status) -> None:
         if status.output_underflow:
             self.device_underflows += 1
         self._clock.tick(self._device_frames, time_info.currentTime)
+        if self._stop_requested:
+            self._state = IDLE
+            self._stop_requested = False
         played = 0
         if self._state == BUFFERING and (
             self._ring.readable_frames >= self._start_threshold or self._input_done
@@ -131,7 +122,6 @@ class Player:
                     self.underrun_frames += frames - played
         outdata[played:] = 0
         self._device_frames += frames
-        self._blocks += 1
 
     # ------------------------------------------------------------------ clips
 
@@ -194,8 +184,14 @@ class Player:
         """Fall silent at once and forget the current clip."""
         with self._lock:
             self._session += 1
+            if self._stream is not None and self._stream.active:
+                self._stop_requested = True
+                deadline = time.monotonic() + 1.0
+                while self._stop_requested and time.monotonic() < deadline:
+                    time.sleep(POLL_SECONDS / 5)
+            # Once the callback has seen the request it no longer touches the buffer.
             self._state = IDLE
-            self._wait_for_callback()
+            self._stop_requested = False
             self._ring.clear()
             self._input_done = self._loop = False
             self._clip_device_frame = None
@@ -218,14 +214,13 @@ class Player:
         return self._state == PLAYING
 
     @property
+    def clip_started(self) -> bool:
+        """The current clip has begun to play (it may have finished since)."""
+        return self._clip_device_frame is not None
+
+    @property
     def buffered_frames(self) -> int:
         return self._ring.readable_frames
-
-    def stream_time(self) -> float:
-        """Now, on this stream's clock."""
-        if self._stream is None:
-            raise DeviceError("the player is not running")
-        return self._stream.time
 
     def time_of_clip_frame(self, frame: float) -> float:
         """Stream time at which frame `frame` (device rate) of the current clip is handed to the
@@ -249,11 +244,3 @@ class Player:
             if time.monotonic() >= deadline:
                 raise DeviceError(f"the player's buffer stayed full for {timeout_seconds:g} s")
             time.sleep(POLL_SECONDS)
-
-    def _wait_for_callback(self) -> None:
-        """Let a callback that may still be reading the old clip finish its block."""
-        if self._stream is None or not self._stream.active:
-            return
-        seen, deadline = self._blocks, time.monotonic() + 1.0
-        while self._blocks < seen + 2 and time.monotonic() < deadline:
-            time.sleep(POLL_SECONDS / 5)
