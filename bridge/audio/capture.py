@@ -20,10 +20,10 @@ from bridge.errors import CaptureError, InvalidParameterError
 from bridge.musical_time import TimeSignature, bars_to_samples, beats_to_seconds
 
 DEFAULT_HISTORY_SECONDS = 60.0
-log = logging.getLogger(__name__)
-
 POLL_SECONDS = 0.005
 SLACK_SECONDS = 1.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
