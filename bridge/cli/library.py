@@ -101,7 +101,7 @@ def _row(clip: Clip) -> str:
 def run_show(args: argparse.Namespace) -> int:
     with ClipLibrary() as library:
         clip = library.get(args.clip_id)
-        details = clip.metadata(library._parent_uid(clip))
+        details = clip.metadata(library.parent_uid(clip))
         details |= {"id": clip.id, "status": clip.status, "file": str(clip.file_path),
                     "chain": [c.id for c in library.chain(clip.id)]}
     print(json.dumps(details, indent=2, ensure_ascii=False, default=str))

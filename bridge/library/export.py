@@ -96,5 +96,5 @@ def _sidecar(
         "channels": int(parts[0].shape[1]),
         "duration_seconds": start_frame / sample_rate,
         "segments": segments,
-        "clips": [clip.metadata(library._parent_uid(clip)) for clip in clips],
+        "clips": [clip.metadata(library.parent_uid(clip)) for clip in clips],
     }

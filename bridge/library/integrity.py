@@ -89,7 +89,7 @@ def _check_row(library: ClipLibrary, clip: Clip, repair: bool, report: CheckRepo
             report.unreadable.append(clip.path)
         elif read_sidecar(clip.path) is None:
             act(f"clip {clip.id}: sidecar rewritten",
-                lambda: write_sidecar(clip.path, clip.metadata(library._parent_uid(clip))))
+                lambda: write_sidecar(clip.path, clip.metadata(library.parent_uid(clip))))
 
 
 def _move(library: ClipLibrary, clip: Clip, status: str) -> None:
@@ -158,7 +158,7 @@ def _insert_from_sidecar(library: ClipLibrary, wav: Path, metadata: dict, info) 
                               info.channels, _timestamp(metadata.get("created_at") or metadata.get("created"), wav),
                               _optional(metadata.get("key"), str))
     clip = library.get(clip_id)
-    write_sidecar(wav, clip.metadata(library._parent_uid(clip)))
+    write_sidecar(wav, clip.metadata(library.parent_uid(clip)))
 
 
 def _scan_trash(library: ClipLibrary, report: CheckReport) -> None:

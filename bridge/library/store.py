@@ -201,7 +201,7 @@ class ClipLibrary:
         try:
             write(path)
             clip = self.get(clip_id)
-            write_sidecar(path, clip.metadata(self._parent_uid(clip)))
+            write_sidecar(path, clip.metadata(self.parent_uid(clip)))
         except BaseException as error:
             remove_clip_files(path)
             self._delete_row(clip_id)
@@ -295,7 +295,7 @@ class ClipLibrary:
             self._execute(f"UPDATE clips SET {assignments} WHERE id = ?", (*changes.values(), clip_id))
         clip = self.get(clip_id)
         if clip.status in ("ready", "trashed"):  # so a library rebuilt from sidecars keeps them too
-            write_sidecar(clip.file_path, clip.metadata(self._parent_uid(clip)))
+            write_sidecar(clip.file_path, clip.metadata(self.parent_uid(clip)))
         return clip
 
     # Deleting
@@ -346,7 +346,7 @@ class ClipLibrary:
                 self._set_status(clip.id, "ready")
                 done.append(f"clip {clip.id}: finished its interrupted restore from the trash")
             elif audio_info(clip.path) is not None:
-                write_sidecar(clip.path, clip.metadata(self._parent_uid(clip)))
+                write_sidecar(clip.path, clip.metadata(self.parent_uid(clip)))
                 self._set_status(clip.id, "ready")
                 done.append(f"clip {clip.id}: kept, its file was complete when its writer stopped")
             else:
@@ -427,7 +427,8 @@ class ClipLibrary:
     def _delete_row(self, clip_id: int) -> None:
         self._execute("DELETE FROM clips WHERE id = ?", (clip_id,))
 
-    def _parent_uid(self, clip: Clip) -> str | None:
+    def parent_uid(self, clip: Clip) -> str | None:
+        """The uid of the clip `clip` continues (uids, unlike ids, stay valid across libraries)."""
         if clip.parent_id is None:
             return None
         row = self._query_one("SELECT uid FROM clips WHERE id = ?", (clip.parent_id,))
