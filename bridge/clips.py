@@ -28,6 +28,8 @@ def take_metadata(result: GenerationResult, take: Take, sample_rate: int, source
         "segue_version": __version__,
         "model": result.model_id,
         "device": result.device,
+        "quality": result.quality,
+        "precision": result.precision,
         "prompt": request.prompt,
         "seed": take.seed,
         "variation": take.index,

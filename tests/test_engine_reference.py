@@ -1,4 +1,7 @@
-"""Segue's sampling loop against transformers' own `generate`: with greedy decoding the codes are equal."""
+"""Segue's exact mode against transformers' own `generate`: with greedy decoding the codes are equal.
+
+(tests/test_engine_fast.py holds the reference loop and the exact mode equal too.)
+"""
 
 import numpy as np
 import pytest
@@ -33,7 +36,7 @@ def test_text_only_greedy_codes_equal_transformers_generate(tiny_model, cfg):
     inputs = tiny_model.processor(text=["deep house groove"], return_tensors="pt")
     expected = reference_codes(tiny_model, **inputs, guidance_scale=cfg, max_new_tokens=frames + 3)
     ours = MusicGenerator(tiny_model).generate(
-        GenerationRequest(prompt="deep house groove", model="tiny", seconds=frames / 50, greedy=True, cfg=cfg)
+        GenerationRequest(prompt="deep house groove", model="tiny", seconds=frames / 50, greedy=True, cfg=cfg, quality="exact")
     )
     assert expected.shape == (1, 4, frames)
     np.testing.assert_array_equal(ours.takes[0].codes, expected[0])
@@ -49,7 +52,8 @@ def test_audio_prompted_greedy_codes_equal_transformers_generate(tiny_model):
     expected = reference_codes(tiny_model, **inputs, guidance_scale=3.0, max_new_tokens=frames + 3)
     ours = MusicGenerator(tiny_model).generate(
         GenerationRequest(
-            prompt="funk bass line", model="tiny", audio=audio, audio_sample_rate=rate, seconds=frames / 50, greedy=True
+            prompt="funk bass line", model="tiny", audio=audio, audio_sample_rate=rate, seconds=frames / 50, greedy=True,
+            quality="exact",
         )
     )
     prompt_frames = 50

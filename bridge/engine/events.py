@@ -32,6 +32,8 @@ class GenerationResult:
     model_id: str
     device: str
     seconds_taken: float = 0.0
+    quality: str = "exact"  # "exact" (the model's own weights) or "fast" (int8 weights on a CPU)
+    precision: str = ""  # the decoder's weights: "fp32", "fp16", "int8"
 
 
 @dataclass

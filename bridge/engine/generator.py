@@ -17,6 +17,7 @@ import torch
 from bridge.audio.io import match_channels, read_audio, resample
 from bridge.engine.codec import StreamingDecoder, encode_audio
 from bridge.engine.events import GenerationResult, Take
+from bridge.engine.fast_decoder import FastDecoder, describe_precision, precision_for, resolve_quality
 from bridge.engine.loading import LoadedModel
 from bridge.engine.request import GenerationRequest
 from bridge.engine.sampling import SamplingParams, codebook_delays, encode_text, sample_codes
@@ -35,6 +36,18 @@ class MusicGenerator:
 
     def __init__(self, loaded: LoadedModel) -> None:
         self.loaded = loaded
+        self._decoders: dict[str, FastDecoder] = {}
+
+    def decoder_for(self, quality: str) -> tuple[FastDecoder, str]:
+        """The decoder for a quality mode (built on first use: quantising takes a few seconds) and its precision."""
+        precision = precision_for(quality, self.loaded.device)
+        if precision not in self._decoders:
+            self._decoders[precision] = FastDecoder(self.loaded, precision)
+        return self._decoders[precision], precision
+
+    def prepare(self, quality: str = "auto") -> None:
+        """Build the decoder for `quality` now, so the first request does not wait for it."""
+        self.decoder_for(quality)
 
     def target_samples(self, request: GenerationRequest) -> int:
         """Exact length of the new material in samples at the model rate."""
@@ -100,6 +113,7 @@ class MusicGenerator:
         steps_total = sum(frames + max_delay for _, frames in windows)
 
         params = SamplingParams(request.temperature, request.top_k, request.top_p, request.cfg, request.greedy)
+        decoder, precision = self.decoder_for(request.quality)
         conditioning = encode_text(loaded, request.prompt, request.variations, params.guided)
         generators = [torch.Generator(device=loaded.device).manual_seed(seed) for seed in seeds]
         stream = StreamingDecoder(
@@ -126,7 +140,7 @@ class MusicGenerator:
                 whole = complete if history is None else torch.cat([history, complete[..., context_frames:]], -1)
                 stream.update(whole)
 
-            window_codes = sample_codes(loaded, conditioning, context, frames, params, generators, on_step)
+            window_codes = sample_codes(loaded, conditioning, context, frames, params, generators, on_step, decoder)
             new_part = window_codes[..., context_frames:]
             codes = new_part if codes is None else torch.cat([codes, new_part], dim=-1)
             steps_before += frames + max_delay
@@ -144,6 +158,8 @@ class MusicGenerator:
             model_id=loaded.model_id,
             device=str(loaded.device),
             seconds_taken=time.monotonic() - started,
+            quality=resolve_quality(request.quality),
+            precision=describe_precision(loaded, precision),
         )
 
 

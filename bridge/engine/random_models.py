@@ -66,6 +66,14 @@ ARCHITECTURES = {
         decoder=dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, ffn_dim=4096),
         audio_channels=1,
     ),
+    # musicgen-small's decoder width with 2 of its 24 layers and a tiny text encoder and codec: tests
+    # of numerics (quantisation error) at the real matrix sizes, in seconds.
+    "small-2-layers": dict(
+        text_encoder=dict(d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=2, feed_forward_proj="relu"),
+        audio_encoder=dict(num_filters=4, hidden_size=16, codebook_dim=16, num_lstm_layers=1),
+        decoder=dict(hidden_size=1024, num_hidden_layers=2, num_attention_heads=16, ffn_dim=4096),
+        audio_channels=1,
+    ),
 }
 
 

@@ -13,11 +13,15 @@ passes. Positions holding padding or prompt codes are fixed; the rest are sample
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
 from bridge.engine.loading import LoadedModel
+
+if TYPE_CHECKING:
+    from bridge.engine.fast_decoder import FastDecoder
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,28 @@ def process_logits(
     return torch.stack(picks)
 
 
+Runner = Callable[[torch.Tensor], torch.Tensor]
+
+
+def reference_runner(loaded: LoadedModel, conditioning: Conditioning) -> Runner:
+    """The transformers decoder with its dynamic cache: (rows, codebooks, tokens) -> last logits (rows, codebooks, vocab)."""
+    decoder = loaded.model.decoder
+    cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+
+    def run(input_ids: torch.Tensor) -> torch.Tensor:
+        rows, codebooks, tokens = input_ids.shape
+        outputs = decoder(
+            input_ids=input_ids.reshape(rows * codebooks, tokens),
+            encoder_hidden_states=conditioning.hidden_states,
+            encoder_attention_mask=conditioning.attention_mask,
+            past_key_values=cache,
+            use_cache=True,
+        )
+        return outputs.logits[:, -1].reshape(rows, codebooks, -1)
+
+    return run
+
+
 @torch.inference_mode()
 def sample_codes(
     loaded: LoadedModel,
@@ -130,33 +156,29 @@ def sample_codes(
     params: SamplingParams,
     generators: list[torch.Generator] | None = None,
     on_step: StepCallback | None = None,
+    decoder: "FastDecoder | None" = None,
 ) -> torch.Tensor:
     """Generate `new_frames` frames after `prompt_codes`; return all codes (batch, codebooks, frames).
 
     `on_step(step, total_steps, complete_codes)` runs after every decoder pass; complete_codes holds
     every frame whose codebooks are all known (prompt included). It may raise to stop generation.
+    `decoder` runs the passes (bridge/engine/fast_decoder.py); without one, the transformers
+    modules do (the reference path).
     """
     batch = conditioning.batch_size
     sequence, fixed, position = build_sequence(loaded, prompt_codes, batch, new_frames)
     codebooks, length = sequence.shape[1], sequence.shape[2]
     max_delay = max(codebook_delays(loaded))
     total_steps = length - position
-    decoder = loaded.model.decoder
-    cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+    rows = 2 * batch if conditioning.guided else batch
+    if decoder is None:
+        run = reference_runner(loaded, conditioning)
+    else:
+        run = decoder.start(conditioning.hidden_states, conditioning.attention_mask, batch, rows, length)
     inputs = sequence[:, :, :position]
     for step in range(total_steps):
-        input_ids = inputs.reshape(batch * codebooks, -1)
-        if conditioning.guided:
-            input_ids = input_ids.repeat(2, 1)
-        outputs = decoder(
-            input_ids=input_ids,
-            encoder_hidden_states=conditioning.hidden_states,
-            encoder_attention_mask=conditioning.attention_mask,
-            past_key_values=cache,
-            use_cache=True,
-        )
-        cache = outputs.past_key_values
-        logits = outputs.logits[:, -1].reshape(-1, batch, codebooks, outputs.logits.shape[-1])
+        logits = run(inputs.repeat(2, 1, 1) if conditioning.guided else inputs)
+        logits = logits.view(-1, batch, codebooks, logits.shape[-1])
         logits = logits[1] + (logits[0] - logits[1]) * params.cfg if conditioning.guided else logits[0]
         tokens = process_logits(logits, params, generators)
         sequence[:, :, position] = torch.where(fixed[:, :, position], sequence[:, :, position], tokens)

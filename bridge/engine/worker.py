@@ -87,7 +87,7 @@ class _WorkerEngine:
         events = self.events
         events.put(JobStarted(job_id))
         try:
-            generator = self._generator_for(job_id, request.model)
+            generator = self._generator_for(job_id, request.model, request.quality)
             last_progress = 0.0
 
             def on_progress(done: int, total: int, eta: float | None) -> None:
@@ -112,7 +112,7 @@ class _WorkerEngine:
                 log.write(f"--- job {job_id} {time.ctime()}\n{traceback.format_exc()}\n")
             events.put(JobFailed(job_id, f"internal engine error ({type(error).__name__}: {error}); see {log_path}"))
 
-    def _generator_for(self, job_id: int, model_id: str):
+    def _generator_for(self, job_id: int, model_id: str, quality: str):
         from bridge.engine.generator import MusicGenerator
         from bridge.engine.loading import load_model
 
@@ -121,6 +121,7 @@ class _WorkerEngine:
             self.events.put(ModelLoading(job_id, model_id, f"loading {model_id}"))
             loaded = load_model(model_id, self.device)
             self.generator = MusicGenerator(loaded)
+            self.generator.prepare(quality)  # quantising belongs to loading, not to the first job's wait
             self.events.put(
                 EngineReady(model_id, str(loaded.device), {"random_weights": loaded.is_random, "dtype": str(loaded.dtype)})
             )

@@ -1,0 +1,327 @@
+"""Segue's own MusicGen decoder pass, built for one-token steps; the transformers modules are the reference.
+
+Same maths as `MusicgenForCausalLM` (tests/test_engine_fast.py keeps the codes equal), less work per
+step:
+- self-attention keys/values go into a cache preallocated for the whole window, no concatenation;
+- the cross-attention keys/values of the text are computed once per window, and only for the
+  guided rows: the unguided rows attend to all-zero text states, so their cross-attention adds
+  exactly zero and is skipped;
+- with int8 weights, q, k and v come from one fused matmul, the four codebook heads from another;
+- both guidance branches go through every matmul together, so each weight is read once per step;
+- `precision="int8"` swaps every decoder matmul for int8 weights (bridge/engine/quantize.py).
+
+On CUDA the one-token step can be captured in a CUDA graph (`GraphedStep`), which replays the whole
+step as one launch; the step then works on fixed buffers and masks the cache instead of slicing it.
+"""
+
+import ctypes
+import mmap
+import sys
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from bridge.engine.loading import LoadedModel
+from bridge.engine.quantize import DenseLinear, Int8Linear, int8_kernel_available
+
+PRECISIONS = ("native", "int8")
+
+
+@dataclass
+class _Norm:
+    weight: torch.Tensor
+    bias: torch.Tensor
+    eps: float
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, self.eps)
+
+    @classmethod
+    def of(cls, module: torch.nn.LayerNorm) -> "_Norm":
+        return cls(module.weight, module.bias, module.eps)
+
+
+@dataclass
+class _Layer:
+    self_norm: _Norm
+    qkv: DenseLinear | Int8Linear
+    self_out: DenseLinear | Int8Linear
+    cross_norm: _Norm
+    cross_q: DenseLinear | Int8Linear
+    cross_k: torch.Tensor  # used once per window: the module's own weights
+    cross_v: torch.Tensor
+    cross_out: DenseLinear | Int8Linear
+    ffn_norm: _Norm
+    fc1: DenseLinear | Int8Linear
+    fc2: DenseLinear | Int8Linear
+
+
+class FastDecoder:
+    """The decoder of a loaded MusicGen, ready for `start(conditioning rows, window length)`."""
+
+    def __init__(self, loaded: LoadedModel, precision: str = "native") -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self.loaded = loaded
+        self.precision = precision
+        causal_lm = loaded.model.decoder
+        decoder = causal_lm.model.decoder
+        config = causal_lm.config
+        self.num_codebooks = config.num_codebooks
+        self.vocab_size = config.vocab_size
+        self.hidden_size = config.hidden_size
+        self.num_heads = config.num_attention_heads
+        self.head_dim = self.hidden_size // self.num_heads
+        self.embeddings = [table.weight for table in decoder.embed_tokens]
+        self.positions = decoder.embed_positions.weights
+        self.final_norm = _Norm.of(decoder.layer_norm)
+        make = Int8Linear if precision == "int8" else DenseLinear
+        released: list[torch.Tensor] = []
+
+        def linear(*modules: torch.nn.Linear) -> DenseLinear | Int8Linear:
+            weights = [module.weight.detach() for module in modules]
+            if make is Int8Linear:
+                released.extend(weights)
+            return make(*weights)
+
+        self.layers = []
+        for block in decoder.layers:
+            attention, cross = block.self_attn, block.encoder_attn
+            self.layers.append(
+                _Layer(
+                    self_norm=_Norm.of(block.self_attn_layer_norm),
+                    qkv=linear(attention.q_proj, attention.k_proj, attention.v_proj),
+                    self_out=linear(attention.out_proj),
+                    cross_norm=_Norm.of(block.encoder_attn_layer_norm),
+                    cross_q=linear(cross.q_proj),
+                    cross_k=cross.k_proj.weight,
+                    cross_v=cross.v_proj.weight,
+                    cross_out=linear(cross.out_proj),
+                    ffn_norm=_Norm.of(block.final_layer_norm),
+                    fc1=linear(block.fc1),
+                    fc2=linear(block.fc2),
+                )
+            )
+            drop_resident_pages(released)  # layer by layer: fp32 and int8 copies never both resident
+            released.clear()
+        self.lm_heads = linear(*causal_lm.lm_heads)
+        drop_resident_pages(released)
+
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes of matmul weights read per step."""
+        parts = [self.lm_heads]
+        for layer in self.layers:
+            parts += [layer.qkv, layer.self_out, layer.cross_q, layer.cross_out, layer.fc1, layer.fc2]
+        return sum(part.nbytes for part in parts)
+
+    def start(
+        self, text_states: torch.Tensor, text_mask: torch.Tensor, guided_rows: int, rows: int, length: int
+    ) -> "DecoderSession":
+        """A fresh cache for one window of `length` positions.
+
+        `text_states` (rows, tokens, hidden) are the projected, masked text states of every row;
+        only the first `guided_rows` rows have any (the rest are the unguided branch).
+        """
+        return DecoderSession(self, text_states[:guided_rows], text_mask[:guided_rows], rows, length)
+
+    def embed(self, input_ids: torch.Tensor, start: int) -> torch.Tensor:
+        """(rows, codebooks, tokens) -> (rows, tokens, hidden): codebook embeddings summed, plus positions."""
+        hidden = F.embedding(input_ids[:, 0], self.embeddings[0])
+        for codebook in range(1, self.num_codebooks):
+            hidden = hidden + F.embedding(input_ids[:, codebook], self.embeddings[codebook])
+        return hidden + self.positions[start : start + input_ids.shape[-1]]
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(rows, hidden) of the last position -> (rows, codebooks, vocab)."""
+        return self.lm_heads(self.final_norm(hidden)).view(hidden.shape[0], self.num_codebooks, self.vocab_size)
+
+
+class DecoderSession:
+    """One window: the static self-attention cache and the text's cross-attention keys/values."""
+
+    def __init__(self, decoder: FastDecoder, text_states: torch.Tensor, text_mask: torch.Tensor, rows: int, length: int):
+        self.decoder = decoder
+        self.rows = rows
+        self.guided_rows = text_states.shape[0]
+        self.length = length
+        self.position = 0
+        heads, head_dim = decoder.num_heads, decoder.head_dim
+        dtype, device = text_states.dtype, text_states.device
+        shape = (len(decoder.layers), rows, heads, length, head_dim)
+        self.keys = torch.zeros(shape, dtype=dtype, device=device)
+        self.values = torch.zeros(shape, dtype=dtype, device=device)
+        tokens = text_states.shape[1]
+        self.cross_keys, self.cross_values = [], []
+        for layer in decoder.layers:
+            self.cross_keys.append(F.linear(text_states, layer.cross_k).view(-1, tokens, heads, head_dim).transpose(1, 2))
+            self.cross_values.append(F.linear(text_states, layer.cross_v).view(-1, tokens, heads, head_dim).transpose(1, 2))
+        # Padding tokens of the text are masked; all-ones masks need none.
+        self.cross_mask = None if bool(text_mask.all()) else text_mask[:, None, None, :].bool()
+
+    def __call__(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Feed (rows, codebooks, tokens) at the next positions; return the last position's logits."""
+        start, tokens = self.position, input_ids.shape[-1]
+        if tokens > 1 and start != 0:
+            raise ValueError("several tokens at once only as the first call of a window (the prefill)")
+        end = start + tokens
+        if end > self.length:
+            raise ValueError(f"window of {self.length} positions is full")
+        decoder = self.decoder
+        rows, hidden_size, heads, head_dim = self.rows, decoder.hidden_size, decoder.num_heads, decoder.head_dim
+        guided = self.guided_rows
+        hidden = decoder.embed(input_ids, start)
+        for index, layer in enumerate(decoder.layers):
+            qkv = layer.qkv(layer.self_norm(hidden)).view(rows, tokens, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
+            self.keys[index, :, :, start:end] = qkv[1]
+            self.values[index, :, :, start:end] = qkv[2]
+            attended = F.scaled_dot_product_attention(
+                qkv[0], self.keys[index, :, :, :end], self.values[index, :, :, :end], is_causal=tokens > 1
+            )
+            hidden = hidden + layer.self_out(attended.transpose(1, 2).reshape(rows, tokens, hidden_size))
+
+            query = layer.cross_q(layer.cross_norm(hidden[:guided])).view(guided, tokens, heads, head_dim).transpose(1, 2)
+            attended = F.scaled_dot_product_attention(
+                query, self.cross_keys[index], self.cross_values[index], attn_mask=self.cross_mask
+            )
+            cross = layer.cross_out(attended.transpose(1, 2).reshape(guided, tokens, hidden_size))
+            hidden = torch.cat([hidden[:guided] + cross, hidden[guided:]]) if guided < rows else hidden + cross
+
+            hidden = hidden + layer.fc2(F.gelu(layer.fc1(layer.ffn_norm(hidden))))
+        self.position = end
+        return decoder.logits(hidden[:, -1])
+
+    def static_step(self, input_ids: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        """One token per row at the position held in a 0-d tensor, with fixed shapes throughout.
+
+        Same result as `__call__` for one token, but every tensor keeps its shape from step to step
+        (the cache is masked, not sliced; the position is data, not a Python int), which is what a
+        CUDA graph needs. Does not advance `self.position`.
+        """
+        decoder = self.decoder
+        rows, hidden_size, heads, head_dim = self.rows, decoder.hidden_size, decoder.num_heads, decoder.head_dim
+        guided = self.guided_rows
+        where = position.view(1)
+        hidden = F.embedding(input_ids[:, 0], decoder.embeddings[0])
+        for codebook in range(1, decoder.num_codebooks):
+            hidden = hidden + F.embedding(input_ids[:, codebook], decoder.embeddings[codebook])
+        hidden = hidden + decoder.positions.index_select(0, where)
+        visible = (torch.arange(self.length, device=position.device) <= position).view(1, 1, 1, -1)
+        for index, layer in enumerate(decoder.layers):
+            qkv = layer.qkv(layer.self_norm(hidden)).view(rows, 1, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
+            self.keys[index].index_copy_(2, where, qkv[1])
+            self.values[index].index_copy_(2, where, qkv[2])
+            attended = F.scaled_dot_product_attention(qkv[0], self.keys[index], self.values[index], attn_mask=visible)
+            hidden = hidden + layer.self_out(attended.transpose(1, 2).reshape(rows, 1, hidden_size))
+            query = layer.cross_q(layer.cross_norm(hidden[:guided])).view(guided, 1, heads, head_dim).transpose(1, 2)
+            attended = F.scaled_dot_product_attention(
+                query, self.cross_keys[index], self.cross_values[index], attn_mask=self.cross_mask
+            )
+            cross = layer.cross_out(attended.transpose(1, 2).reshape(guided, 1, hidden_size))
+            hidden = torch.cat([hidden[:guided] + cross, hidden[guided:]]) if guided < rows else hidden + cross
+            hidden = hidden + layer.fc2(F.gelu(layer.fc1(layer.ffn_norm(hidden))))
+        return decoder.logits(hidden[:, -1])
+
+
+class GraphedStep:
+    """Runs a session's one-token steps as a captured CUDA graph; the prefill stays eager.
+
+    On CUDA the first step is captured (after a warm-up on a side stream) and every later step is
+    one replay over fixed input buffers. Elsewhere the same fixed-shape step runs eagerly, which
+    keeps this logic testable on a CPU.
+    """
+
+    def __init__(self, session: DecoderSession) -> None:
+        self.session = session
+        device = session.keys.device
+        self.input_ids = torch.zeros((session.rows, session.decoder.num_codebooks, 1), dtype=torch.long, device=device)
+        self.position = torch.zeros((), dtype=torch.long, device=device)
+        self.capture = device.type == "cuda"
+        self.graph = None
+        self.output: torch.Tensor | None = None
+
+    def __call__(self, input_ids: torch.Tensor) -> torch.Tensor:
+        session = self.session
+        if input_ids.shape[-1] > 1:
+            return session(input_ids)
+        self.input_ids.copy_(input_ids)
+        self.position.fill_(session.position)
+        if not self.capture:
+            self.output = session.static_step(self.input_ids, self.position)
+        else:
+            if self.graph is None:
+                self._capture()
+            self.graph.replay()
+        session.position += 1
+        return self.output.clone()
+
+    def _capture(self) -> None:
+        session = self.session
+        # The warm-up writes the current position's cache entries, which the replay rewrites identically.
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            session.static_step(self.input_ids, self.position)
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.output = session.static_step(self.input_ids, self.position)
+
+
+QUALITIES = ("exact", "fast")
+
+
+def resolve_quality(quality: str) -> str:
+    """'auto' is 'fast' on every device."""
+    return "fast" if quality == "auto" else quality
+
+
+def precision_for(quality: str, device: torch.device) -> str:
+    """int8 weights for fast generation on a CPU; on a GPU both run the weights as loaded (fp16)."""
+    if resolve_quality(quality) == "fast" and device.type == "cpu" and int8_kernel_available():
+        return "int8"
+    return "native"
+
+
+def describe_precision(loaded: LoadedModel, precision: str) -> str:
+    """What a producer sees next to the quality mode, e.g. 'int8' or 'fp32'."""
+    if precision == "int8":
+        return "int8"
+    return str(loaded.dtype).removeprefix("torch.").replace("float32", "fp32").replace("float16", "fp16")
+
+
+def drop_resident_pages(tensors: list[torch.Tensor]) -> None:
+    """Let the OS drop the memory pages of weights mapped from a checkpoint file (Linux only).
+
+    Weights are memory-mapped from the safetensors file. Once quantised copies exist, the fp32 pages
+    need not stay in RAM: they are mapped privately from an unchanged file, so dropping them only
+    means they are read from the file again if the exact path needs them.
+    """
+    if sys.platform != "linux" or not tensors:
+        return
+    mapped = _checkpoint_mappings()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    page = mmap.PAGESIZE
+    for tensor in tensors:
+        if tensor.device.type != "cpu":
+            continue
+        start = tensor.data_ptr()
+        end = start + tensor.numel() * tensor.element_size()
+        if not any(low <= start and end <= high for low, high in mapped):
+            continue
+        first, last = -(-start // page) * page, end // page * page  # whole pages inside the tensor only
+        if last > first:
+            libc.madvise(first, last - first, 4)  # MADV_DONTNEED
+
+
+def _checkpoint_mappings() -> list[tuple[int, int]]:
+    ranges = []
+    with open("/proc/self/maps", encoding="utf-8") as maps:
+        for line in maps:
+            fields = line.split()
+            if len(fields) >= 6 and fields[-1].endswith(".safetensors") and fields[1].startswith("r") and fields[1][3] == "p":
+                low, high = (int(part, 16) for part in fields[0].split("-"))
+                ranges.append((low, high))
+    return ranges

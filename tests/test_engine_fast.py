@@ -1,0 +1,153 @@
+"""The fast decoder: exact mode gives the reference loop's codes; fast (int8) mode stays close to fp32."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from bridge.engine.fast_decoder import FastDecoder, GraphedStep, drop_resident_pages
+from bridge.engine.generator import MusicGenerator
+from bridge.engine.loading import LoadedModel
+from bridge.engine.quantize import Int8Linear
+from bridge.engine.random_models import build_random_musicgen
+from bridge.engine.request import GenerationRequest
+from bridge.engine.sampling import SamplingParams, encode_text, sample_codes
+
+GREEDY = SamplingParams(greedy=True, cfg=3.0)
+
+
+def prompt_codes(loaded, frames: int, seed: int = 1) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 2048, (1, loaded.num_codebooks, frames), generator=generator)
+
+
+@pytest.mark.parametrize("cfg", [3.0, 1.0])
+@pytest.mark.parametrize("prompt_frames", [0, 30])
+def test_exact_mode_gives_the_reference_loops_greedy_codes(tiny_model, cfg, prompt_frames):
+    params = SamplingParams(greedy=True, cfg=cfg)
+    conditioning = encode_text(tiny_model, "dusty funk drums", 1, params.guided)
+    prompt = prompt_codes(tiny_model, prompt_frames) if prompt_frames else None
+    reference = sample_codes(tiny_model, conditioning, prompt, 80, params)
+    fast = sample_codes(tiny_model, conditioning, prompt, 80, params, decoder=FastDecoder(tiny_model, "native"))
+    torch.testing.assert_close(fast, reference, rtol=0, atol=0)
+    assert len(torch.unique(reference)) > 20, "greedy codes must vary, or equality proves little"
+
+
+def test_exact_mode_stereo_with_two_takes(tiny_stereo_model):
+    conditioning = encode_text(tiny_stereo_model, "wide pads", 2, True)
+    prompt = prompt_codes(tiny_stereo_model, 12).expand(2, -1, -1)
+    reference = sample_codes(tiny_stereo_model, conditioning, prompt, 40, GREEDY)
+    fast = sample_codes(tiny_stereo_model, conditioning, prompt, 40, GREEDY, decoder=FastDecoder(tiny_stereo_model))
+    torch.testing.assert_close(fast, reference, rtol=0, atol=0)
+
+
+def test_fixed_shape_step_for_cuda_graphs_matches_the_sliced_step(tiny_model):
+    """The step a CUDA graph captures (masked cache, position as data) runs eagerly on a CPU."""
+    decoder = FastDecoder(tiny_model)
+    conditioning = encode_text(tiny_model, "house", 1, True)
+    prompt = prompt_codes(tiny_model, 20)
+    reference = sample_codes(tiny_model, conditioning, prompt, 60, GREEDY, decoder=decoder)
+
+    original_start = decoder.start
+    decoder.start = lambda *args: GraphedStep(original_start(*args))
+    try:
+        graphed = sample_codes(tiny_model, conditioning, prompt, 60, GREEDY, decoder=decoder)
+    finally:
+        decoder.start = original_start
+    torch.testing.assert_close(graphed, reference, rtol=0, atol=0)
+
+
+def test_quality_mode_is_chosen_per_request_and_recorded(tiny_model):
+    generator = MusicGenerator(tiny_model)
+    request = dict(prompt="lo-fi", model="tiny", seconds=0.5, seed=3)
+    exact = generator.generate(GenerationRequest(**request, quality="exact"))
+    fast = generator.generate(GenerationRequest(**request))  # auto: fast
+    assert (exact.quality, exact.precision) == ("exact", "fp32")
+    assert (fast.quality, fast.precision) == ("fast", "int8")
+    assert exact.takes[0].audio.shape == fast.takes[0].audio.shape
+
+
+def test_exact_path_is_unchanged_after_fp32_pages_are_dropped(tiny_model):
+    """Quantising lets the OS drop the checkpoint's fp32 pages; they must read back as the same weights."""
+    weight = tiny_model.model.decoder.model.decoder.layers[0].fc1.weight
+    before = weight.detach().clone()
+    conditioning = encode_text(tiny_model, "techno", 1, True)
+    reference = sample_codes(tiny_model, conditioning, None, 40, GREEDY)
+    FastDecoder(tiny_model, "int8")
+    drop_resident_pages([weight.detach()])
+    torch.testing.assert_close(weight.detach(), before, rtol=0, atol=0)
+    torch.testing.assert_close(sample_codes(tiny_model, conditioning, None, 40, GREEDY), reference, rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------- faithfulness of int8
+
+
+def sharpened_model(architecture: str, head_scale: float) -> LoadedModel:
+    """A random model whose next-step distributions are peaked like a trained one's.
+
+    Random init gives near-uniform distributions (entropy near log 2048 = 7.6 nats), whose KL
+    divergence is near zero for any error; scaling the codebook heads brings the entropy down to a
+    few nats, where a rounding error in any layer shows in the distributions.
+    """
+    model, processor = build_random_musicgen(architecture, seed=4)
+    with torch.no_grad():
+        for head in model.decoder.lm_heads:
+            head.weight.mul_(head_scale)
+    return LoadedModel(architecture, model, processor, torch.device("cpu"), torch.float32, torch.device("cpu"), True)
+
+
+def teacher_forced_distributions(loaded: LoadedModel, decoder: FastDecoder, codes: torch.Tensor) -> torch.Tensor:
+    """Guided next-step log-probabilities at every position of `codes` (delay-pattern rows, (1, codebooks, L))."""
+    conditioning = encode_text(loaded, "warm analog bass", 1, True)
+    session = decoder.start(conditioning.hidden_states, conditioning.attention_mask, 1, 2, codes.shape[-1])
+    out = []
+    for position in range(codes.shape[-1]):
+        logits = session(codes[..., position : position + 1].repeat(2, 1, 1)).view(2, 1, decoder.num_codebooks, -1)
+        guided = logits[1] + (logits[0] - logits[1]) * 3.0
+        out.append(torch.log_softmax(guided.float(), dim=-1))
+    return torch.stack(out)
+
+
+def mean_kl(reference: torch.Tensor, other: torch.Tensor) -> float:
+    return float((reference.exp() * (reference - other)).sum(-1).mean())
+
+
+def coarsen_to_4_bits(decoder: FastDecoder) -> None:
+    """A deliberately broken quantisation (16 levels instead of 255) that the bound must catch."""
+    for part in [decoder.lm_heads] + [getattr(layer, name) for layer in decoder.layers for name in ("qkv", "self_out", "cross_q", "cross_out", "fc1", "fc2")]:
+        part.weight = (torch.round(part.weight.float() / 17) * 17).clamp(-127, 127).to(torch.int8)
+
+
+@pytest.mark.parametrize(("architecture", "head_scale"), [("tiny", 30.0), ("small-2-layers", 5.0)])
+def test_int8_next_step_distributions_stay_close_to_fp32(architecture, head_scale):
+    torch.manual_seed(0)
+    loaded = sharpened_model(architecture, head_scale)
+    codes = torch.randint(0, 2048, (1, loaded.num_codebooks, 48))
+    codes[..., 0] = 2048  # the start token
+    with torch.inference_mode():
+        exact = teacher_forced_distributions(loaded, FastDecoder(loaded, "native"), codes)
+        int8 = teacher_forced_distributions(loaded, FastDecoder(loaded, "int8"), codes)
+        broken_decoder = FastDecoder(loaded, "int8")
+        coarsen_to_4_bits(broken_decoder)
+        broken = teacher_forced_distributions(loaded, broken_decoder, codes)
+
+    entropy = float(-(exact.exp() * exact).sum(-1).mean())
+    assert entropy < 0.6 * math.log(2048), f"fp32 distributions too flat ({entropy:.2f} nats) for KL to mean anything"
+    bound = 0.01  # nats per codebook and step
+    assert mean_kl(exact, int8) < bound
+    assert mean_kl(exact, broken) > bound, "the bound must catch a real quantisation bug"
+
+
+def test_int8_linear_error_is_weight_rounding_only():
+    torch.manual_seed(1)
+    weight = torch.randn(96, 64) * 0.05
+    x = torch.randn(3, 64)
+    layer = Int8Linear(weight)
+    exact = x @ layer.dequantized().T  # what the int8 weights mean
+    np.testing.assert_allclose(layer(x).numpy(), exact.numpy(), rtol=0.02, atol=0.02 * float(exact.abs().max()))
+    assert float((layer.dequantized() - weight).abs().max()) <= float(weight.abs().amax(1).max()) / 127 / 2 * 1.01
+    many_rows = torch.randn(40, 64)  # a prefill: the widened-weights path
+    np.testing.assert_allclose(
+        layer(many_rows).numpy(), (many_rows @ layer.dequantized().T).numpy(), rtol=0.02, atol=0.05
+    )
