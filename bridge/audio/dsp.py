@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import pyloudnorm
+import scipy.ndimage
 
 from bridge.audio.io import as_frames
 from bridge.errors import InvalidParameterError
@@ -136,3 +137,38 @@ def match_loudness(
         return audio.copy()
     gain = np.float32(10.0 ** ((target_lufs - loudness) / 20.0))
     return limit_peak(audio * gain, ceiling)
+
+
+def limit_peaks_smoothly(
+    audio: np.ndarray,
+    sample_rate: int,
+    ceiling: float = 1.0,
+    attack_seconds: float = 0.005,
+    hold_seconds: float = 0.04,
+) -> np.ndarray:
+    """Keep every sample within `ceiling` by turning the gain down smoothly around the peaks only.
+
+    A look-ahead limiter without clipping: the gain needed at each frame is held over the frames
+    `hold_seconds` before and `attack_seconds` after it (a running minimum), then ramped by a moving
+    average over `attack_seconds`; every frame's gain stays at or below what that frame needs, so no
+    sample passes the ceiling, and the gain never jumps. Quieter audio comes back unchanged.
+    """
+    if not 0 < ceiling <= 1:
+        raise InvalidParameterError(f"peak ceiling must be in (0, 1], got {ceiling:g}")
+    audio = as_frames(audio)
+    peaks = np.max(np.abs(audio), axis=1) if audio.size else np.zeros(0, np.float32)
+    if not audio.size or float(peaks.max()) <= ceiling:
+        return audio.copy()
+    attack = max(1, round(attack_seconds * sample_rate))
+    hold = max(attack, round(hold_seconds * sample_rate))
+    needed = np.minimum(1.0, ceiling / np.maximum(peaks.astype(np.float64), 1e-12))
+    # Running minimum over frames [n - hold, n + attack - 1] (scipy's origin places the window).
+    size = attack + hold
+    held = scipy.ndimage.minimum_filter1d(needed, size, mode="nearest", origin=hold - size // 2)
+    # Moving average over frames [n - attack + 1, n]: each of them held frame n's need, so none exceeds it.
+    padded = np.concatenate([np.full(attack - 1, held[0]), held])
+    sums = np.cumsum(np.concatenate([[0.0], padded]))
+    gain = (sums[attack:] - sums[:-attack]) / attack
+    limited = audio * gain.astype(np.float32)[:, None]
+    # float32 rounding may leave a sample a hair above the ceiling; scaling never clips.
+    return np.clip(limited, -ceiling, ceiling)

@@ -88,6 +88,7 @@ class Player(DeviceStream):
         self._loop = False
         self._device_frames = 0
         self._clip_device_frame: int | None = None  # device frame at which the clip's frame 0 played
+        self._start_frame: int | None = None  # device frame a scheduled clip must start on
 
     # ------------------------------------------------------------------ stream
 
@@ -103,14 +104,19 @@ class Player(DeviceStream):
         if self._stop_requested:
             self._state = IDLE
             self._stop_requested = False
-        played = 0
+        silent = 0  # frames of this block before a scheduled clip starts
         if self._state == BUFFERING and (
             self._ring.readable_frames >= self._start_threshold or self._input_done
         ):
-            self._state = PLAYING
-            self._clip_device_frame = self._device_frames
+            silent = 0 if self._start_frame is None else max(0, self._start_frame - self._device_frames)
+            if silent < frames:
+                self._state = PLAYING
+                self._clip_device_frame = self._device_frames + silent
+            else:
+                silent = 0
+        played = silent
         if self._state == PLAYING:
-            played = self._ring.read_into(outdata)
+            played += self._ring.read_into(outdata[silent:])
             while played < frames and self._loop and self._ring.frames_written:
                 self._ring.rewind(0)
                 played += self._ring.read_into(outdata[played:])
@@ -120,21 +126,26 @@ class Player(DeviceStream):
                 else:
                     self.underruns += 1
                     self.underrun_frames += frames - played
+        outdata[:silent] = 0
         outdata[played:] = 0
         self._device_frames += frames
 
     # ------------------------------------------------------------------ clips
 
-    def begin(self, sample_rate: int, start_after_seconds: float = 0.0) -> None:
+    def begin(self, sample_rate: int, start_after_seconds: float = 0.0, start_time: float | None = None) -> None:
         """Get ready for a clip that will arrive in chunks at `sample_rate` (stops the current one).
 
         Playback starts once `start_after_seconds` of audio are buffered (0: with the first chunk),
-        or when finish() says the clip is complete, whichever comes first.
+        or when finish() says the clip is complete, whichever comes first; with `start_time` (this
+        stream's clock, see stream_time()) not before the frame the device plays at that time, to
+        the frame. A start time already past starts at once.
         """
         if start_after_seconds < 0:
             raise InvalidParameterError(f"start threshold must not be negative, got {start_after_seconds:g} s")
         self.stop()
+        start_frame = None if start_time is None else round(self._clock.frame_at(start_time))
         with self._lock:
+            self._start_frame = start_frame
             self._converter = ChunkConverter(sample_rate, self.sample_rate, self.channels)
             capacity = self._ring.capacity_frames
             threshold = start_after_seconds * self.sample_rate
@@ -167,15 +178,19 @@ class Player(DeviceStream):
             if session == self._session:
                 self._input_done = True
 
-    def play(self, audio: np.ndarray, sample_rate: int, loop: bool = False) -> None:
-        """Audition a finished clip at once (resampled to the device), looping it if asked."""
+    def play(
+        self, audio: np.ndarray, sample_rate: int, loop: bool = False, start_time: float | None = None
+    ) -> None:
+        """Play a finished clip (resampled to the device), looping it if asked: at once, or from the
+        moment `start_time` on this stream's clock (stream_time()), to the frame."""
         self.stop()
         audio = as_frames(audio)
         frames = math.ceil(audio.shape[0] * self.sample_rate / sample_rate) + 64
         with self._lock:
             if frames > self._ring.capacity_frames:  # idle now, so the callback holds no reference
                 self._ring = RingBuffer(frames, self.channels)
-        self.begin(sample_rate, start_after_seconds=math.inf)  # starts when finish() completes the clip
+        # Starts when finish() completes the clip (and not before start_time).
+        self.begin(sample_rate, start_after_seconds=math.inf, start_time=start_time)
         self.feed(audio)
         self._loop = loop
         self.finish()
@@ -194,7 +209,7 @@ class Player(DeviceStream):
             self._stop_requested = False
             self._ring.clear()
             self._input_done = self._loop = False
-            self._clip_device_frame = None
+            self._clip_device_frame = self._start_frame = None
             self._converter = None
 
     def wait(self, timeout_seconds: float | None = None) -> bool:
