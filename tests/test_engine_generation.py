@@ -37,8 +37,12 @@ def test_length_in_seconds_is_exact_in_samples(generator):
     ],
 )
 def test_length_in_bars_is_exact_in_samples(generator, bars, bpm, signature, samples):
-    result = generator.generate(request(seconds=None, bars=bars, bpm=bpm, signature=signature))
-    assert result.takes[0].audio.shape[0] == samples
+    assert generator.target_samples(request(seconds=None, bars=bars, bpm=bpm, signature=signature)) == samples
+
+
+def test_a_generated_take_lasts_its_bars_to_the_sample(generator):
+    result = generator.generate(request(seconds=None, bars=1, bpm=93.7, signature="7/8"))
+    assert result.takes[0].audio.shape[0] == round(3.5 * 60 / 93.7 * 32000)
 
 
 def test_same_seed_same_audio_and_other_seed_other_audio(generator):
@@ -131,13 +135,24 @@ def test_cancel_stops_within_one_step(generator):
     assert len(steps_seen) == cancel_after
 
 
-def test_long_clips_use_sliding_windows(generator):
+def test_windows_are_planned_like_audiocraft():
     assert plan_windows(0, 1500, 50) == [(0, 1500)]
     assert plan_windows(0, 2000, 50) == [(0, 1500), (500, 500)]
     assert plan_windows(250, 3000, 50) == [(250, 1250), (500, 1000), (500, 750)]
-    result = generator.generate(request(seconds=31.0))
-    assert result.takes[0].audio.shape[0] == 31 * 32000
-    assert result.takes[0].codes.shape == (4, 1550)
+
+
+def test_a_clip_longer_than_the_window_continues_from_the_last_seconds_of_codes(generator, monkeypatch):
+    """Shrink the 30 s window to 2 s (and its 10 s context to 0.6 s) so the test stays short."""
+    import bridge.engine.generator as generator_module
+
+    monkeypatch.setattr(generator_module, "WINDOW_SECONDS", 2.0)
+    monkeypatch.setattr(generator_module, "WINDOW_CONTEXT_SECONDS", 0.6)
+    windowed = generator.generate(request(seconds=3.0, greedy=True)).takes[0]
+    assert windowed.audio.shape[0] == 3 * 32000 and windowed.codes.shape == (4, 150)
+    # The same thing by hand: 2 s, then a continuation of its last 0.6 s of codes.
+    first = generator.generate(request(seconds=2.0, greedy=True)).takes[0]
+    second = generator.generate(request(seconds=1.0, greedy=True, prompt_codes=first.codes[:, -30:])).takes[0]
+    np.testing.assert_array_equal(windowed.codes, np.concatenate([first.codes, second.codes], axis=1))
 
 
 @pytest.mark.parametrize(
