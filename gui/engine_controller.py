@@ -43,7 +43,7 @@ class EngineController(QObject):
     job_failed = pyqtSignal(int, str)  # job id, one-line message
     job_cancelled = pyqtSignal(int)
     busy_changed = pyqtSignal(bool)
-    state_changed = pyqtSignal(str)  # one line for the status bar: "loading tiny", "ready: tiny on cpu"
+    state_changed = pyqtSignal(str)  # idle, starting, loading, generating or ready
 
     _delivered = pyqtSignal(object)
 
@@ -113,7 +113,7 @@ class EngineController(QObject):
             self.job_started.emit(event.job_id)
             self._set_state("generating")
         elif isinstance(event, ModelLoading):
-            self._set_state(f"loading {event.model_id}")
+            self._set_state("loading")
             self.model_loading.emit(event.job_id, event.message)
         elif isinstance(event, EngineReady):
             self.loaded_model, self.loaded_device = event.model_id, event.device
@@ -133,7 +133,7 @@ class EngineController(QObject):
     def _finish(self, job_id: int) -> None:
         self._active.discard(job_id)
         if not self._active:
-            self._set_state(f"ready: {self.loaded_model} on {self.loaded_device}" if self.loaded_model else "idle")
+            self._set_state("ready" if self.loaded_model else "idle")
             self.busy_changed.emit(False)
 
     def _set_state(self, state: str) -> None:

@@ -3,6 +3,8 @@
 It only collects values and turns them into a validated GenerationRequest; it never starts work.
 """
 
+from collections.abc import Callable
+
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (
     QAbstractSpinBox,
@@ -18,11 +20,13 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from bridge.engine.catalog import KNOWN_MODELS, KnownModel, find_known_model
 from bridge.engine.request import DEFAULT_MODEL, MAX_SECONDS, GenerationRequest
 from bridge.errors import InvalidParameterError
+from bridge.models import ModelStatus
+from bridge.models.store import BUILT, BUILT_ON_USE, FAILED, PARTIAL
 from bridge.musical_time import TimeSignature, seconds_per_bar
 from bridge.presets import Preset
+from bridge.settings import PanelSettings
 
 MAX_PANEL_VARIATIONS = 4
 MAX_HISTORY = 30
@@ -32,15 +36,27 @@ QUALITY_TIPS = "Auto: fast on CPU, exact on a GPU. Exact: reference sampling. Fa
 BARS, SECONDS = "bars", "seconds"
 
 
-def model_label(model: KnownModel, downloaded: bool) -> str:
-    """'musicgen-small · 2.4 GB · downloaded': what the picker shows for one model."""
-    name = model.model_id.split("/")[-1]
-    size = f"{model.size_gb:.1f} GB" if model.size_gb >= 0.1 else "< 1 MB"
-    return f"{name} · {size} · {'✓ downloaded' if downloaded else 'not downloaded'}"
+def model_label(status: ModelStatus) -> str:
+    """'musicgen-small · 2.4 GB · ✓ downloaded': what the picker shows for one model."""
+    name = status.model_id.split("/")[-1]
+    size_gb = status.known.size_gb if status.known else status.disk_bytes / 1e9
+    size = f"{size_gb:.1f} GB" if size_gb >= 0.1 else f"{max(1.0, size_gb * 1000):.0f} MB"
+    if status.usable_offline:
+        state = "✓ downloaded" if status.state not in (BUILT, BUILT_ON_USE) else "✓ built locally"
+    elif status.state == PARTIAL:
+        state = f"partly downloaded{f' ({status.detail})' if status.detail else ''}"
+    elif status.state == FAILED:
+        state = "download failed"
+    else:
+        state = "not downloaded"
+    return f"{name} · {size} · {state}"
 
 
-def model_details(model: KnownModel) -> str:
-    return f"{model.licence} · {model.description}"
+def model_details(status: ModelStatus) -> str:
+    """Licence and description for a known model; where it lives for any other."""
+    if status.known is not None:
+        return f"{status.known.licence} · {status.known.description}"
+    return f"{status.model_id} · {status.state} · licence: see the model's page"
 
 
 class GenerateForm(QWidget):
@@ -48,10 +64,17 @@ class GenerateForm(QWidget):
 
     submitted = pyqtSignal()
 
-    def __init__(self, presets: list[Preset], is_downloaded, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        presets: list[Preset],
+        list_models: Callable[[], list[ModelStatus]],
+        corner: QWidget | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self._presets = presets
-        self._is_downloaded = is_downloaded
+        self._list_models = list_models
+        self._statuses: dict[str, ModelStatus] = {}
 
         self.preset = QComboBox()
         self.preset.addItem("No preset", None)
@@ -139,7 +162,11 @@ class GenerateForm(QWidget):
         grid.setHorizontalSpacing(8)
         grid.setVerticalSpacing(6)
         grid.addWidget(_label("Preset"), 0, 0)
-        grid.addWidget(self.preset, 0, 1)
+        preset_row = QHBoxLayout()
+        preset_row.addWidget(self.preset, 1)
+        if corner is not None:
+            preset_row.addWidget(corner)
+        grid.addLayout(preset_row, 0, 1)
         grid.addWidget(_label("Prompt"), 1, 0)
         grid.addWidget(self.prompt, 1, 1)
         grid.addWidget(_label("Model"), 2, 0)
@@ -162,14 +189,13 @@ class GenerateForm(QWidget):
         length_row.addWidget(self.variations)
         length_row.addStretch(1)
         grid.addLayout(length_row, 4, 1)
+        grid.addWidget(self.advanced_toggle, 5, 0, 1, 2, Qt.AlignmentFlag.AlignLeft)
+        grid.addWidget(self.advanced, 6, 1)
         grid.setColumnStretch(1, 1)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(4)
         layout.addLayout(grid)
-        layout.addWidget(self.advanced_toggle, 0, Qt.AlignmentFlag.AlignLeft)
-        layout.addWidget(self.advanced)
 
     # -- values ----------------------------------------------------------------------------------
 
@@ -210,14 +236,32 @@ class GenerateForm(QWidget):
             self.prompt.removeItem(self.prompt.count() - 1)
         self.prompt.setCurrentIndex(0)
 
+    def remember(self, panel: PanelSettings) -> None:
+        """Write what the panel should remember (history, model, quality, unit, takes) into `panel`."""
+        panel.prompt_history = self.history()
+        panel.model = self.model.currentData()
+        panel.quality = self.quality.currentData()
+        panel.length_unit = self.length_unit.currentText()
+        panel.variations = self.variations.value()
+
+    def restore(self, panel: PanelSettings) -> None:
+        self.set_history(panel.prompt_history)
+        if panel.model:
+            self.select_model(panel.model)
+        self.quality.setCurrentIndex(max(0, self.quality.findData(panel.quality)))
+        if panel.length_unit in (BARS, SECONDS):
+            self._set_length(4.0 if panel.length_unit == BARS else 8.0, panel.length_unit)
+        self.variations.setValue(min(MAX_PANEL_VARIATIONS, max(1, panel.variations)))
+
     def history(self) -> list[str]:
         return [self.prompt.itemText(row) for row in range(self.prompt.count())]
 
     def set_history(self, prompts: list[str]) -> None:
-        text = self.prompt.currentText()
+        """Fill the history (newest first), leaving the prompt box empty."""
         self.prompt.clear()
         self.prompt.addItems(prompts[:MAX_HISTORY])
-        self.prompt.setEditText(text)
+        self.prompt.setCurrentIndex(-1)
+        self.prompt.setEditText("")
 
     def select_model(self, model_id: str) -> None:
         row = self.model.findData(model_id)
@@ -238,9 +282,10 @@ class GenerateForm(QWidget):
         current = self.model.currentData() or DEFAULT_MODEL
         self.model.blockSignals(True)
         self.model.clear()
-        for model in KNOWN_MODELS:
-            self.model.addItem(model_label(model, self._is_downloaded(model.model_id)), model.model_id)
-            self.model.setItemData(self.model.count() - 1, model_details(model), Qt.ItemDataRole.ToolTipRole)
+        self._statuses = {status.model_id: status for status in self._list_models()}
+        for status in self._statuses.values():
+            self.model.addItem(model_label(status), status.model_id)
+            self.model.setItemData(self.model.count() - 1, model_details(status), Qt.ItemDataRole.ToolTipRole)
         self.model.blockSignals(False)
         self.select_model(current)
         self._show_model_info()
@@ -260,8 +305,8 @@ class GenerateForm(QWidget):
         self.preset.setToolTip(preset.description or preset.prompt)
 
     def _show_model_info(self) -> None:
-        model = find_known_model(self.model.currentData() or "")
-        self.model_info.setText(model_details(model) if model else "a model folder or Hugging Face id")
+        status = self._statuses.get(self.model.currentData() or "")
+        self.model_info.setText(model_details(status) if status else "a model folder or Hugging Face id")
 
     def _set_length(self, value: float, unit: str) -> None:
         self.length_unit.blockSignals(True)

@@ -1,7 +1,7 @@
 """The control panel: compose the form, the job buttons, progress, results and status over bridge's APIs.
 
 Every action is started here and finished by a signal; nothing in this window waits for the engine,
-the audio devices or the DAW.
+a download, the audio devices or the DAW.
 """
 
 import dataclasses
@@ -19,25 +19,34 @@ from PyQt6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSizePolicy,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from bridge.daw.placement import PlacedClip
 from bridge.engine.request import GenerationRequest
 from bridge.errors import SegueError
+from bridge.models import DownloadProgress, ModelStatus, all_model_statuses, model_status
 from bridge.presets import PresetCatalogue, load_presets
+from bridge.settings import Settings, load_settings, update_settings
+from gui.audition import Auditioner
 from gui.background import Background
 from gui.banner import MessageBanner
 from gui.clip_store import ClipEntry
+from gui.daw_controller import DawController
 from gui.engine_controller import EngineController
 from gui.generate_form import GenerateForm
+from gui.model_downloads import ModelDownloads, describe_download
 from gui.results import ResultsModel, ResultsView
+from gui.settings_dialog import SettingsDialog
 from gui.status_bar import PanelStatusBar
 
 # The end of the audio a continuation listens to (the engine's limit is 30 s).
 CONTINUE_PROMPT_SECONDS = 10.0
 AUDIO_SUFFIXES = frozenset(f".{kind.lower()}" for kind in soundfile.available_formats()) | {".aif", ".oga"}
 SOURCE_CLIP, SOURCE_FILE = "clip", "file"
+HEALTH_POLL_MILLISECONDS = 1000
 
 
 def is_audio_file(path: Path) -> bool:
@@ -56,20 +65,28 @@ class MainWindow(QMainWindow):
         self,
         engine: EngineController,
         presets: PresetCatalogue | None = None,
-        is_downloaded: Callable[[str], bool] | None = None,
+        list_models: Callable[[], list[ModelStatus]] = all_model_statuses,
     ) -> None:
         super().__init__()
         self.setWindowTitle("Segue")
         self.setAcceptDrops(True)
         self.engine = engine
+        self.background = Background(self)
+        self.auditioner = Auditioner(parent=self)
+        self.daw = DawController(self.background, self)
+        self.downloads = ModelDownloads(self.background, self)
+        self.settings_dialog: SettingsDialog | None = None
         presets = presets if presets is not None else load_presets()
-        if is_downloaded is None:
-            from bridge.models import is_downloaded
         self._last_request: GenerationRequest | None = None
+        self._waiting_for_download: GenerationRequest | None = None
         self._dropped_file: Path | None = None
         self._job_takes: dict[int, int] = {}
 
-        self.form = GenerateForm(presets.presets, is_downloaded)
+        self.settings_button = QToolButton()
+        self.settings_button.setText("⚙")
+        self.settings_button.setToolTip("Settings: audio devices, DAW, folders (Ctrl+,)")
+        self.settings_button.clicked.connect(self.open_settings)
+        self.form = GenerateForm(presets.presets, list_models, corner=self.settings_button)
         self.form.submitted.connect(self.generate)
 
         self.generate_button = _button("Generate", "Make new clips from the prompt (Ctrl+Enter)", primary=True)
@@ -79,7 +96,7 @@ class MainWindow(QMainWindow):
         self.continue_source.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.continue_source.setToolTip("What Continue extends. Drop an audio file on the window to add it here.")
         self.retry_button = _button("Retry", "Run the last job again with a new seed (Ctrl+R)")
-        self.cancel_button = _button("Cancel", "Stop the running job (Esc)")
+        self.cancel_button = _button("Cancel", "Stop the running job or download (Esc)")
         self.generate_button.clicked.connect(self.generate)
         self.continue_button.clicked.connect(self.continue_)
         self.retry_button.clicked.connect(self.retry)
@@ -97,10 +114,8 @@ class MainWindow(QMainWindow):
         self.activity.setObjectName("muted")
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
-        self.progress.setRange(0, 100)
-        self.progress.setValue(0)
-        self.progress.setFormat("")
         self.progress.setFixedWidth(220)
+        self._idle_progress("Ready", 0)
         progress_row = QHBoxLayout()
         progress_row.addWidget(self.activity, 1)
         progress_row.addWidget(self.progress)
@@ -110,27 +125,40 @@ class MainWindow(QMainWindow):
         self.results_model = ResultsModel(self)
         self.results = ResultsView()
         self.results.setModel(self.results_model)
+        self.results.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.results_model.rename_requested.connect(self.rename)
         self.results.drag_started.connect(self._mark_dragged)
         self.results.command.connect(self._list_command)
-        self.background = Background(self)
-        self.results.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.results_title = QLabel("RESULTS")
-        self.results_title.setObjectName("section")
-        self.results_hint = _muted("Click to audition · drag into your DAW · drop audio here to continue it")
+        self.results.clicked.connect(lambda index: self.audition(self.results.selected_entry()))
+        results_title = QLabel("RESULTS")
+        results_title.setObjectName("section")
+        results_hint = _muted("Click to audition · drag into your DAW · drop audio here to continue it")
 
+        self.play_button = _button("▶ Play", "Audition the selected clip through the output device (Space, Ctrl+P)")
+        self.ab_button = _button("A/B", "Switch to the other take of the same batch, at the same beat (Tab)")
+        self.loop_button = _button("Loop", "Loop auditions")
+        self.loop_button.setCheckable(True)
+        self.loop_button.setChecked(self.auditioner.loop)
+        self.keep_button = _button("☆ Keep", "Mark the selected clip as a keeper, or unmark it (K)")
         self.rename_button = _button("Rename", "Rename the selected clip (F2)")
-        self.discard_button = _button("Discard", "Remove the selected clip from the list (Delete)")
-        self.keep_button = _button("★ Keep", "Mark the selected clip as a keeper (K)")
+        self.discard_button = _button("Discard", "Move the selected clip to Segue's trash (Delete)")
+        self.send_button = _button("Send to DAW", "Place the selected clip in the DAW through the DAW link")
+        self.play_button.clicked.connect(lambda: self.audition(self.results.selected_entry()))
+        self.ab_button.clicked.connect(self.switch_take)
+        self.loop_button.toggled.connect(self._set_loop)
+        self.keep_button.clicked.connect(self.toggle_keep)
         self.rename_button.clicked.connect(self.rename_selected)
         self.discard_button.clicked.connect(self.discard_selected)
-        self.keep_button.clicked.connect(self.toggle_keep)
-        self.clip_actions = QHBoxLayout()
-        self.clip_actions.setSpacing(6)
-        self.clip_actions.addWidget(self.keep_button)
-        self.clip_actions.addWidget(self.rename_button)
-        self.clip_actions.addWidget(self.discard_button)
-        self.clip_actions.addStretch(1)
+        self.send_button.clicked.connect(self.send_to_daw)
+        clip_actions = QHBoxLayout()
+        clip_actions.setSpacing(6)
+        for widget in (self.play_button, self.ab_button, self.loop_button):
+            clip_actions.addWidget(widget)
+        clip_actions.addSpacing(10)
+        for widget in (self.keep_button, self.rename_button, self.discard_button):
+            clip_actions.addWidget(widget)
+        clip_actions.addStretch(1)
+        clip_actions.addWidget(self.send_button)
 
         body = QWidget()
         layout = QVBoxLayout(body)
@@ -141,13 +169,13 @@ class MainWindow(QMainWindow):
         layout.addLayout(progress_row)
         layout.addWidget(self.banner)
         results_header = QHBoxLayout()
-        results_header.addWidget(self.results_title)
+        results_header.addWidget(results_title)
         results_header.addStretch(1)
-        results_header.addWidget(self.results_hint)
+        results_header.addWidget(results_hint)
         layout.addSpacing(4)
         layout.addLayout(results_header)
         layout.addWidget(self.results, 1)
-        layout.addLayout(self.clip_actions)
+        layout.addLayout(clip_actions)
         self.setCentralWidget(body)
 
         self.status = PanelStatusBar()
@@ -157,6 +185,9 @@ class MainWindow(QMainWindow):
         self._add_shortcut("Continue", "Ctrl+Shift+Return", self.continue_)
         self._add_shortcut("Retry", "Ctrl+R", self.retry)
         self._add_shortcut("Cancel", "Esc", self.cancel)
+        self._add_shortcut("Audition", "Ctrl+P", lambda: self.audition(self.results.selected_entry()))
+        self._add_shortcut("Settings", QKeySequence(QKeySequence.StandardKey.Preferences).toString() or "Ctrl+,",
+                           self.open_settings)
 
         engine.job_started.connect(self._job_started)
         engine.model_loading.connect(self._model_loading)
@@ -165,13 +196,28 @@ class MainWindow(QMainWindow):
         engine.job_failed.connect(self._job_failed)
         engine.job_cancelled.connect(self._job_cancelled)
         engine.busy_changed.connect(self._update_buttons)
-        engine.state_changed.connect(self.status.show_engine)
-        self.status.show_engine(engine.state)
+        engine.state_changed.connect(self._show_engine_state)
+        self.downloads.progress.connect(self._download_progress)
+        self.downloads.finished.connect(self._download_finished)
+        self.downloads.failed.connect(self._download_failed)
+        self.downloads.cancelled.connect(self._download_cancelled)
+        self.auditioner.started.connect(self._audition_changed)
+        self.auditioner.stopped.connect(self._audition_changed)
+        self.daw.transport_changed.connect(self._transport_changed)
         self.results.selectionModel().selectionChanged.connect(self._update_buttons)
-        self._update_buttons()
+        self._health_timer = QTimer(self)
+        self._health_timer.setInterval(HEALTH_POLL_MILLISECONDS)
+        self._health_timer.timeout.connect(self._show_audio_health)
+        self._health_timer.start()
+
+        self._show_engine_state(engine.state)
         if presets.problems:
             self.show_error("; ".join(str(problem) for problem in presets.problems))
-        self.resize(640, 720)
+        self.settings = self._load_settings()
+        self.form.restore(self.settings.panel)
+        self._open_daw()
+        self._update_buttons()
+        self.resize(660, 760)
         QTimer.singleShot(0, self.engine.start)
         self.load_recent_clips()
 
@@ -209,6 +255,10 @@ class MainWindow(QMainWindow):
         self._run(lambda: dataclasses.replace(self._last_request, seed=None))
 
     def cancel(self) -> None:
+        if self.downloads.active:
+            self._waiting_for_download = None
+            self.downloads.cancel()
+            self.activity.setText("Cancelling the download…")
         if self.engine.busy:
             self.engine.cancel_all()
             self.activity.setText("Cancelling…")
@@ -216,19 +266,34 @@ class MainWindow(QMainWindow):
     def _run(self, make_request: Callable[[], GenerationRequest]) -> None:
         try:
             request = make_request()
-            job_id = self.engine.submit(request)
+            needs_download = not model_status(request.model).usable_offline
         except SegueError as error:
             self.show_error(str(error))
             return
         self.banner.hide()
         self._last_request = request
-        self._job_takes[job_id] = request.variations
         self.form.remember_prompt(request.prompt)
+        self._save_panel_memory()
+        if needs_download:
+            self._waiting_for_download = request
+            self.downloads.start(request.model)
+            self.activity.setText(f"Preparing to download {request.model}…")
+            self._busy_progress()
+        else:
+            self._submit(request)
+        self._update_buttons()
+
+    def _submit(self, request: GenerationRequest) -> None:
+        try:
+            job_id = self.engine.submit(request)
+        except SegueError as error:
+            self.show_error(str(error))
+            return
+        self._job_takes[job_id] = request.variations
         queued = len(self.engine.active_jobs) - 1
         self.activity.setText("Starting the engine…" if not queued else f"Queued behind {queued} job(s)")
         if not queued:
             self._busy_progress()
-        self._update_buttons()
 
     def _continue_source_path(self) -> Path:
         if self.continue_source.currentData() == SOURCE_FILE and self._dropped_file is not None:
@@ -238,7 +303,7 @@ class MainWindow(QMainWindow):
             raise SegueError("select a clip to continue, or drop an audio file on the window")
         return entry.path
 
-    # -- engine signals --------------------------------------------------------------------------
+    # -- engine and download signals -------------------------------------------------------------
 
     def _job_started(self, job_id: int) -> None:
         takes = self._job_takes.get(job_id, 1)
@@ -251,20 +316,17 @@ class MainWindow(QMainWindow):
 
     def _progress(self, job_id: int, done: int, total: int, eta: float | None) -> None:
         takes = self._job_takes.get(job_id, 1)
-        percent = round(100 * done / total) if total else 0
         self.activity.setText(f"Generating {takes} take{'s' if takes != 1 else ''}…")
-        self.progress.setRange(0, 100)
-        self.progress.setValue(percent)
-        eta_text = format_eta(eta)
-        self.progress.setFormat(f"{percent}%" + (f"  ·  {eta_text}" if eta_text and done < total else ""))
+        self._show_fraction(done / total if total else 0.0, eta if done < total else None)
 
     def _clips_ready(self, job_id: int, entries: list[ClipEntry]) -> None:
         self._job_takes.pop(job_id, None)
         self.results_model.add(entries)
-        self.form.refresh_models()  # the model may just have been downloaded or built
+        self.form.refresh_models()  # a random model may just have been built
         if entries:
             self.results.select_entry(entries[0])
             self.results.scrollToTop()
+        self._update_buttons()
         self._idle_progress(f"Done: {len(entries)} new clip{'s' if len(entries) != 1 else ''}", 100)
 
     def _job_failed(self, job_id: int, message: str) -> None:
@@ -276,25 +338,87 @@ class MainWindow(QMainWindow):
         self._job_takes.pop(job_id, None)
         self._idle_progress("Cancelled", 0)
 
+    def _download_progress(self, progress: DownloadProgress, eta: float | None) -> None:
+        self.activity.setText(describe_download(progress))
+        if progress.stage == "verifying":
+            self._busy_progress()
+        else:
+            self._show_fraction(progress.fraction, eta)
+
+    def _download_finished(self, model_id: str) -> None:
+        self.form.refresh_models()
+        request, self._waiting_for_download = self._waiting_for_download, None
+        if request is not None and request.model == model_id:
+            self._submit(request)
+        else:
+            self._idle_progress(f"{model_id} is downloaded", 100)
+        self._update_buttons()
+
+    def _download_failed(self, model_id: str, message: str) -> None:
+        self._waiting_for_download = None
+        self.form.refresh_models()
+        self.show_error(message)
+        self._idle_progress("Download failed", 0)
+        self._update_buttons()
+
+    def _download_cancelled(self, model_id: str) -> None:
+        self.form.refresh_models()  # it is partly downloaded now; the next Generate resumes
+        self._idle_progress("Download cancelled", 0)
+        self._update_buttons()
+
+    def _show_fraction(self, fraction: float, eta: float | None) -> None:
+        percent = round(100 * fraction)
+        self.progress.setRange(0, 100)
+        self.progress.setValue(percent)
+        eta_text = format_eta(eta)
+        self.progress.setFormat(f"{percent}%" + (f"  ·  {eta_text}" if eta_text else ""))
+
     def _busy_progress(self) -> None:
         self.progress.setRange(0, 0)
         self.progress.setFormat("")
 
     def _idle_progress(self, text: str, value: int) -> None:
-        if self.engine.busy:
-            return  # the next queued job reports its own progress
+        if self.engine.busy or self.downloads.active:
+            return  # the next job reports its own progress
         self.activity.setText(text)
         self.progress.setRange(0, 100)
         self.progress.setValue(value)
         self.progress.setFormat("")
 
+    def _show_engine_state(self, state: str) -> None:
+        self.status.show_engine(state, self.engine.loaded_model, self.engine.loaded_device)
+
     # -- results ---------------------------------------------------------------------------------
+
+    def audition(self, entry: ClipEntry | None) -> None:
+        """Play `entry` (stop it if it is the one playing) through the chosen output device."""
+        if entry is not None:
+            self._guard(lambda: self.auditioner.toggle(entry))
+
+    def switch_take(self) -> None:
+        """A/B: the next take of the same batch, from the same beat."""
+        current = self.auditioner.playing or self.results.selected_entry()
+        if current is None:
+            return
+        takes = self.results_model.siblings(current)
+        following = takes[(takes.index(current) + 1) % len(takes)] if current in takes else current
+        self.results.select_entry(following)
+        self._guard(lambda: self.auditioner.switch_to(following))
+
+    def _set_loop(self, loop: bool) -> None:
+        self.auditioner.loop = loop
+
+    def _audition_changed(self, *_args) -> None:
+        self.results_model.set_playing(self.auditioner.playing)
+        self.play_button.setText("■ Stop" if self.auditioner.playing else "▶ Play")
+        self._show_audio_health()
 
     def toggle_keep(self) -> None:
         entry = self.results.selected_entry()
         if entry is not None:
             self._guard(lambda: self.engine.store.set_kept(entry, not entry.kept))
             self.results_model.refresh(entry)
+            self._update_buttons()
 
     def rename_selected(self) -> None:
         index = self.results.currentIndex()
@@ -309,6 +433,8 @@ class MainWindow(QMainWindow):
         entry = self.results.selected_entry()
         if entry is None:
             return
+        if self.auditioner.playing is entry:
+            self.auditioner.stop()
         trashed = self._guard(lambda: self.engine.store.discard(entry))
         if trashed is None:
             return
@@ -317,10 +443,34 @@ class MainWindow(QMainWindow):
             note = f"{entry.name} is in Segue's trash (segue library restore {entry.clip_id})"
         else:
             note = f"{entry.name} left the list; its file stays because your DAW may use it"
-        self.statusBar().showMessage(note, 8000)
+        self.note(note)
+        self._update_buttons()
+
+    def send_to_daw(self) -> None:
+        entry = self.results.selected_entry()
+        if entry is None:
+            return
+        self.send_button.setEnabled(False)
+
+        def placed(result: PlacedClip) -> None:
+            entry.used_in_daw = entry.used_in_daw or result.in_project
+            self.note(result.message)
+            self._update_buttons()
+
+        def failed(message: str) -> None:
+            self.show_error(message)
+            self._update_buttons()
+
+        self.daw.send(entry.path, placed, failed)
 
     def _list_command(self, command: str) -> None:
-        {"keep": self.toggle_keep, "discard": self.discard_selected}.get(command, lambda: None)()
+        actions = {
+            "keep": self.toggle_keep,
+            "discard": self.discard_selected,
+            "audition": lambda: self.audition(self.results.selected_entry()),
+            "switch": self.switch_take,
+        }
+        actions[command]()
 
     def load_recent_clips(self) -> None:
         """Show the library's newest clips below anything generated meanwhile (read off the Qt thread)."""
@@ -335,6 +485,69 @@ class MainWindow(QMainWindow):
         entry = self.results.selected_entry()
         if entry is not None:
             entry.used_in_daw = True
+
+    # -- DAW, audio health, settings -------------------------------------------------------------
+
+    def _transport_changed(self, snapshot) -> None:
+        self.status.show_transport(snapshot)
+        if snapshot.connected:
+            self.form.follow_transport(snapshot.tempo_bpm, snapshot.signature)
+
+    def _show_audio_health(self) -> None:
+        self.status.show_audio_health(self.auditioner.health(), self.auditioner.device_label())
+
+    def open_settings(self) -> None:
+        self.settings_dialog = SettingsDialog(self.settings, self.background, self)
+        self.settings_dialog.accepted.connect(lambda: self.apply_settings(self.settings_dialog.chosen()))
+        self.settings_dialog.open()
+
+    def apply_settings(self, chosen: Settings) -> None:
+        """Save what the dialog chose and put it to work: output device, DAW link, folders.
+
+        Only the dialog's fields are written over the file as it is now: a calibration or a device
+        chosen with `segue devices` meanwhile is kept."""
+        def change(current: Settings) -> None:
+            current.audio.output_device = chosen.audio.output_device
+            current.audio.input_device = chosen.audio.input_device
+            current.daw = chosen.daw
+            current.folders = chosen.folders
+            self.form.remember(current.panel)
+
+        previous = self.settings
+        saved = self._guard(lambda: update_settings(change))
+        if not saved:
+            return
+        self.settings = saved
+        if (saved.audio.output_device, saved.audio.input_device) != (
+            previous.audio.output_device, previous.audio.input_device
+        ):
+            self.auditioner.close()  # the next audition opens the newly chosen output
+        if saved.daw != previous.daw:
+            self._open_daw()
+        if saved.folders != previous.folders:
+            self.form.refresh_models()
+
+    def _open_daw(self) -> None:
+        if self._guard(lambda: self.daw.open(self.settings.daw)) is None:
+            self.daw.close()
+
+    def _load_settings(self) -> Settings:
+        try:
+            return load_settings()
+        except SegueError as error:
+            self.show_error(f"{error} (using the defaults meanwhile)")
+            return Settings()
+
+    def _save_panel_memory(self) -> None:
+        """Write the panel section only (other parts of Segue may have saved theirs meanwhile)."""
+        self._guard(lambda: update_settings(lambda current: self.form.remember(current.panel)))
+
+    def closeEvent(self, event) -> None:
+        self._save_panel_memory()
+        self.auditioner.close()
+        self.daw.close()
+        self._health_timer.stop()
+        super().closeEvent(event)
 
     # -- drops -----------------------------------------------------------------------------------
 
@@ -369,20 +582,29 @@ class MainWindow(QMainWindow):
     def show_error(self, message: str) -> None:
         self.banner.show_message(message)
 
+    def note(self, message: str) -> None:
+        """A one-line outcome ("placed in Live ...") in the activity line, unless a job is reporting there."""
+        if not (self.engine.busy or self.downloads.active):
+            self.activity.setText(message[:1].upper() + message[1:])
+            self.activity.setToolTip(message)
+
     def _guard(self, action: Callable[[], object]) -> object | None:
         """Run a quick bridge call; a SegueError becomes a message in the window (and None)."""
         try:
-            return action()
+            result = action()
         except SegueError as error:
             self.show_error(str(error))
             return None
+        return True if result is None else result
 
     def _update_buttons(self, *_args) -> None:
-        busy = self.engine.busy
-        self.cancel_button.setEnabled(busy)
+        self.cancel_button.setEnabled(self.engine.busy or self.downloads.active is not None)
         self.retry_button.setEnabled(self._last_request is not None)
-        has_clip = self.results.selected_entry() is not None
-        for button in (self.rename_button, self.discard_button, self.keep_button):
+        selected = self.results.selected_entry()
+        has_clip = selected is not None
+        self.keep_button.setText("★ Kept" if selected is not None and selected.kept else "☆ Keep")
+        for button in (self.play_button, self.rename_button, self.discard_button, self.keep_button,
+                       self.send_button, self.ab_button):
             button.setEnabled(has_clip)
 
     def _add_shortcut(self, name: str, keys: str, slot) -> QAction:

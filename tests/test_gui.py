@@ -25,10 +25,20 @@ JOB_TIMEOUT_MS = 120_000
 
 
 @pytest.fixture(scope="module")
-def engine(qapp, segue_cache_dir):
+def models_dir(tmp_path_factory, segue_cache_dir):
+    """The module's model folder, shared by this process and the engine process (which reads it at start)."""
+    folder = tmp_path_factory.mktemp("panel-models")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SEGUE_MODELS_DIR", str(folder))
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def engine(qapp, models_dir):
     """One engine process for the module: starting one imports torch, which takes seconds."""
     apply_theme(qapp)
     controller = EngineController(store=None, device="cpu")
+    controller.start()
     yield controller
     controller.close()
 
@@ -77,6 +87,15 @@ def screenshot(window: MainWindow, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     QApplication.processEvents()
     assert window.grab().save(str(path)), f"could not save {path}"
+    return path
+
+
+def screenshot_widget(widget, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    widget.show()
+    QApplication.processEvents()
+    assert widget.grab().save(str(path)), f"could not save {path}"
     return path
 
 
@@ -132,7 +151,10 @@ def test_type_a_prompt_generate_two_variations_see_progress_then_two_clips(qtbot
     type_prompt(qtbot, window, "dusty lo-fi hip hop drums")
     set_length(window, 2, "bars")
     window.form.variations.setValue(2)
-    screenshot(window, "1-ready")
+    window.form.advanced_toggle.click()
+    assert window.form.seed.isVisible() and window.form.temperature.isVisible()
+    screenshot(window, "1-ready-advanced-open")
+    window.form.advanced_toggle.click()
     seen_progress = []
     window.engine.progress.connect(lambda job, done, total, eta: seen_progress.append((done, total, eta)))
     meter = StallMeter()
@@ -164,6 +186,7 @@ def test_type_a_prompt_generate_two_variations_see_progress_then_two_clips(qtbot
     assert window.form.history()[0] == "dusty lo-fi hip hop drums"
     assert not window.cancel_button.isEnabled() and window.retry_button.isEnabled()
     assert window.banner.message == ""
+    assert window.status.engine.text() == "engine ready · cpu"  # engine state and device
     screenshot(window, "3-results")
 
 
@@ -255,7 +278,7 @@ def test_keep_rename_and_discard_go_to_the_clip_library(qtbot, window, library):
     qtbot.keyClick(window.results, Qt.Key.Key_Delete)
     assert window.results_model.entries == [first]
     assert library.get(second.clip_id).status == "trashed" and not second.path.exists()
-    assert "trash" in window.statusBar().currentMessage()
+    assert "trash" in window.activity.text()
     screenshot(window, "6-kept-and-renamed")
 
 
@@ -297,3 +320,108 @@ def test_segue_gui_is_a_subcommand_and_imports_qt_only_when_it_runs():
         "assert not any(name.startswith('PyQt6') for name in sys.modules), 'Qt imported too early'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parent.parent)
+
+
+@pytest.mark.jack
+def test_click_a_clip_to_hear_it_through_the_chosen_output_then_ab_to_the_other_take(qtbot, window, jack_server):
+    from bridge.audio.capture import Recorder
+    from bridge.audio.devices import find_device, remember_device
+
+    remember_device("output", find_device(jack_server.loopback_device, "output"))
+    first, second = generate(qtbot, window, "deep house groove", bars=2, variations=2)
+    with Recorder(jack_server.loopback_device, history_seconds=10.0) as recorder:
+        view = window.results
+        qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=view.visualRect(view.model().index(0)).center())
+        assert window.auditioner.playing is first and window.results_model.playing is first
+        assert window.auditioner.device_label().startswith(jack_server.loopback_device)
+
+        def heard() -> bool:
+            recent = recorder.last_seconds(0.5)
+            return recent.size > 0 and float(abs(recent).max()) > 0.01
+
+        qtbot.waitUntil(heard, timeout=10_000)  # the take comes back through the loopback
+        screenshot(window, "7-auditioning")
+
+        qtbot.wait(300)
+        window.switch_take()  # A/B: the other take, from the same beat
+        assert window.auditioner.playing is second and window.results.selected_entry() is second
+        assert window.auditioner.position_seconds() > 0.25
+        window.results.setFocus()
+        qtbot.keyClick(window.results, Qt.Key.Key_Space)  # stop
+        assert window.auditioner.playing is None and window.results_model.playing is None
+    window._show_audio_health()
+    assert window.status.audio.text() != "audio idle"  # "audio ok", or the underrun counts if the machine is busy
+    assert jack_server.loopback_device in window.status.audio.toolTip()
+
+
+def test_settings_choose_ableton_and_the_panel_follows_its_tempo_then_sends_a_clip(qtbot, window):
+    from bridge.settings import load_settings
+    from tests.fake_ableton import FakeLive, FakeSong
+
+    with FakeLive(song=FakeSong(tempo=93.5, signature_numerator=7, signature_denominator=8)) as live:
+        window.open_settings()
+        dialog = window.settings_dialog
+        dialog.daw.setCurrentIndex(dialog.daw.findData("ableton"))
+        dialog.ableton_port.setValue(live.port)
+        dialog.ableton_reply_port.setValue(0)  # any free port: the fake replies wherever Segue listens
+        screenshot_widget(dialog, "8-settings")
+        qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
+        live.reply_port = window.daw.link.listen_port
+
+        qtbot.waitUntil(lambda: window.form.tempo.value() == pytest.approx(93.5), timeout=10_000)
+        assert window.form.signature.currentText() == "7/8"
+        assert "Ableton Live" in window.status.daw.text() and "93.5 BPM" in window.status.tempo.text()
+        assert load_settings().daw.daw == "ableton" and load_settings().daw.ableton_port == live.port
+
+        [clip] = generate(qtbot, window, "funk bass line", bars=1)
+        window.results.select_entry(clip)
+        qtbot.mouseClick(window.send_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: any(track.name == "Segue" for track in live.song.tracks), timeout=10_000)
+        qtbot.waitUntil(lambda: clip.used_in_daw)
+        assert "Session" in window.activity.text()
+        segue_track = next(track for track in live.song.tracks if track.name == "Segue")
+        assert segue_track.clip_slots[0] == str(clip.path)
+        screenshot(window, "9-following-ableton")
+
+
+def test_the_panel_remembers_prompts_model_and_takes_between_runs(qtbot, window, engine):
+    generate(qtbot, window, "first idea", variations=3)
+    generate(qtbot, window, "second idea", variations=3)
+    window.close()
+    reopened = open_window(qtbot, engine)
+    assert reopened.form.history()[:2] == ["second idea", "first idea"]
+    assert reopened.form.model.currentData() == "tiny" and reopened.form.variations.value() == 3
+    assert reopened.form.prompt.currentText() == ""
+    reopened.close()
+
+
+def test_a_model_that_is_not_downloaded_is_fetched_with_progress_first(qtbot, window, monkeypatch, models_dir):
+    import shutil
+
+    from huggingface_hub import constants
+
+    from bridge.engine.loading import resolve_checkpoint
+    from bridge.models import is_downloaded
+    from tests.fake_hub import FakeHub
+
+    repo = "segue-test/panel-tiny"
+    files = shutil.copytree(resolve_checkpoint("tiny"), models_dir.parent / "hub-panel-tiny")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    with FakeHub({repo: files}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        window.form.select_model(repo)
+        type_prompt(qtbot, window, "ambient pad bed")
+        set_length(window, 1, "bars")
+        window.form.variations.setValue(1)
+        downloads = []
+        window.downloads.progress.connect(lambda progress, eta: downloads.append(progress))
+        with qtbot.waitSignal(window.engine.clips_ready, timeout=JOB_TIMEOUT_MS):
+            window.generate()
+            assert window.cancel_button.isEnabled()
+    assert downloads and downloads[-1].stage == "verifying"
+    assert any(p.stage == "downloading" and p.bytes_done == p.bytes_total for p in downloads)
+    assert is_downloaded(repo)
+    assert "✓ downloaded" in window.form.model.currentText()
+    [clip] = window.results_model.entries
+    assert clip.path.is_file()
