@@ -46,7 +46,11 @@ def _magnitudes(audio: np.ndarray, frame: int = _FRAME, hop: int = _HOP) -> np.n
 
 
 def estimate_key(audio: np.ndarray, sample_rate: int) -> KeyEstimate | None:
-    """The most likely key, or None for silence or unpitched noise."""
+    """The most likely key, or None for silence.
+
+    Noise, drums and single notes still get a key with a low confidence: callers decide how much
+    confidence a suggestion needs (the clip library keeps keys at 0.7 and above).
+    """
     spectrum = _magnitudes(audio) ** 2
     freqs = np.fft.rfftfreq(_FRAME, 1.0 / sample_rate)
     usable = (freqs >= 55.0) & (freqs <= 4200.0)

@@ -34,6 +34,7 @@ from bridge.engine.request import GenerationRequest
 from bridge.errors import CancelledError, SegueError
 
 PROGRESS_INTERVAL_SECONDS = 0.1
+WORKER_NICENESS = 10
 _STOP = ("stop",)
 
 
@@ -44,6 +45,9 @@ def _worker_main(commands: multiprocessing.Queue, events: multiprocessing.Queue,
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    if hasattr(os, "nice"):
+        # Audio callbacks and the panel must win the CPU when both want it; generation can wait.
+        os.nice(WORKER_NICENESS)
     jobs: queue.Queue = queue.Queue()
     cancelled: set[int] = set()
     parent = os.getppid()
