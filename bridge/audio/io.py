@@ -5,13 +5,13 @@ either complete on disk or not there at all.
 """
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile
 import soxr
 
+from bridge.atomic_files import replacing
 from bridge.errors import AudioFileError, InvalidParameterError
 
 WAV_SUBTYPES = {"float": "FLOAT", "24": "PCM_24", "16": "PCM_16"}
@@ -74,37 +74,13 @@ def match_channels(audio: np.ndarray, channels: int) -> np.ndarray:
 def write_audio_atomic(
     path: str | os.PathLike, audio: np.ndarray, sample_rate: int, subtype: str = "FLOAT"
 ) -> Path:
-    """Write a WAV (or any soundfile format, by extension) through a temporary file and rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        soundfile.write(tmp_name, as_frames(audio), sample_rate, subtype=subtype)
-        _fsync(tmp_name)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
+    """Write a WAV (or any soundfile format, by extension) that appears complete or not at all."""
+    with replacing(path) as temporary:
+        soundfile.write(temporary, as_frames(audio), sample_rate, subtype=subtype)
+    return Path(path)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _fsync(name: str) -> None:
-    with open(name, "rb+") as handle:
-        os.fsync(handle.fileno())
+    with replacing(path, suffix=".tmp") as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    return Path(path)

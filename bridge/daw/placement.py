@@ -9,13 +9,12 @@ A clip is never lost: when every DAW route fails the file still exists and the r
 """
 
 import logging
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+from bridge.atomic_files import replacing
 from bridge.errors import DawError
 
 log = logging.getLogger(__name__)
@@ -110,14 +109,8 @@ def export_copy(path: Path, export_dir: Path) -> Path:
     """Copy `path` into `export_dir` atomically (a watcher never sees half a file); never overwrites."""
     export_dir.mkdir(parents=True, exist_ok=True)
     destination = _free_name(export_dir / path.name)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part", dir=export_dir)
-    os.close(fd)
-    try:
-        shutil.copyfile(path, tmp_name)
-        os.replace(tmp_name, destination)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with replacing(destination, suffix=".part") as temporary:
+        shutil.copyfile(path, temporary)
     return destination
 
 

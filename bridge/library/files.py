@@ -13,11 +13,11 @@ import os
 import shutil
 import socket
 import sys
-import tempfile
 from pathlib import Path
 
 import soundfile
 
+from bridge.atomic_files import replacing
 from bridge.audio.io import write_text_atomic
 from bridge.paths import data_dir
 
@@ -82,16 +82,8 @@ def move_file(source: Path, destination: Path) -> None:
     except OSError as error:
         if error.errno != errno.EXDEV:
             raise
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{destination.stem}.", suffix=destination.suffix, dir=destination.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
-            shutil.copyfileobj(src, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp_name, destination)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with replacing(destination) as temporary:  # another file system: copy, then remove
+        shutil.copyfile(source, temporary)
     source.unlink()
 
 
