@@ -126,6 +126,15 @@ class FakeLive:
                     setattr(self.song, name, value)
                 self._changed(name)
 
+    def start_playing_at(self, monotonic_time: float, beat: float = 0.0) -> None:
+        """Start the transport so that song time `beat` fell at `monotonic_time` (time.monotonic()):
+        a test lines Live's clock up with the audio it pretends Live plays."""
+        with self._lock:
+            self.song.song_time_anchor = beat
+            self.song.anchor_monotonic = monotonic_time
+            self.song.is_playing = True
+            self._changed("is_playing")
+
     def song_time(self) -> float:
         song = self.song
         if not song.is_playing:
