@@ -30,10 +30,12 @@ from bridge.errors import SegueError
 from bridge.models import DownloadProgress, ModelStatus, all_model_statuses, model_status
 from bridge.presets import PresetCatalogue, load_presets
 from bridge.settings import Settings, load_settings, update_settings
+from bridge.workflow import Source
 from gui.audition import Auditioner
 from gui.background import Background
 from gui.banner import MessageBanner
 from gui.clip_store import ClipEntry
+from gui.daw_capture import DEFAULT_SOURCE_BARS, DawCapture
 from gui.daw_controller import DawController
 from gui.engine_controller import EngineController
 from gui.generate_form import GenerateForm
@@ -45,7 +47,7 @@ from gui.status_bar import PanelStatusBar
 # The end of the audio a continuation listens to (the engine's limit is 30 s).
 CONTINUE_PROMPT_SECONDS = 10.0
 AUDIO_SUFFIXES = frozenset(f".{kind.lower()}" for kind in soundfile.available_formats()) | {".aif", ".oga"}
-SOURCE_CLIP, SOURCE_FILE = "clip", "file"
+SOURCE_CLIP, SOURCE_FILE, SOURCE_DAW = "clip", "file", "daw"
 HEALTH_POLL_MILLISECONDS = 1000
 
 
@@ -75,6 +77,7 @@ class MainWindow(QMainWindow):
         self.auditioner = Auditioner(parent=self)
         self.daw = DawController(self.background, self)
         self.downloads = ModelDownloads(self.background, self)
+        self.capture = DawCapture(engine.store.library)
         self.settings_dialog: SettingsDialog | None = None
         presets = presets if presets is not None else load_presets()
         self._last_request: GenerationRequest | None = None
@@ -93,6 +96,10 @@ class MainWindow(QMainWindow):
         self.continue_button = _button("Continue", "Continue the chosen audio with the prompt (Ctrl+Shift+Enter)")
         self.continue_source = QComboBox()
         self.continue_source.addItem("selected clip", SOURCE_CLIP)
+        self.continue_source.addItem(f"DAW: last {DEFAULT_SOURCE_BARS} bars", SOURCE_DAW)
+        self.continue_source.setItemData(
+            1, "Captured from the loopback input (or rendered by REAPER), ending at the loop end or the "
+            "last bar line before the playhead", Qt.ItemDataRole.ToolTipRole)
         self.continue_source.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.continue_source.setToolTip("What Continue extends. Drop an audio file on the window to add it here.")
         self.retry_button = _button("Retry", "Run the last job again with a new seed (Ctrl+R)")
@@ -227,11 +234,38 @@ class MainWindow(QMainWindow):
         self._run(lambda: self.form.build_request())
 
     def continue_(self) -> None:
+        if self.continue_source.currentData() == SOURCE_DAW:
+            self.continue_from_daw()
+            return
+
         def request() -> GenerationRequest:
             path = self._continue_source_path()
             return self.form.build_request(audio_path=str(path), prompt_seconds=CONTINUE_PROMPT_SECONDS)
 
         self._run(request)
+
+    def continue_from_daw(self, bars: int = DEFAULT_SOURCE_BARS) -> None:
+        """Take the DAW's last bars (in the background), then continue them at the DAW's tempo."""
+        self.banner.hide()
+        self.activity.setText(f"Taking the last {bars} bars from {self.daw.link.display_name}…")
+        self._busy_progress()
+
+        def taken(source: Source) -> None:
+            self._idle_progress(source.describe()[:1].upper() + source.describe()[1:], 0)
+
+            def request() -> GenerationRequest:
+                built = self.form.build_request(
+                    audio_path=str(source.path), prompt_seconds=source.seconds
+                )
+                return dataclasses.replace(built, bpm=source.bpm, signature=str(source.signature)).validate()
+
+            self._run(request)
+
+        def failed(message: str) -> None:
+            self._idle_progress("Ready", 0)
+            self.show_error(message)
+
+        self.background.run(lambda: self.capture.take_bars(bars), taken, failed)
 
     def continue_file(self, path: Path) -> None:
         """Continue an audio file (a drop): it becomes the Continue source, and a job starts."""
@@ -494,7 +528,13 @@ class MainWindow(QMainWindow):
             self.form.follow_transport(snapshot.tempo_bpm, snapshot.signature)
 
     def _show_audio_health(self) -> None:
-        self.status.show_audio_health(self.auditioner.health(), self.auditioner.device_label())
+        output, overflows = self.auditioner.health(), self.capture.overflows
+        if output is None and overflows is None:
+            self.status.show_audio_health(None)
+            return
+        underruns = sum(output) if output is not None else 0
+        devices = " / ".join(label for label in (self.auditioner.device_label(), self.capture.device_label()) if label)
+        self.status.show_audio_health((underruns, overflows or 0), devices)
 
     def open_settings(self) -> None:
         self.settings_dialog = SettingsDialog(self.settings, self.background, self)
@@ -518,18 +558,24 @@ class MainWindow(QMainWindow):
         if not saved:
             return
         self.settings = saved
-        if (saved.audio.output_device, saved.audio.input_device) != (
-            previous.audio.output_device, previous.audio.input_device
-        ):
+        if saved.audio.output_device != previous.audio.output_device:
             self.auditioner.close()  # the next audition opens the newly chosen output
         if saved.daw != previous.daw:
             self._open_daw()
+        elif saved.audio.input_device != previous.audio.input_device:
+            self._open_capture()
         if saved.folders != previous.folders:
             self.form.refresh_models()
 
     def _open_daw(self) -> None:
         if self._guard(lambda: self.daw.open(self.settings.daw)) is None:
             self.daw.close()
+        self._open_capture()
+
+    def _open_capture(self) -> None:
+        """Record the chosen loopback input for "Continue from the DAW" (nothing if none is chosen)."""
+        self._guard(lambda: self.capture.open(self.daw.link, self.settings.audio.input_device))
+        self._show_audio_health()
 
     def _load_settings(self) -> Settings:
         try:
@@ -545,6 +591,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         self._save_panel_memory()
         self.auditioner.close()
+        self.capture.close()
         self.daw.close()
         self._health_timer.stop()
         super().closeEvent(event)

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile
 from PyQt6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
@@ -188,6 +189,16 @@ def test_type_a_prompt_generate_two_variations_see_progress_then_two_clips(qtbot
     assert window.banner.message == ""
     assert window.status.engine.text() == "engine ready · cpu"  # engine state and device
     screenshot(window, "3-results")
+
+
+def test_retry_runs_the_same_input_again_with_a_new_seed(qtbot, window):
+    [first] = generate(qtbot, window, "uk garage 2-step")
+    type_prompt(qtbot, window, "something else entirely")  # Retry ignores what the form says now
+    with qtbot.waitSignal(window.engine.clips_ready, timeout=JOB_TIMEOUT_MS) as ready:
+        qtbot.keyClick(window.form.prompt.lineEdit(), Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    [again] = ready.args[1]
+    assert again.prompt == first.prompt == "uk garage 2-step"
+    assert again.seed != first.seed and again.seconds == first.seconds
 
 
 def test_cancel_a_long_job(qtbot, window):
@@ -425,3 +436,51 @@ def test_a_model_that_is_not_downloaded_is_fetched_with_progress_first(qtbot, wi
     assert "✓ downloaded" in window.form.model.currentText()
     [clip] = window.results_model.entries
     assert clip.path.is_file()
+
+
+def test_continue_from_the_daw_without_a_daw_or_loopback_says_what_to_set_up(qtbot, window):
+    window.continue_source.setCurrentIndex(window.continue_source.findData("daw"))
+    type_prompt(qtbot, window, "keep the groove")
+    qtbot.mouseClick(window.continue_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.banner.message != "")
+    assert "loopback input" in window.banner.message and not window.engine.busy
+    assert window.activity.text() == "Ready"
+
+
+@pytest.mark.jack
+def test_continue_the_last_bar_the_daw_played_through_the_loopback(qtbot, window, jack_server):
+    from bridge.audio.playback import Player
+    from bridge.settings import load_settings
+    from tests.fake_ableton import FakeLive, FakeSong
+
+    tone = 0.3 * np.sin(2 * np.pi * 220.0 * np.arange(jack_server.sample_rate) / jack_server.sample_rate)
+    with FakeLive(song=FakeSong(tempo=240.0)) as live, Player(jack_server.loopback_device) as daw_output:
+        daw_output.play(tone.astype(np.float32)[:, None], jack_server.sample_rate, loop=True)  # the "DAW" plays
+        window.open_settings()
+        dialog = window.settings_dialog
+        dialog.input_device.setCurrentIndex(dialog.input_device.findText(jack_server.loopback_device, Qt.MatchFlag.MatchStartsWith))
+        dialog.daw.setCurrentIndex(dialog.daw.findData("ableton"))
+        dialog.ableton_port.setValue(live.port)
+        dialog.ableton_reply_port.setValue(0)
+        dialog.accept()
+        live.reply_port = window.daw.link.listen_port
+        assert load_settings().audio.input_device.startswith(jack_server.loopback_device)
+        qtbot.waitUntil(lambda: window.form.tempo.value() == pytest.approx(240.0), timeout=10_000)
+        live.set_song(is_playing=True)
+        qtbot.waitUntil(lambda: window.daw.snapshot().playing and window.daw.snapshot().position_beats > 6,
+                        timeout=10_000)
+
+        type_prompt(qtbot, window, "keep the groove")
+        window.form.variations.setValue(1)
+        set_length(window, 1, "bars")
+        with qtbot.waitSignal(window.engine.clips_ready, timeout=JOB_TIMEOUT_MS):
+            window.continue_from_daw(bars=1)
+        [clip] = window.results_model.entries
+        assert clip.continues is not None and clip.continues.name.startswith("capture-")
+        captured, rate = soundfile.read(clip.continues)
+        assert len(captured) == rate  # exactly one bar of 4/4 at 240 BPM
+        assert abs(captured).max() > 0.1  # the DAW's tone, not silence
+        assert clip.bars == pytest.approx(1.0)
+        window._show_audio_health()
+        assert jack_server.loopback_device in window.status.audio.toolTip()
+        screenshot(window, "10-continued-from-daw")
