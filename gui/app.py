@@ -20,25 +20,27 @@ from gui.main_window import MainWindow
 from gui.theme import apply_theme
 
 LOG_NAME = "panel.log"
-log = logging.getLogger("segue.gui")
 
 
-def install_error_hook(window: MainWindow) -> None:
-    """Route uncaught exceptions to the log file and a one-line message in `window`."""
-    log_path = paths.cache_dir() / LOG_NAME
+def error_hook(window: MainWindow):
+    """A sys.excepthook that logs the traceback to panel.log and shows one line in `window`."""
 
     def hook(kind, error, trace) -> None:
         if issubclass(kind, KeyboardInterrupt):
             QApplication.quit()
             return
+        log_path = paths.cache_dir() / LOG_NAME
         with open(log_path, "a", encoding="utf-8") as log_file:
             log_file.write("".join(traceback.format_exception(kind, error, trace)) + "\n")
         window.show_error(f"Something went wrong ({kind.__name__}: {error}). Details are in {log_path}.")
 
-    sys.excepthook = hook
+    return hook
 
 
 def main(argv: Sequence[str] | None = None, device: str = "auto") -> int:
+    # Warnings from the DAW link, audio and library threads go to the same log as unexpected errors.
+    logging.basicConfig(filename=paths.cache_dir() / LOG_NAME, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = QApplication.instance() or QApplication(list(argv if argv is not None else sys.argv))
     app.setApplicationName("Segue")
     app.setOrganizationName("Segue")
@@ -50,7 +52,7 @@ def main(argv: Sequence[str] | None = None, device: str = "auto") -> int:
         return 2
     engine = EngineController(device=device, store=ClipStore(library))
     window = MainWindow(engine)
-    install_error_hook(window)
+    sys.excepthook = error_hook(window)
     window.show()
     try:
         return app.exec()

@@ -484,3 +484,17 @@ def test_continue_the_last_bar_the_daw_played_through_the_loopback(qtbot, window
         window._show_audio_health()
         assert jack_server.loopback_device in window.status.audio.toolTip()
         screenshot(window, "10-continued-from-daw")
+
+
+def test_an_unexpected_error_is_one_line_in_the_window_and_a_traceback_in_the_log(window):
+    from bridge import paths
+    from gui.app import LOG_NAME, error_hook
+
+    try:
+        raise RuntimeError("the waveform cache fell over")
+    except RuntimeError as error:
+        error_hook(window)(type(error), error, error.__traceback__)
+    assert window.banner.message.startswith("Something went wrong (RuntimeError: the waveform cache fell over)")
+    assert "Traceback" not in window.banner.message
+    log_text = (paths.cache_dir() / LOG_NAME).read_text()
+    assert "Traceback" in log_text and "the waveform cache fell over" in log_text
