@@ -206,6 +206,13 @@ REFUSED = [
     (("/segue/continue", "relative.wav", "more", 1.0), "absolute path"),
     (("/segue/continue", "", "more", 1.0), "1-4096 characters"),
     (("/segue/status", 1), "expected 0 argument(s), got 1"),
+    (("/segue/continue_bars", "strings", 4, 4), "expected 4 argument(s), got 3"),
+    (("/segue/continue_bars", "strings", 4.5, 4, 2), "argument 2 must be a whole number"),
+    (("/segue/continue_bars", "strings", 4, 4, 2), "Continue my track is not available"),
+    (("/segue/continue_file_bars", "relative.wav", "more", 4, 4, 2), "absolute path"),
+    (("/segue/continue_again", "more", 4), "expected 3 argument(s), got 2"),
+    (("/segue/place", 1, "2"), "argument 2 must be a whole number"),
+    (("/segue/play", 1, 1), "Continue my track is not available"),
     (("/segue/launch_missiles",), "unknown address /segue/launch_missiles"),
     (("/live/test",), "unknown address /live/test"),
 ]
@@ -259,6 +266,9 @@ def fuzz_datagrams(rng: random.Random, count: int):
         encode("/segue/generate", "warm pads", 4.0),
         encode("/segue/generate_bars", "breakbeat", 2),
         encode("/segue/continue", "/tmp/loop.wav", "more", 8.0),
+        encode("/segue/continue_bars", "strings", 4, 4, 2),
+        encode("/segue/continue_file_bars", "/tmp/loop.wav", "more", 4, 4, 2),
+        encode("/segue/place", 3, 1),
     ]
     for _ in range(count):
         kind = rng.randrange(4)

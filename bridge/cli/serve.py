@@ -13,6 +13,8 @@ from bridge.engine.request import DEFAULT_MODEL
 from bridge.engine.worker import EngineClient
 from bridge.errors import InvalidParameterError
 from bridge.library import ClipLibrary
+from bridge.workflow import ContinueMyTrack
+from bridge.workflow.loopback import start_player, start_recorder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -84,6 +86,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     daw.add_argument(
         "--reaper-info-action", default=reaper.INFO_ACTION, help="command id of Segue_project_info.lua"
     )
+    audio = serve.add_argument_group("loopback audio (Continue my track: capture the DAW, play takes into it)")
+    audio.add_argument("--input", help="loopback input the DAW plays into (part of its name; `segue devices` lists them)")
+    audio.add_argument("--output", help="loopback output the DAW records from, for live play")
+    audio.add_argument(
+        "--loopback", action="store_true", help="use the input and output chosen with `segue devices`"
+    )
     serve.set_defaults(handler=run_serve)
 
 
@@ -119,12 +127,20 @@ def run_serve(args: argparse.Namespace) -> int:
     link = make_link(args)
     server: control_server.ControlServer | None = None
     stop = threading.Event()
+    recorder = player = session = None
+    if args.input or args.loopback:
+        recorder, warning = start_recorder(args.input, args.output)
+        if warning:
+            print(f"segue serve: {warning}", file=sys.stderr)
+    if args.output or args.loopback:
+        player = start_player(args.output)
     library = ClipLibrary()  # every take is recorded, as `segue generate` does
     engine = EngineClient(device=args.device, on_event=lambda event: server and server.on_engine_event(event))
     try:
+        session = ContinueMyTrack(engine, link=link, recorder=recorder, player=player, library=library)
         server = control_server.ControlServer(
             engine, link, model=args.model, host=args.host, port=args.osc_port, reply_port=args.reply_port,
-            library=library,
+            library=library, workflow=session,
         )
         link.start()
         server.start()
@@ -145,6 +161,11 @@ def run_serve(args: argparse.Namespace) -> int:
     finally:
         if server is not None:
             server.close()
+        if session is not None:
+            session.close()
+        for device in (recorder, player):
+            if device is not None:
+                device.close()
         link.close()
         engine.close()
         library.close()

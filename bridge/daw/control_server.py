@@ -6,6 +6,8 @@ Inbound (UDP, 127.0.0.1:9030 by default):
     /segue/continue       s:audio_path s:prompt f:seconds   continue an audio file (absolute path)
     /segue/cancel                                      stop the running job
     /segue/status
+    /segue/continue_bars, continue_file_bars, continue_again, place, play: "Continue my track"
+                                                       (bridge.workflow.control documents them)
 Outbound, to the sender's IP at the reply port (9031 by default):
     /segue/progress  i:job f:fraction               0.0 as soon as a job is accepted, then as it runs
     /segue/clip      i:job s:path                   one per take, always under Segue's output folder
@@ -37,6 +39,7 @@ from bridge.errors import AudioFileError, InvalidParameterError, SegueError
 
 if TYPE_CHECKING:
     from bridge.library import ClipLibrary
+    from bridge.workflow import ContinueMyTrack
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +64,9 @@ class Engine(Protocol):
 
 @dataclass
 class _ActiveJob:
-    job_id: int
+    job_id: int  # 0 while a workflow run is still capturing its source
     reply_to: Address
+    workflow: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ class ControlServer:
         reply_port: int = REPLY_PORT,
         output_dir: Path | None = None,
         library: "ClipLibrary | None" = None,
+        workflow: "ContinueMyTrack | None" = None,
     ) -> None:
         self.engine = engine
         self.library = library
@@ -110,7 +115,27 @@ class ControlServer:
             ),
             "/segue/cancel": _Command("", "/segue/cancel", self._cancel),
             "/segue/status": _Command("", "/segue/status", self._status),
+            "/segue/continue_bars": _Command(
+                "siii", "/segue/continue_bars s:prompt i:source_bars i:bars i:takes", self._continue_bars
+            ),
+            "/segue/continue_file_bars": _Command(
+                "ssiii",
+                "/segue/continue_file_bars s:audio_path s:prompt i:source_bars i:bars i:takes",
+                self._continue_file_bars,
+            ),
+            "/segue/continue_again": _Command(
+                "sii", "/segue/continue_again s:prompt i:bars i:takes", self._continue_again
+            ),
+            "/segue/place": _Command("ii", "/segue/place i:job i:take", self._place),
+            "/segue/play": _Command("ii", "/segue/play i:job i:take", self._play),
         }
+        self.workflow = None
+        if workflow is not None:
+            from bridge.workflow.control import WorkflowControl
+
+            self.workflow = WorkflowControl(
+                workflow, model, self._send, job_started=self._workflow_job_started, finished=self._release
+            )
         self._endpoint = OscEndpoint(
             host, port, self._receive, self._garbage, name="control", max_datagram_bytes=MAX_MESSAGE_BYTES
         )
@@ -206,7 +231,69 @@ class ControlServer:
         with self._lock:
             if self._job is None:
                 raise SegueError("nothing to cancel: no job is running")
-            self.engine.cancel(self._job.job_id)
+            if self._job.workflow:
+                self.workflow.cancel()
+            else:
+                self.engine.cancel(self._job.job_id)
+
+    # -- Continue my track (bridge.workflow.control runs these) ------------------------------------
+
+    def _continue_bars(self, reply_to: Address, prompt: str, source_bars: int, bars: int, takes: int) -> None:
+        self._claim_for_workflow(reply_to, "/segue/continue_bars")
+        self._start_workflow(lambda: self.workflow.continue_bars(
+            reply_to, "/segue/continue_bars", prompt, source_bars, bars, takes
+        ))
+
+    def _continue_file_bars(
+        self, reply_to: Address, audio_path: str, prompt: str, source_bars: int, bars: int, takes: int
+    ) -> None:
+        path, _ = _check_audio_file(audio_path)
+        self._claim_for_workflow(reply_to, "/segue/continue_file_bars")
+        self._start_workflow(lambda: self.workflow.continue_file_bars(
+            reply_to, "/segue/continue_file_bars", str(path), prompt, source_bars, bars, takes
+        ))
+
+    def _continue_again(self, reply_to: Address, prompt: str, bars: int, takes: int) -> None:
+        self._claim_for_workflow(reply_to, "/segue/continue_again")
+        self._start_workflow(lambda: self.workflow.continue_again(
+            reply_to, "/segue/continue_again", prompt, bars, takes
+        ))
+
+    def _place(self, reply_to: Address, job: int, take: int) -> None:
+        self._require_workflow("/segue/place").place(reply_to, "/segue/place", job, take)
+
+    def _play(self, reply_to: Address, job: int, take: int) -> None:
+        self._require_workflow("/segue/play").play(reply_to, "/segue/play", job, take)
+
+    def _require_workflow(self, address: str):
+        if self.workflow is None:
+            raise SegueError("Continue my track is not available on this control server")
+        return self.workflow
+
+    def _claim_for_workflow(self, reply_to: Address, address: str) -> None:
+        self._require_workflow(address)
+        with self._lock:
+            if self._job is not None:
+                raise SegueError(
+                    f"busy with job {self._job.job_id}; send /segue/cancel first or wait for its clip"
+                )
+            self._job = _ActiveJob(0, reply_to, workflow=True)
+
+    def _start_workflow(self, start: Callable[[], None]) -> None:
+        try:
+            start()
+        except BaseException:
+            self._release()
+            raise
+
+    def _workflow_job_started(self, job_id: int) -> None:
+        with self._lock:
+            if self._job is not None and self._job.workflow:
+                self._job.job_id = job_id
+
+    def _release(self) -> None:
+        with self._lock:
+            self._job = None
 
     def _status(self, reply_to: Address) -> None:
         snapshot = self.link.transport.snapshot()
@@ -229,9 +316,11 @@ class ControlServer:
 
     def on_engine_event(self, event: EngineEvent) -> None:
         """Forward the running job's progress, write its clips, or report why it ended."""
+        if self.workflow is not None:
+            self.workflow.session.on_engine_event(event)
         with self._lock:
             job = self._job
-            if job is None or getattr(event, "job_id", None) != job.job_id:
+            if job is None or job.workflow or getattr(event, "job_id", None) != job.job_id:
                 return
             if isinstance(event, Progress):
                 self._send(job.reply_to, "/segue/progress", job.job_id, min(1.0, max(0.0, event.fraction)))

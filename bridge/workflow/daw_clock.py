@@ -15,6 +15,7 @@ capture is aligned to the beat (bridge.workflow.beat_alignment), and kept as `co
 
 import math
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -138,6 +139,13 @@ class DawClock:
         self.correction_frames += frames
 
     # -- queries -----------------------------------------------------------------------------------
+
+    def wait_for_run(self, timeout_seconds: float) -> PlayRun | None:
+        """The run playing now, waiting up to `timeout_seconds` for the DAW's first report."""
+        deadline = time.monotonic() + timeout_seconds
+        while (run := self.current_run()) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return run
 
     def current_run(self) -> PlayRun | None:
         with self._lock:

@@ -63,6 +63,8 @@ log = logging.getLogger(__name__)
 # Asked of the engine beyond the bars, so resampling to the source's rate never comes up short.
 EXTRA_MODEL_FRAMES = 640
 MAX_NEW_BARS = 64
+# How long a capture waits for the DAW's first playhead report.
+FIRST_REPORT_SECONDS = 2.0
 TAG = "continuation"
 
 
@@ -195,6 +197,7 @@ class ContinueMyTrack:
         self.track_name = track_name
         self.clock = DawClock(self.link.transport, recorder).start() if recorder is not None else None
         self.last_placed: tuple[Continuation, int] | None = None
+        self._placed_tracks: dict[int, int] = {}  # library clip id -> the DAW track it was placed on
         self._jobs: dict[int, _Job] = {}
         self._on_progress: Callable[[float], None] | None = None
         self._progress_jobs: tuple[int, ...] = ()
@@ -210,7 +213,8 @@ class ContinueMyTrack:
     # -- the engine's events (any thread) ----------------------------------------------------------
 
     def on_engine_event(self, event: EngineEvent) -> None:
-        job = self._jobs.get(getattr(event, "job_id", -1))
+        with self._lock:  # a job is registered under this lock right as it is submitted
+            job = self._jobs.get(getattr(event, "job_id", -1))
         if job is None:
             return
         if isinstance(event, Progress):
@@ -258,6 +262,8 @@ class ContinueMyTrack:
     def capture(self, bars: int = 4, end: str = "auto", timeout_seconds: float | None = None) -> Source:
         if self.recorder is None or self.clock is None:
             raise DawError("no loopback input is recording: choose one with `segue devices --input NAME`")
+        if self.link.transport.snapshot().playing:
+            self.clock.wait_for_run(FIRST_REPORT_SECONDS)  # a link just started has no report yet
         source = source_from_capture(self.recorder, self.clock, self.link.transport.snapshot(), bars, end, timeout_seconds)
         path = paths.data_dir() / "captures" / f"capture-{time.strftime('%Y%m%d-%H%M%S')}.wav"
         write_audio_atomic(path, source.audio, source.sample_rate)
@@ -292,35 +298,46 @@ class ContinueMyTrack:
     # -- 3 and 4. generate and fit -------------------------------------------------------------------
 
     def continue_source(
-        self, source: Source, options: ContinueOptions, on_progress: Callable[[float], None] | None = None
+        self,
+        source: Source,
+        options: ContinueOptions,
+        on_progress: Callable[[float], None] | None = None,
+        on_submitted: Callable[[int], None] | None = None,
     ) -> Continuation:
-        """Generate the takes continuing `source`, fit them, re-roll silent starts, write them."""
+        """Generate the takes continuing `source`, fit them, re-roll silent starts, write them.
+
+        `on_submitted(job_id)` is called once the engine has the job; `on_progress(fraction)` as it
+        runs (on the engine's event thread).
+        """
         options.check()
         check_bars(source.bars, source.bpm, source.signature)
         text = continuation_text(options.prompt, source.bpm, options.key)
         request = self._request(source, options, text, options.takes, options.seed)
-        result = self._run(request, on_progress, audition=True)
+        result = self._run(request, on_progress, on_submitted, audition=True)
         takes = [self._fit(source, options, result, take) for take in result.takes]
         if options.reroll_silent_start:
             takes = self._reroll(source, options, text, takes)
-        continuation = Continuation(source, options, text, takes)
+        # A chain stays on the track where the take it continues was placed.
+        continuation = Continuation(source, options, text, takes, track_index=self._placed_tracks.get(source.clip_id))
         for take in takes:
             self._write(continuation, take, request)
         return continuation
 
     def continue_again(
-        self, options: ContinueOptions, continuation: Continuation | None = None, take_index: int | None = None,
+        self,
+        options: ContinueOptions,
+        continuation: Continuation | None = None,
+        take_index: int | None = None,
         on_progress: Callable[[float], None] | None = None,
+        on_submitted: Callable[[int], None] | None = None,
     ) -> Continuation:
         """Continue from the end of a take (default: the last one placed), prompted with its codes."""
         if continuation is None or take_index is None:
             if self.last_placed is None:
                 raise InvalidParameterError("place a take first: continue again goes on from the placed take")
             continuation, take_index = self.last_placed
-        following = self.continue_source(self.take_as_source(continuation, take_index), options, on_progress)
-        placed = continuation.placed.get(take_index)
-        following.track_index = placed.track_index if placed is not None else continuation.track_index
-        return following
+        source = self.take_as_source(continuation, take_index)
+        return self.continue_source(source, options, on_progress, on_submitted)
 
     @staticmethod
     def take_as_source(continuation: Continuation, take_index: int) -> Source:
@@ -358,13 +375,15 @@ class ContinueMyTrack:
             **audio,
         ).validate()
 
-    def _run(self, request: GenerationRequest, on_progress, audition: bool = False) -> GenerationResult:
+    def _run(self, request: GenerationRequest, on_progress, on_submitted=None, audition: bool = False) -> GenerationResult:
         job = _Job()
         with self._lock:
             job_id = self.engine.submit(request)
             self._jobs[job_id] = job
             self._on_progress = on_progress
             self._auditioning = job_id if audition and self.audition is not None else None
+        if on_submitted is not None:
+            on_submitted(job_id)
         try:
             job.done.wait()
         finally:
@@ -453,6 +472,8 @@ class ContinueMyTrack:
         placed = place_take(self.placer, take.path, continuation.source.end_beats, track_index, self.track_name)
         continuation.placed[take_index] = placed
         self.last_placed = (continuation, take_index)
+        if placed.track_index is not None:
+            self._placed_tracks[take.clip_id] = placed.track_index
         return placed
 
     def play(self, continuation: Continuation, take_index: int) -> LivePlay:
