@@ -88,6 +88,9 @@ def tiny_tokenizer() -> T5Tokenizer:
 
 
 def build_random_musicgen(architecture: str, seed: int = 0) -> tuple[MusicgenForConditionalGeneration, MusicgenProcessor]:
+    # MusicGen's pad id (= codebook size) trips a harmless config warning; users need not see it.
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
     spec = ARCHITECTURES[architecture]
     tokenizer = tiny_tokenizer()
     channels = spec["audio_channels"]
@@ -109,7 +112,6 @@ def build_random_musicgen(architecture: str, seed: int = 0) -> tuple[MusicgenFor
         audio_encoder=EncodecConfig(**_ENCODEC_32KHZ, **spec["audio_encoder"]),
         decoder=MusicgenDecoderConfig(**decoder_kwargs),
     )
-    transformers.logging.set_verbosity_error()  # random weights trip harmless pad-id warnings
     torch.manual_seed(seed)
     model = MusicgenForConditionalGeneration(config).eval()
     # EnCodec's codebooks are buffers that start at zero (they are learnt by k-means): give them
