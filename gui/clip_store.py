@@ -67,6 +67,10 @@ class ClipStore:
             entries.append(entry)
         return entries
 
+    def entry(self, clip_id: int, audio: np.ndarray) -> ClipEntry:
+        """The entry of a clip recorded elsewhere (Continue my track saves its fitted takes itself)."""
+        return _entry(self.library.get(clip_id), envelope(audio))
+
     def recent(self, limit: int = 40) -> list[ClipEntry]:
         """The newest clips in the library whose files can be read (newest first). Slow: not on the Qt thread."""
         entries = []

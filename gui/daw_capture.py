@@ -14,14 +14,16 @@ from bridge.daw.link import DawLink
 from bridge.errors import SegueError
 from bridge.library import ClipLibrary
 from bridge.workflow import ContinueMyTrack, Source
+from gui.engine_controller import ClaimedEngine, EngineController
 
 DEFAULT_SOURCE_BARS = 4
 log = logging.getLogger(__name__)
 
 
 class DawCapture:
-    def __init__(self, library: ClipLibrary) -> None:
+    def __init__(self, library: ClipLibrary, engine: EngineController | None = None) -> None:
         self._library = library
+        self._engine = engine
         self.recorder: Recorder | None = None
         self.session: ContinueMyTrack | None = None
 
@@ -37,8 +39,11 @@ class DawCapture:
                 self.recorder = Recorder(input_device).start()
                 self.recorder.latency_frames = self._round_trip(self.recorder)
         finally:
-            # Only the session's sources are used: generation goes through the panel's engine.
-            self.session = ContinueMyTrack(None, link=link, recorder=self.recorder, library=self._library)
+            # The session generates through the panel's engine process (Continue my track's window).
+            port = ClaimedEngine(self._engine) if self._engine is not None else None
+            self.session = ContinueMyTrack(port, link=link, recorder=self.recorder, library=self._library)
+            if port is not None:
+                port.listener = self.session.on_engine_event
 
     def take_bars(self, bars: int = DEFAULT_SOURCE_BARS) -> Source:
         """The last `bars` bars before the loop end or the playhead, as a file (blocks; worker thread)."""

@@ -5,6 +5,8 @@ through one queued signal, so widgets are only ever touched by the Qt thread and
 waits for the engine. Finished takes are written to disk on the background thread, before crossing.
 """
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from PyQt6.QtCore import QObject, Qt, pyqtSignal
@@ -33,6 +35,11 @@ class _ClipsSaved:
     seconds_taken: float
 
 
+@dataclass
+class _ClaimedDone:
+    job_id: int
+
+
 class EngineController(QObject):
     """Owns the EngineClient (started on first use, or by `start()`); one instance per application."""
 
@@ -56,6 +63,9 @@ class EngineController(QObject):
         self.loaded_device: str | None = None
         self._client: EngineClient | None = None
         self._active: set[int] = set()
+        # Jobs whose events go to another part of the panel (Continue my track), which saves their takes.
+        self._claimed: dict[int, Callable[[EngineEvent], None]] = {}
+        self._claim_lock = threading.Lock()  # a claimed job's first event must not slip past its claim
         self._delivered.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
 
     @property
@@ -81,6 +91,23 @@ class EngineController(QObject):
             self.busy_changed.emit(True)
         return job_id
 
+    def submit_for(self, request: GenerationRequest, listener: Callable[[EngineEvent], None]) -> int:
+        """Queue a job whose events all go to `listener` (on the engine's thread) and whose takes are
+        not saved here: the caller fits and saves them. Progress and busy state show as for any job.
+        May be called from a worker thread."""
+        self.start()
+        with self._claim_lock:
+            job_id = self._client.submit(request)
+            self._claimed[job_id] = listener
+        self._active.add(job_id)
+        if len(self._active) == 1:
+            self.busy_changed.emit(True)
+        return job_id
+
+    def cancel(self, job_id: int) -> None:
+        if self._client is not None:
+            self._client.cancel(job_id)
+
     def cancel_all(self) -> None:
         """Cancel every queued or running job; each reports `job_cancelled` when it has stopped."""
         if self._client is not None:
@@ -95,6 +122,15 @@ class EngineController(QObject):
     # -- engine thread ---------------------------------------------------------------------------
 
     def _on_engine_event(self, event: EngineEvent) -> None:
+        with self._claim_lock:
+            listener = self._claimed.get(getattr(event, "job_id", -1))
+        if listener is not None:
+            listener(event)
+            if isinstance(event, JobFinished | JobFailed | JobCancelled):
+                self._claimed.pop(event.job_id, None)
+                event = _ClaimedDone(event.job_id)
+            elif isinstance(event, AudioChunk):
+                return
         if isinstance(event, AudioChunk):
             return  # the panel auditions finished clips; streamed audio stays in the engine's lane
         if isinstance(event, JobFinished):
@@ -120,6 +156,8 @@ class EngineController(QObject):
             self._set_state("generating")
         elif isinstance(event, Progress):
             self.progress.emit(event.job_id, event.steps_done, event.steps_total, event.eta_seconds)
+        elif isinstance(event, _ClaimedDone):
+            self._finish(event.job_id)
         elif isinstance(event, _ClipsSaved):
             self._finish(event.job_id)
             self.clips_ready.emit(event.job_id, event.entries)
@@ -140,3 +178,23 @@ class EngineController(QObject):
         if state != self.state:
             self.state = state
             self.state_changed.emit(state)
+
+
+class ClaimedEngine:
+    """The engine port bridge.workflow's ContinueMyTrack needs, over the panel's one engine process:
+    the jobs it submits skip the clip store (the session fits and saves their takes) and their events
+    go to `listener` (the session's on_engine_event, set once the session exists)."""
+
+    def __init__(self, controller: EngineController) -> None:
+        self.controller = controller
+        self.listener: Callable[[EngineEvent], None] | None = None
+
+    def submit(self, request: GenerationRequest) -> int:
+        return self.controller.submit_for(request, self._deliver)
+
+    def cancel(self, job_id: int) -> None:
+        self.controller.cancel(job_id)
+
+    def _deliver(self, event: EngineEvent) -> None:
+        if self.listener is not None:
+            self.listener(event)

@@ -25,7 +25,7 @@ from PyQt6.QtWidgets import (
 )
 
 from bridge.daw.placement import PlacedClip
-from bridge.engine.request import GenerationRequest
+from bridge.engine.request import DEFAULT_MODEL, GenerationRequest
 from bridge.errors import SegueError
 from bridge.models import DownloadProgress, ModelStatus, all_model_statuses, model_status
 from bridge.presets import PresetCatalogue, load_presets
@@ -35,6 +35,7 @@ from gui.audition import Auditioner
 from gui.background import Background
 from gui.banner import MessageBanner
 from gui.clip_store import ClipEntry
+from gui.continue_track import ContinueTrackWindow
 from gui.daw_capture import DEFAULT_SOURCE_BARS, DawCapture
 from gui.daw_controller import DawController
 from gui.engine_controller import EngineController
@@ -77,7 +78,8 @@ class MainWindow(QMainWindow):
         self.auditioner = Auditioner(parent=self)
         self.daw = DawController(self.background, self)
         self.downloads = ModelDownloads(self.background, self)
-        self.capture = DawCapture(engine.store.library)
+        self.capture = DawCapture(engine.store.library, engine)
+        self.continue_track: ContinueTrackWindow | None = None
         self.settings_dialog: SettingsDialog | None = None
         presets = presets if presets is not None else load_presets()
         self._last_request: GenerationRequest | None = None
@@ -102,6 +104,10 @@ class MainWindow(QMainWindow):
             "last bar line before the playhead", Qt.ItemDataRole.ToolTipRole)
         self.continue_source.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.continue_source.setToolTip("What Continue extends. Drop an audio file on the window to add it here.")
+        self.continue_track_button = _button(
+            "Continue my track…", "Continue your song's last bars, locked to its grid, and put the take back (Ctrl+T)"
+        )
+        self.continue_track_button.clicked.connect(self.open_continue_track)
         self.retry_button = _button("Retry", "Run the last job again with a new seed (Ctrl+R)")
         self.cancel_button = _button("Cancel", "Stop the running job or download (Esc)")
         self.generate_button.clicked.connect(self.generate)
@@ -114,6 +120,7 @@ class MainWindow(QMainWindow):
         buttons.addWidget(self.continue_button, 1)
         buttons.addWidget(_muted("from"))
         buttons.addWidget(self.continue_source, 1)
+        buttons.addWidget(self.continue_track_button, 1)
         buttons.addWidget(self.retry_button, 1)
         buttons.addWidget(self.cancel_button, 1)
 
@@ -191,6 +198,7 @@ class MainWindow(QMainWindow):
         self._add_shortcut("Generate", "Ctrl+Return", self.generate)
         self._add_shortcut("Continue", "Ctrl+Shift+Return", self.continue_)
         self._add_shortcut("Retry", "Ctrl+R", self.retry)
+        self._add_shortcut("Continue my track", "Ctrl+T", self.open_continue_track)
         self._add_shortcut("Cancel", "Esc", self.cancel)
         self._add_shortcut("Audition", "Ctrl+P", lambda: self.audition(self.results.selected_entry()))
         self._add_shortcut("Settings", QKeySequence(QKeySequence.StandardKey.Preferences).toString() or "Ctrl+,",
@@ -280,6 +288,24 @@ class MainWindow(QMainWindow):
         self.continue_source.setItemData(row, str(path), Qt.ItemDataRole.ToolTipRole)
         self.continue_source.setCurrentIndex(row)
         self.continue_()
+
+    def open_continue_track(self) -> ContinueTrackWindow:
+        """The Continue my track window (one, kept while the panel runs)."""
+        if self.continue_track is None:
+            self.continue_track = ContinueTrackWindow(
+                self.capture, self.engine.store, self.background, self.auditioner,
+                model_id=lambda: self.form.model.currentData() or DEFAULT_MODEL,
+                on_takes=self._continued_track, prompt=self.form.prompt.currentText(), parent=self,
+            )
+        self.continue_track.show()
+        self.continue_track.raise_()
+        return self.continue_track
+
+    def _continued_track(self, entries: list[ClipEntry]) -> None:
+        """Fitted takes from Continue my track join the results, to audition, keep or drag."""
+        self.results_model.add(entries)
+        if entries:
+            self.results.select_entry(entries[0])
 
     def retry(self) -> None:
         """The last job again, same input and settings, with a new seed."""

@@ -1,0 +1,458 @@
+"""The "Continue my track" window: the bar-locked continuation workflow, step by step.
+
+1 source (the DAW's last bars, or a file at a tempo), 2 describe (prompt, tempo, the key estimate to
+accept), 3 generate (bars, takes), 4 the fitted takes with their flags, 5 place at the bar where the
+source ends, play live on the next bar line, or continue again. Everything is bridge.workflow's
+ContinueMyTrack (the session DawCapture keeps for the linked DAW and loopback input); every step that
+waits runs on the panel's Background pool, and this window only shows what comes back.
+"""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PyQt6.QtCore import QRectF, pyqtSignal
+from PyQt6.QtGui import QColor, QPainter, QPen
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDoubleSpinBox,
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from bridge.audio.playback import Player
+from bridge.errors import SegueError
+from bridge.workflow import Continuation, ContinueMyTrack, ContinueOptions, FittedTake, Source
+from bridge.workflow.describe import Suggestions, continuation_text
+from gui import theme
+from gui.audition import Auditioner
+from gui.background import Background
+from gui.banner import MessageBanner
+from gui.clip_store import ClipEntry, ClipStore
+from gui.daw_capture import DawCapture
+from gui.waveform import envelope, paint_envelope
+
+SOURCE_DAW, SOURCE_FILE = "daw", "file"
+
+
+class SeamView(QWidget):
+    """The source's waveform, then the chosen take's, with the seam between them marked."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setMinimumHeight(64)
+        self._source: np.ndarray | None = None
+        self._take: np.ndarray | None = None
+        self._label = ""
+        self._scale = 1.0
+
+    def show_audio(self, source: np.ndarray | None, take: np.ndarray | None, label: str = "") -> None:
+        """Both halves on one scale, so a matched loudness shows as equal heights."""
+        self._source = None if source is None else envelope(source, 160)
+        self._take = None if take is None else envelope(take, 160)
+        shown = [peaks for peaks in (self._source, self._take) if peaks is not None]
+        self._scale = max((float(np.max(np.abs(peaks))) for peaks in shown), default=0.0) or 1.0
+        self._label = label
+        self.update()
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        rect = QRectF(self.rect()).adjusted(1, 1, -1, -1)
+        painter.fillRect(rect, QColor(theme.FIELD))
+        half = rect.width() / 2
+        for peaks, left, colour in ((self._source, rect.left(), theme.MUTED), (self._take, rect.left() + half, theme.WAVEFORM)):
+            if peaks is not None:
+                # paint_envelope fits each half to its own peak: pad with the common peak to share a scale.
+                scaled = np.concatenate([peaks, [[-self._scale, self._scale]]]).astype(np.float32)
+                area = QRectF(left, rect.top() + 4, half * len(scaled) / len(peaks), rect.height() - 8)
+                painter.save()
+                painter.setClipRect(QRectF(left, rect.top(), half, rect.height()))
+                paint_envelope(painter, area, scaled, QColor(colour))
+                painter.restore()
+        painter.setPen(QPen(QColor(theme.ACCENT), 2))
+        painter.drawLine(int(rect.left() + half), int(rect.top()), int(rect.left() + half), int(rect.bottom()))
+        if self._label:
+            painter.setPen(QColor(theme.ACCENT))
+            painter.drawText(QRectF(rect.left() + half + 6, rect.top() + 2, half - 8, 16), self._label)
+        painter.end()
+
+
+def take_line(take: FittedTake, bars: int) -> str:
+    difference = take.report.loudness_difference_lu
+    loudness = "loudness matched" if abs(difference) <= 1.0 else f"{difference:+.1f} LU from the source"
+    return f"Take {take.index + 1}   ·   seed {take.seed}   ·   {bars} bars, exact   ·   {loudness}"
+
+
+class ContinueTrackWindow(QDialog):
+    _progressed = pyqtSignal(float)  # from the engine's thread
+
+    def __init__(
+        self,
+        capture: DawCapture,
+        store: ClipStore,
+        background: Background,
+        auditioner: Auditioner,
+        model_id: Callable[[], str],
+        on_takes: Callable[[list[ClipEntry]], None],
+        prompt: str = "",
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Continue my track")
+        self.capture, self.store, self.background, self.auditioner = capture, store, background, auditioner
+        self._model_id, self._on_takes = model_id, on_takes
+        self.source: Source | None = None
+        self.suggestions: Suggestions | None = None
+        self.continuation: Continuation | None = None
+        self.entries: list[ClipEntry] = []
+        self._player: Player | None = None
+        self._file: Path | None = None
+
+        self.source_kind = QComboBox()
+        self.source_kind.addItem("The DAW: loop end or playhead", SOURCE_DAW)
+        self.source_kind.addItem("An audio file…", SOURCE_FILE)
+        self.source_bars = _spin(1, 16, 4, " bars")
+        self.file_bpm = QDoubleSpinBox()
+        self.file_bpm.setRange(20.0, 999.0)
+        self.file_bpm.setDecimals(2)
+        self.file_bpm.setSuffix(" BPM")
+        self.file_bpm.setValue(120.0)
+        self.file_bpm.setToolTip("The file's tempo (the DAW's when one is linked)")
+        self.take_button = _push("Take the bars", "Capture or render the last bars (or read the file)")
+        self.source_info = _muted("No source yet: play your song in the DAW, or choose a file.")
+        self.seam = SeamView()
+
+        self.prompt = QLineEdit(prompt)
+        self.prompt.setPlaceholderText("Optional: what should come next (strings enter, drums drop out…)")
+        self.use_key = QCheckBox("Ask for the key")
+        self.use_key.setEnabled(False)
+        self.tempo_info = _muted("")
+        self.use_tempo = _push("Use it", "Continue the file at the estimated tempo")
+        self.use_tempo.setVisible(False)
+        self.text_preview = _muted("")
+
+        self.new_bars = _spin(1, 32, 4, " bars")
+        self.takes = _spin(1, 8, 2, " takes")
+        self.reroll = QCheckBox("Re-roll a take whose first beat is silent")
+        self.reroll.setChecked(True)
+        self.continue_button = _push("Continue", "Generate the takes, fitted to the bars", primary=True)
+        self.cancel_button = _push("Cancel", "Stop generating")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setFormat("")
+
+        self.take_list = QListWidget()
+        self.take_list.setMinimumHeight(90)
+        self.audition_button = _push("▶ Audition", "Play the selected take through the output device")
+        self.place_button = _push("Place", "Put the selected take into the DAW where the source ends")
+        self.play_button = _push("Play on next bar", "Play the selected take into the loopback output, "
+                                 "starting on the DAW's next bar line")
+        self.again_button = _push("Continue again", "Continue from the end of the placed take (its codes)")
+        self.banner = MessageBanner()
+        self.status = _muted("")
+
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(8)
+        grid.setVerticalSpacing(6)
+        grid.addWidget(_section("1 · SOURCE"), 0, 0, 1, 4)
+        grid.addWidget(self.source_kind, 1, 0, 1, 2)
+        grid.addWidget(self.source_bars, 1, 2)
+        grid.addWidget(self.take_button, 1, 3)
+        grid.addWidget(self.source_info, 2, 0, 1, 3)
+        grid.addWidget(self.file_bpm, 2, 3)
+        grid.addWidget(self.seam, 3, 0, 1, 4)
+        grid.addWidget(_section("2 · DESCRIBE"), 4, 0, 1, 4)
+        grid.addWidget(self.prompt, 5, 0, 1, 4)
+        grid.addWidget(self.use_key, 6, 0, 1, 2)
+        grid.addWidget(self.tempo_info, 6, 2)
+        grid.addWidget(self.use_tempo, 6, 3)
+        grid.addWidget(self.text_preview, 7, 0, 1, 4)
+        grid.addWidget(_section("3 · GENERATE"), 8, 0, 1, 4)
+        grid.addWidget(self.new_bars, 9, 0)
+        grid.addWidget(self.takes, 9, 1)
+        grid.addWidget(self.continue_button, 9, 2)
+        grid.addWidget(self.cancel_button, 9, 3)
+        grid.addWidget(self.reroll, 10, 0, 1, 2)
+        grid.addWidget(self.progress, 10, 2, 1, 2)
+        grid.addWidget(_section("4 · TAKES"), 11, 0, 1, 4)
+        grid.addWidget(self.take_list, 12, 0, 1, 4)
+        grid.addWidget(_section("5 · INTO THE SONG"), 13, 0, 1, 4)
+        actions = QHBoxLayout()
+        for button in (self.audition_button, self.place_button, self.play_button, self.again_button):
+            actions.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 10, 12, 10)
+        layout.addLayout(grid)
+        layout.addLayout(actions)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.status)
+
+        self.source_kind.currentIndexChanged.connect(self._update)
+        self.take_button.clicked.connect(self.take_source)
+        self.use_tempo.clicked.connect(self._use_estimated_tempo)
+        self.prompt.textChanged.connect(self._update)
+        self.use_key.toggled.connect(self._update)
+        self.continue_button.clicked.connect(self.continue_)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.take_list.currentRowChanged.connect(self._update)
+        self.take_list.currentRowChanged.connect(self._show_seam)
+        self.audition_button.clicked.connect(self.audition)
+        self.place_button.clicked.connect(self.place)
+        self.play_button.clicked.connect(self.play)
+        self.again_button.clicked.connect(self.continue_again)
+        self._progressed.connect(lambda fraction: self.progress.setValue(round(100 * fraction)))
+        self._busy = False
+        self._update()
+        self.resize(620, 720)
+
+    # -- 1. source ---------------------------------------------------------------------------------
+
+    @property
+    def session(self) -> ContinueMyTrack:
+        if self.capture.session is None:
+            raise SegueError("no DAW link is open: choose a DAW (or none) in Settings")
+        return self.capture.session
+
+    def take_source(self) -> None:
+        if self.source_kind.currentData() == SOURCE_FILE:
+            name, _ = QFileDialog.getOpenFileName(self, "Continue an audio file", "", "Audio (*.wav *.aif *.aiff *.flac *.ogg *.mp3)")
+            if name:
+                self.take_file(Path(name))
+            return
+        bars = self.source_bars.value()
+        self._take(f"Taking the last {bars} bars…", lambda: self.session.source_from_daw(bars))
+
+    def take_file(self, path: Path) -> None:
+        """Continue `path` at the DAW's tempo, else the tempo in the BPM box."""
+        self._file = Path(path)
+        index = self.source_kind.findData(SOURCE_FILE)
+        self.source_kind.setCurrentIndex(index)
+        snapshot = self.session.link.transport.snapshot()
+        bpm = None if snapshot.connected and snapshot.tempo_bpm else self.file_bpm.value()
+        bars = self.source_bars.value()
+        path = self._file
+        self._take(f"Reading {path.name}…", lambda: self.session.source_from_file(path, bars, bpm))
+
+    def _take(self, message: str, get_source: Callable[[], Source]) -> None:
+        """Take the source, and its key and tempo estimates, on a worker thread."""
+
+        def take() -> tuple[Source, Suggestions]:
+            source = get_source()
+            return source, self.session.suggest(source)
+
+        self._start(message, take, self._source_taken)
+
+    def _source_taken(self, taken) -> None:
+        source, suggestions = taken
+        self.source, self.suggestions = source, suggestions
+        self._describe_source()
+        self.file_bpm.setValue(source.bpm)
+        key = suggestions.key_text
+        self.use_key.setText(f"Ask for the key: {key} (estimated)" if key else "No clear key in the source")
+        self.use_key.setEnabled(key is not None)
+        self.use_key.setChecked(key is not None)
+        # The DAW's tempo is the grid; only a file's tempo is open to the estimate.
+        tempo = suggestions.tempo
+        offer = source.kind == "file" and tempo is not None and abs(tempo.bpm - source.bpm) > 0.5
+        self.tempo_info.setText(
+            f"The audio suggests {tempo.bpm:.1f} BPM" if offer else f"Tempo {source.bpm:g} BPM in {source.signature}"
+        )
+        self.use_tempo.setVisible(offer)
+        self.continuation, self.entries = None, []
+        self.take_list.clear()
+        self._idle("Source ready")
+        self._show_seam()
+
+    def _describe_source(self) -> None:
+        text = self.source.describe()
+        note = f" · {self.source.note}" if self.source.note else ""
+        self.source_info.setText(text[:1].upper() + text[1:] + note)
+
+    def _use_estimated_tempo(self) -> None:
+        if self.suggestions is not None and self.suggestions.tempo is not None and self._file is not None:
+            self.file_bpm.setValue(self.suggestions.tempo.bpm)
+            self.take_file(self._file)
+
+    # -- 3. generate -------------------------------------------------------------------------------
+
+    def options(self) -> ContinueOptions:
+        key = self.suggestions.key_text if self.suggestions is not None and self.use_key.isChecked() else None
+        return ContinueOptions(
+            prompt=self.prompt.text(), bars=self.new_bars.value(), takes=self.takes.value(), key=key,
+            model=self._model_id(), reroll_silent_start=self.reroll.isChecked(),
+        )
+
+    def continue_(self) -> None:
+        if self.source is None:
+            self.banner.show_message("take the source bars first (step 1)")
+            return
+        source, options = self.source, self.options()
+        self._start("Generating…", lambda: self._with_entries(
+            self.session.continue_source(source, options, self._progressed.emit)), self._continued, generating=True)
+
+    def continue_again(self) -> None:
+        options = self.options()
+        self._start("Continuing from the placed take…", lambda: self._with_entries(
+            self.session.continue_again(options, on_progress=self._progressed.emit)), self._continued, generating=True)
+
+    def cancel(self) -> None:
+        if self.capture.session is not None:
+            self.capture.session.cancel()
+
+    def _with_entries(self, continuation: Continuation) -> tuple[Continuation, list[ClipEntry]]:
+        """The takes as panel entries (waveforms computed here, off the Qt thread)."""
+        return continuation, [self.store.entry(take.clip_id, take.audio) for take in continuation.takes]
+
+    def _continued(self, done) -> None:
+        self.continuation, self.entries = done
+        self.source = self.continuation.source
+        self._describe_source()
+        bars = self.continuation.options.bars
+        self.take_list.clear()
+        for take in self.continuation.takes:
+            item = QListWidgetItem(take_line(take, bars) + ("\n⚠  " + " · ".join(take.flags) if take.flags else ""))
+            if take.report.first_beat_silent:
+                item.setForeground(QColor(theme.WARNING))
+            self.take_list.addItem(item)
+        self.take_list.setCurrentRow(0)
+        self._on_takes(self.entries)
+        self._show_seam()
+        self.progress.setValue(100)
+        self._idle(f"{len(self.entries)} take{'s' if len(self.entries) != 1 else ''} ready: "
+                   f"“{self.continuation.text}”")
+
+    # -- 5. into the song ----------------------------------------------------------------------------
+
+    def selected(self) -> int | None:
+        row = self.take_list.currentRow()
+        return row if self.continuation is not None and row >= 0 else None
+
+    def audition(self) -> None:
+        index = self.selected()
+        if index is not None:
+            try:
+                self.auditioner.toggle(self.entries[index])
+            except SegueError as error:
+                self.banner.show_message(str(error))
+
+    def place(self) -> None:
+        index, continuation = self.selected(), self.continuation
+        if index is not None:
+            self._start("Placing…", lambda: self.session.place(continuation, index),
+                        lambda placed: self._idle(f"Take {index + 1}: {placed.message}"))
+
+    def play(self) -> None:
+        index, continuation = self.selected(), self.continuation
+        if index is None:
+            return
+
+        def play():
+            if self._player is None:
+                self._player = Player().start()
+            self.session.player = self._player
+            return self.session.play(continuation, index)
+
+        def playing(live) -> None:
+            bar = live.start_beats / continuation.source.signature.quarter_notes_per_bar + 1
+            self._idle(f"Take {index + 1} plays into {self._player.device.label} from bar {bar:g}")
+
+        self._start("Waiting for the next bar…", play, playing)
+
+    def closeEvent(self, event) -> None:
+        if self._player is not None:
+            self._player.close()
+            self._player = None
+        super().closeEvent(event)
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    def _start(
+        self, message: str, work: Callable[[], object], done: Callable[[object], None], generating: bool = False
+    ) -> None:
+        self.banner.hide()
+        self.status.setText(message)
+        self._busy = True
+        if generating:
+            self.progress.setValue(0)
+        self._update()
+        self.background.run(work, done, self._failed)
+
+    def _failed(self, message: str) -> None:
+        self._idle("")
+        self.banner.show_message(message)
+
+    def _idle(self, message: str) -> None:
+        self._busy = False
+        self.status.setText(message)
+        self._update()
+
+    def _update(self, *_args) -> None:
+        busy = self._busy
+        has_take = self.selected() is not None and not busy
+        self.take_button.setEnabled(not busy)
+        self.file_bpm.setVisible(self.source_kind.currentData() == SOURCE_FILE)
+        self.continue_button.setEnabled(self.source is not None and not busy)
+        self.cancel_button.setEnabled(busy)
+        for button in (self.audition_button, self.place_button, self.play_button):
+            button.setEnabled(has_take)
+        self.again_button.setEnabled(not busy and self.capture.session is not None
+                                     and self.capture.session.last_placed is not None)
+        if self.source is not None:
+            bar = self.source.end_beats
+            where = f"at bar {bar / self.source.signature.quarter_notes_per_bar + 1:g}" if bar is not None else ""
+            self.place_button.setText(f"Place {where}".strip())
+            try:
+                options = self.options()
+                self.text_preview.setText(f"The model hears: “{continuation_text(options.prompt, self.source.bpm, options.key)}”")
+            except SegueError as error:
+                self.text_preview.setText(str(error))
+
+    def _show_seam(self, *_args) -> None:
+        if self.source is None:
+            return
+        index = self.selected()
+        take = self.continuation.takes[index].audio if index is not None else None
+        bar = self.source.end_beats
+        label = f"bar {bar / self.source.signature.quarter_notes_per_bar + 1:g}" if bar is not None else "seam"
+        self.seam.show_audio(self.source.audio, take, label)
+
+
+def _spin(low: int, high: int, value: int, suffix: str) -> QSpinBox:
+    spin = QSpinBox()
+    spin.setRange(low, high)
+    spin.setValue(value)
+    spin.setSuffix(suffix)
+    return spin
+
+
+def _push(text: str, tip: str, primary: bool = False) -> QPushButton:
+    button = QPushButton(text)
+    button.setToolTip(tip)
+    if primary:
+        button.setObjectName("primary")
+    return button
+
+
+def _muted(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setObjectName("muted")
+    label.setWordWrap(True)
+    return label
+
+
+def _section(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setObjectName("section")
+    return label
