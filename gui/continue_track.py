@@ -147,6 +147,9 @@ class ContinueTrackWindow(QDialog):
         self.takes = _spin(1, 8, 2, " takes")
         self.reroll = QCheckBox("Re-roll a take whose first beat is silent")
         self.reroll.setChecked(True)
+        self.listen = QCheckBox("Hear take 1 while it is generated")
+        self.listen.setChecked(True)
+        self.listen.setToolTip("Streams the first take to the output device as soon as enough is buffered")
         self.continue_button = _push("Continue", "Generate the takes, fitted to the bars", primary=True)
         self.cancel_button = _push("Cancel", "Stop generating")
         self.progress = QProgressBar()
@@ -186,9 +189,10 @@ class ContinueTrackWindow(QDialog):
         grid.addWidget(self.cancel_button, 9, 3)
         grid.addWidget(self.reroll, 10, 0, 1, 2)
         grid.addWidget(self.progress, 10, 2, 1, 2)
-        grid.addWidget(_section("4 · TAKES"), 11, 0, 1, 4)
-        grid.addWidget(self.take_list, 12, 0, 1, 4)
-        grid.addWidget(_section("5 · INTO THE SONG"), 13, 0, 1, 4)
+        grid.addWidget(self.listen, 11, 0, 1, 2)
+        grid.addWidget(_section("4 · TAKES"), 12, 0, 1, 4)
+        grid.addWidget(self.take_list, 13, 0, 1, 4)
+        grid.addWidget(_section("5 · INTO THE SONG"), 14, 0, 1, 4)
         actions = QHBoxLayout()
         for button in (self.audition_button, self.place_button, self.play_button, self.again_button):
             actions.addWidget(button)
@@ -299,13 +303,31 @@ class ContinueTrackWindow(QDialog):
             self.banner.show_message("take the source bars first (step 1)")
             return
         source, options = self.source, self.options()
-        self._start("Generating…", lambda: self._with_entries(
+        self._start("Generating…" + self._listen_while_generating(), lambda: self._with_entries(
             self.session.continue_source(source, options, self._progressed.emit)), self._continued, generating=True)
 
     def continue_again(self) -> None:
         options = self.options()
-        self._start("Continuing from the placed take…", lambda: self._with_entries(
+        self._start("Continuing from the placed take…" + self._listen_while_generating(), lambda: self._with_entries(
             self.session.continue_again(options, on_progress=self._progressed.emit)), self._continued, generating=True)
+
+    def _listen_while_generating(self) -> str:
+        """Give the session the output to stream take 1 to (none if unticked or the device fails);
+        a note for the status line when listening is not possible."""
+        session = self.session
+        session.audition = None
+        if self.listen.isChecked():
+            try:
+                session.audition = self._output()
+            except SegueError as error:
+                return f" (not listening: {error})"
+        return ""
+
+    def _output(self) -> Player:
+        """The chosen output device (the loopback the DAW records, or speakers), opened once."""
+        if self._player is None:
+            self._player = Player().start()
+        return self._player
 
     def cancel(self) -> None:
         if self.capture.session is not None:
@@ -359,9 +381,7 @@ class ContinueTrackWindow(QDialog):
             return
 
         def play():
-            if self._player is None:
-                self._player = Player().start()
-            self.session.player = self._player
+            self.session.player = self._output()
             return self.session.play(continuation, index)
 
         def playing(live) -> None:

@@ -39,10 +39,11 @@ ONE_MS = 48  # frames at the JACK server's 48 kHz
 def loopback(jack_server):
     """Segue's recorder and player on the loopback, calibrated, and the test DAW's own output."""
     device = jack_server.loopback_device
-    with Recorder(device, history_seconds=60.0) as recorder, Player(device) as segue_out, Player(device) as daw_out:
+    with Recorder(device, history_seconds=60.0) as recorder, Player(device) as segue_out, Player(device) as daw_out, \
+            Player(device) as listen:
         wait_until(lambda: recorder.frames_recorded > 3 * recorder.sample_rate, 20, "the recorder to settle")
         recorder.latency_frames = measure_round_trip(recorder.device, segue_out.device).round_trip_frames
-        yield recorder, segue_out, daw_out
+        yield recorder, segue_out, daw_out, listen
 
 
 @pytest.fixture
@@ -61,7 +62,7 @@ def found_in(audio, reference):
 
 
 def test_capture_continue_place_and_play_on_the_bar(loopback, live, workflow_engine):
-    recorder, segue_out, daw_out = loopback
+    recorder, segue_out, daw_out, listen = loopback
     rate = recorder.sample_rate
     with AbletonLink(live_port=live.port, listen_port=live.reply_port) as link, ClipLibrary() as library:
         link.transport.wait_for(lambda s: s.connected and s.signature == SIGNATURE and s.tempo_bpm, 10)
@@ -92,8 +93,12 @@ def test_capture_continue_place_and_play_on_the_bar(loopback, live, workflow_eng
         assert abs(found_in(song, source.audio[: rate // 2]) - true_start) <= ONE_MS
         assert "on the beat by the audio" in source.note
 
-        # 3 and 4. Two takes of four bars, fitted.
+        # 3 and 4. Two takes of four bars, fitted; the first one streamed to the audition output as it
+        # is generated (it starts once enough is buffered for the measured speed, or at the end).
+        session.audition = listen
         result = session.continue_source(source, ContinueOptions(bars=4, takes=2, model="tiny", seed=11))
+        wait_until(lambda: listen.clip_started, 10, "the streamed audition")
+        listen.stop()
 
         assert result.text == "instrumental music continuing the same groove, 94 bpm"
         source_lufs = integrated_loudness(source.audio, rate)

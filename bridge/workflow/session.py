@@ -41,10 +41,11 @@ from bridge.engine.events import (
     Progress,
 )
 from bridge.engine.request import DEFAULT_MODEL, MAX_VARIATIONS, GenerationRequest
+from bridge.engine.schedule import start_threshold_seconds, stream_lag_seconds
 from bridge.errors import CancelledError, DawError, InvalidParameterError, SegueError
 from bridge.library import ClipInfo, ClipLibrary
 from bridge.musical_time import TimeSignature, bars_to_samples
-from bridge.workflow.chain import MUSICGEN_SAMPLE_RATE, codes_prompt
+from bridge.workflow.chain import CODEC_FRAMES_PER_SECOND, MUSICGEN_SAMPLE_RATE, codes_prompt
 from bridge.workflow.daw_clock import DawClock
 from bridge.workflow.describe import Suggestions, continuation_text, suggest
 from bridge.workflow.fit import FitReport, fit_take
@@ -65,6 +66,8 @@ EXTRA_MODEL_FRAMES = 640
 MAX_NEW_BARS = 64
 # How long a capture waits for the DAW's first playhead report.
 FIRST_REPORT_SECONDS = 2.0
+# Audio buffered before the audition of a take still being generated starts, until speed is known.
+FALLBACK_AUDITION_BUFFER_SECONDS = 2.0
 TAG = "continuation"
 
 
@@ -202,6 +205,7 @@ class ContinueMyTrack:
         self._on_progress: Callable[[float], None] | None = None
         self._progress_jobs: tuple[int, ...] = ()
         self._auditioning: int | None = None
+        self._last_progress: Progress | None = None
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -218,6 +222,7 @@ class ContinueMyTrack:
         if job is None:
             return
         if isinstance(event, Progress):
+            self._last_progress = event
             callback = self._on_progress
             if callback is not None:
                 callback(event.fraction)
@@ -445,11 +450,23 @@ class ContinueMyTrack:
             return
         try:
             if event.start_frame == 0:
-                self.audition.begin(event.sample_rate, start_after_seconds=0.5)
+                self.audition.begin(event.sample_rate, start_after_seconds=self._audition_threshold_seconds())
             self.audition.feed(event.audio[0], timeout_seconds=1.0)
         except SegueError as error:
             log.info("audition stopped: %s", error)
             self._auditioning = None
+
+    def _audition_threshold_seconds(self) -> float:
+        """Audio to buffer before the audition starts so that, at the speed measured so far, it never
+        runs dry (bridge.engine.schedule)."""
+        progress = self._last_progress
+        if progress is None or progress.job_id != self._auditioning or not progress.eta_seconds:
+            return FALLBACK_AUDITION_BUFFER_SECONDS
+        remaining = progress.steps_total - progress.steps_done
+        return start_threshold_seconds(
+            0.0, remaining, remaining / progress.eta_seconds, CODEC_FRAMES_PER_SECOND,
+            stream_lag_seconds(CODEC_FRAMES_PER_SECOND),
+        )
 
     def _finish_audition(self, completed: bool) -> None:
         self._auditioning = None
