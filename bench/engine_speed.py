@@ -161,12 +161,14 @@ def main() -> int:
     from bridge.engine.loading import load_model
 
     load_model(MODEL, "cpu")  # build and cache small-random once, outside the timed processes
+    # Every mode runs as Segue's engine worker does: OpenMP threads sleep rather than spin when idle.
+    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
     results = {}
     for mode in args.modes.split(","):
         print(f"running {mode} ...", file=sys.stderr, flush=True)
         done = subprocess.run(
             [sys.executable, __file__, "--worker", mode, "--seconds", str(args.seconds), "--device", args.device],
-            capture_output=True, text=True, check=False, env=os.environ.copy(),
+            capture_output=True, text=True, check=False, env=env,
         )
         if done.returncode != 0:
             print(done.stderr, file=sys.stderr)
@@ -175,7 +177,8 @@ def main() -> int:
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\nmusicgen-small architecture (random weights), guidance 3, batch 1, {args.seconds:g} s clip")
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, {args.device}; load average {load:.2f}")
+    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, {args.device}; load average {load:.2f} "
+          f"(OMP_WAIT_POLICY={env['OMP_WAIT_POLICY']})")
     header = f"{'mode':<14}{'steps/s':>9}{'x realtime':>12}{'1st chunk':>11}{'1st chunk 8s-prompt':>21}{'peak RSS':>10}"
     print(header)
     base = results.get("transformers", {}).get("steps_per_second")
@@ -184,10 +187,10 @@ def main() -> int:
         print(
             f"{mode:<14}{figures['steps_per_second']:>9.1f}{figures['realtime_factor']:>12.2f}"
             f"{figures['first_chunk_seconds']:>10.2f}s{(f'{prompted:.2f}s' if prompted else '-'):>21}"
-            f"{figures['peak_rss_bytes'] / 2**30:>8.2f}GB"
+            f"{figures['peak_rss_bytes'] / 2**30:>7.2f}GiB"
         )
     weights = next(iter(results.values()))["weight_bytes"]
-    print(f"fp32 weights: {weights / 2**30:.2f} GB (+25% = {1.25 * weights / 2**30:.2f} GB)")
+    print(f"fp32 weights: {weights / 2**30:.2f} GiB (+25% = {1.25 * weights / 2**30:.2f} GiB)")
     summary = {"machine": cpu_model(), "load_average": round(load, 2), "clip_seconds": args.seconds}
     if base:
         for mode, figures in results.items():

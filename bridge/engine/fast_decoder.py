@@ -14,6 +14,7 @@ On CUDA the one-token step can be captured in a CUDA graph (`GraphedStep`), whic
 step as one launch; the step then works on fixed buffers and masks the cache instead of slicing it.
 """
 
+import contextlib
 import ctypes
 import mmap
 import sys
@@ -107,6 +108,8 @@ class FastDecoder:
             released.clear()
         self.lm_heads = linear(*causal_lm.lm_heads)
         drop_resident_pages(released)
+        if precision == "int8":
+            _return_free_memory()
 
     @property
     def weight_bytes(self) -> int:
@@ -185,8 +188,7 @@ class DecoderSession:
             attended = F.scaled_dot_product_attention(
                 query, self.cross_keys[index], self.cross_values[index], attn_mask=self.cross_mask
             )
-            cross = layer.cross_out(attended.transpose(1, 2).reshape(guided, tokens, hidden_size))
-            hidden = torch.cat([hidden[:guided] + cross, hidden[guided:]]) if guided < rows else hidden + cross
+            hidden[:guided] += layer.cross_out(attended.transpose(1, 2).reshape(guided, tokens, hidden_size))
 
             hidden = hidden + layer.fc2(F.gelu(layer.fc1(layer.ffn_norm(hidden))))
         self.position = end
@@ -218,8 +220,7 @@ class DecoderSession:
             attended = F.scaled_dot_product_attention(
                 query, self.cross_keys[index], self.cross_values[index], attn_mask=self.cross_mask
             )
-            cross = layer.cross_out(attended.transpose(1, 2).reshape(guided, 1, hidden_size))
-            hidden = torch.cat([hidden[:guided] + cross, hidden[guided:]]) if guided < rows else hidden + cross
+            hidden[:guided] += layer.cross_out(attended.transpose(1, 2).reshape(guided, 1, hidden_size))
             hidden = hidden + layer.fc2(F.gelu(layer.fc1(layer.ffn_norm(hidden))))
         return decoder.logits(hidden[:, -1])
 
@@ -316,12 +317,21 @@ def drop_resident_pages(tensors: list[torch.Tensor]) -> None:
             libc.madvise(first, last - first, 4)  # MADV_DONTNEED
 
 
+def _return_free_memory() -> None:
+    """Hand the heap's free pages back to the OS (glibc keeps them after big temporaries otherwise)."""
+    if sys.platform == "linux":
+        with contextlib.suppress(AttributeError, OSError):  # not glibc (e.g. musl)
+            ctypes.CDLL(None).malloc_trim(0)
+
+
 def _checkpoint_mappings() -> list[tuple[int, int]]:
+    """Address ranges of private file mappings: where safetensors maps checkpoints (in the Hugging
+    Face cache the file is a blob without the .safetensors suffix)."""
     ranges = []
     with open("/proc/self/maps", encoding="utf-8") as maps:
         for line in maps:
-            fields = line.split()
-            if len(fields) >= 6 and fields[-1].endswith(".safetensors") and fields[1].startswith("r") and fields[1][3] == "p":
+            fields = line.split(maxsplit=5)
+            if len(fields) == 6 and fields[5].startswith("/") and fields[1][0] == "r" and fields[1][3] == "p":
                 low, high = (int(part, 16) for part in fields[0].split("-"))
                 ranges.append((low, high))
     return ranges

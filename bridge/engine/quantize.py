@@ -13,6 +13,7 @@ import torch.nn.functional as F
 # Above this many rows (a prefill of an audio prompt), the kernel for a few rows is no longer
 # the fast one: the weights are widened to bf16 for one ordinary matmul instead.
 FEW_ROWS = 16
+QUANTISE_ROWS = 256
 
 
 class DenseLinear:
@@ -43,10 +44,20 @@ class Int8Linear:
     """
 
     def __init__(self, *weights: torch.Tensor) -> None:
-        weight = torch.cat([weight.detach().float() for weight in weights])
-        scales = (weight.abs().amax(dim=1) / 127.0).clamp(min=1e-12).to(torch.bfloat16)
-        self.scales = scales
-        self.weight = torch.round(weight / scales.float()[:, None]).clamp(-127, 127).to(torch.int8).contiguous()
+        rows = sum(weight.shape[0] for weight in weights)
+        self.weight = torch.empty((rows, weights[0].shape[1]), dtype=torch.int8, device=weights[0].device)
+        self.scales = torch.empty(rows, dtype=torch.bfloat16, device=weights[0].device)
+        # A few hundred rows at a time: the fp32 temporaries stay small, so quantising a model
+        # never holds a second full-size copy of its weights.
+        start = 0
+        for weight in weights:
+            for block in weight.detach().split(QUANTISE_ROWS):
+                block = block.float()
+                end = start + block.shape[0]
+                scales = (block.abs().amax(dim=1) / 127.0).clamp(min=1e-12).to(torch.bfloat16)
+                self.scales[start:end] = scales
+                self.weight[start:end] = torch.round(block / scales.float()[:, None]).clamp_(-127, 127)
+                start = end
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape

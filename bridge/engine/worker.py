@@ -42,6 +42,9 @@ _STOP = ("stop",)
 
 
 def _worker_main(commands: multiprocessing.Queue, events: multiprocessing.Queue, device: str) -> None:
+    # Before torch loads OpenMP: idle threads sleep instead of spinning. On a busy machine (a DAW,
+    # other apps) spinning threads fight for the cores and a decoder step can take 5x longer.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
