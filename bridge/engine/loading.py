@@ -116,6 +116,7 @@ def load_model(model_id: str, device: str = "auto") -> LoadedModel:
         model.enc_to_dec_proj.to(target, dtype)
     codec_device = torch.device("cpu") if target.type == "mps" else target
     model.audio_encoder.to(codec_device, torch.float32)
+    _fold_weight_norm(model.audio_encoder)
     return LoadedModel(
         model_id=model_id,
         model=model,
@@ -125,6 +126,17 @@ def load_model(model_id: str, device: str = "auto") -> LoadedModel:
         codec_device=codec_device,
         is_random=is_random_model(Path(checkpoint)),
     )
+
+
+def _fold_weight_norm(module: torch.nn.Module) -> None:
+    """Replace weight-norm parametrisations by the weights they compute (same values).
+
+    A parametrised weight is recomputed from its direction and norm on every call: EnCodec's ~70
+    convolutions did that for every streamed chunk.
+    """
+    for submodule in list(module.modules()):
+        if torch.nn.utils.parametrize.is_parametrized(submodule, "weight"):
+            torch.nn.utils.parametrize.remove_parametrizations(submodule, "weight", leave_parametrized=True)
 
 
 def _describe_load_failure(model_id: str, error: OSError) -> str:
