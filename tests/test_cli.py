@@ -36,7 +36,9 @@ def test_generate_writes_takes_with_reproducible_sidecars(tmp_path):
         assert sidecar["model"] == "tiny" and sidecar["prompt"] == "dusty lo-fi drums"
         assert sidecar["seed"] == 5 + index and sidecar["parameters"]["bars"] == 2
         assert sidecar["parameters"]["bpm"] == 90 and sidecar["parameters"]["top_k"] == 250
+        assert (sidecar["quality"], sidecar["precision"]) == ("fast", "int8")  # the default on a CPU
     assert not list(out.glob(".*")), "no temporary files are left behind"
+    assert "quality fast (int8)" in done.stderr
 
 
 def test_continue_includes_the_prompt_when_asked_and_writes_24_bit_at_48k(tmp_path, write_tone):
@@ -45,13 +47,16 @@ def test_continue_includes_the_prompt_when_asked_and_writes_24_bit_at_48k(tmp_pa
     done = segue(
         "continue", str(source), "keep the groove", "--model", "tiny", "--prompt-seconds", "2",
         "--seconds", "1", "--include-prompt", "--sample-rate", "48000", "--bit-depth", "24", "-o", str(target),
+        "--quality", "exact",
     )
     assert done.returncode == 0, done.stderr
+    assert "quality exact (fp32)" in done.stderr
     info = soundfile.info(target)
     assert (info.samplerate, info.subtype, info.channels) == (48000, "PCM_24", 1)
     assert info.frames == 3 * 48000  # 2 s prompt + 1 s new material
     sidecar = json.loads(target.with_suffix(".json").read_text())
     assert sidecar["source_file"] == str(source) and sidecar["includes_prompt"] is True
+    assert (sidecar["quality"], sidecar["precision"], sidecar["parameters"]["quality"]) == ("exact", "fp32", "exact")
 
 
 def test_models_lists_sizes_licences_and_cache_state():

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from bridge.engine.fast_decoder import FastDecoder, GraphedStep, drop_resident_pages
+from bridge.engine.fast_decoder import (
+    FastDecoder,
+    GraphedStep,
+    drop_resident_pages,
+    graphed_for,
+    precision_for,
+)
 from bridge.engine.generator import MusicGenerator
 from bridge.engine.loading import LoadedModel
 from bridge.engine.quantize import Int8Linear
@@ -44,18 +50,21 @@ def test_exact_mode_stereo_with_two_takes(tiny_stereo_model):
 
 def test_fixed_shape_step_for_cuda_graphs_matches_the_sliced_step(tiny_model):
     """The step a CUDA graph captures (masked cache, position as data) runs eagerly on a CPU."""
-    decoder = FastDecoder(tiny_model)
     conditioning = encode_text(tiny_model, "house", 1, True)
     prompt = prompt_codes(tiny_model, 20)
-    reference = sample_codes(tiny_model, conditioning, prompt, 60, GREEDY, decoder=decoder)
-
-    original_start = decoder.start
-    decoder.start = lambda *args: GraphedStep(original_start(*args))
-    try:
-        graphed = sample_codes(tiny_model, conditioning, prompt, 60, GREEDY, decoder=decoder)
-    finally:
-        decoder.start = original_start
+    reference = sample_codes(tiny_model, conditioning, prompt, 60, GREEDY, decoder=FastDecoder(tiny_model))
+    graphed_decoder = FastDecoder(tiny_model, graphed=True)
+    assert isinstance(graphed_decoder.start(conditioning.hidden_states, conditioning.attention_mask, 1, 2, 8), GraphedStep)
+    graphed = sample_codes(tiny_model, conditioning, prompt, 60, GREEDY, decoder=graphed_decoder)
     torch.testing.assert_close(graphed, reference, rtol=0, atol=0)
+
+
+def test_quality_modes_map_to_decoders_per_device():
+    cpu, cuda, mps = torch.device("cpu"), torch.device("cuda"), torch.device("mps")
+    assert [precision_for(quality, cpu) for quality in ("auto", "fast", "exact")] == ["int8", "int8", "native"]
+    assert {precision_for(quality, device) for quality in ("fast", "exact") for device in (cuda, mps)} == {"native"}
+    assert graphed_for("auto", cuda) and not graphed_for("exact", cuda)
+    assert not graphed_for("fast", mps) and not graphed_for("fast", cpu)
 
 
 def test_quality_mode_is_chosen_per_request_and_recorded(tiny_model):

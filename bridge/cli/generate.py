@@ -105,6 +105,11 @@ def _run(args: argparse.Namespace, request: GenerationRequest, include_prompt: b
     with EngineClient(device=args.device, on_event=on_event) as engine:
         result = engine.wait(engine.submit(request))
     bar.close()
+    print(
+        f"{len(result.takes)} take(s) in {result.seconds_taken:.1f} s on {result.device}, "
+        f"quality {result.quality} ({result.precision})",
+        file=sys.stderr,
+    )
     with ClipLibrary() as library:  # every take is recorded, so `segue library` and the panel find it
         for take in result.takes:
             clip = library.add_take(

@@ -61,11 +61,12 @@ class _Layer:
 class FastDecoder:
     """The decoder of a loaded MusicGen, ready for `start(conditioning rows, window length)`."""
 
-    def __init__(self, loaded: LoadedModel, precision: str = "native") -> None:
+    def __init__(self, loaded: LoadedModel, precision: str = "native", graphed: bool = False) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.loaded = loaded
         self.precision = precision
+        self.graphed = graphed  # one-token steps through GraphedStep (a CUDA graph on CUDA)
         causal_lm = loaded.model.decoder
         decoder = causal_lm.model.decoder
         config = causal_lm.config
@@ -119,15 +120,17 @@ class FastDecoder:
             parts += [layer.qkv, layer.self_out, layer.cross_q, layer.cross_out, layer.fc1, layer.fc2]
         return sum(part.nbytes for part in parts)
 
+    @torch.inference_mode()
     def start(
         self, text_states: torch.Tensor, text_mask: torch.Tensor, guided_rows: int, rows: int, length: int
-    ) -> "DecoderSession":
-        """A fresh cache for one window of `length` positions.
+    ) -> "DecoderSession | GraphedStep":
+        """A fresh cache for one window of `length` positions; call the result with input ids.
 
         `text_states` (rows, tokens, hidden) are the projected, masked text states of every row;
         only the first `guided_rows` rows have any (the rest are the unguided branch).
         """
-        return DecoderSession(self, text_states[:guided_rows], text_mask[:guided_rows], rows, length)
+        session = DecoderSession(self, text_states[:guided_rows], text_mask[:guided_rows], rows, length)
+        return GraphedStep(session) if self.graphed else session
 
     def embed(self, input_ids: torch.Tensor, start: int) -> torch.Tensor:
         """(rows, codebooks, tokens) -> (rows, tokens, hidden): codebook embeddings summed, plus positions."""
@@ -283,6 +286,11 @@ def precision_for(quality: str, device: torch.device) -> str:
     if resolve_quality(quality) == "fast" and device.type == "cpu" and int8_kernel_available():
         return "int8"
     return "native"
+
+
+def graphed_for(quality: str, device: torch.device) -> bool:
+    """Fast generation on CUDA replays each step as a captured CUDA graph."""
+    return resolve_quality(quality) == "fast" and device.type == "cuda"
 
 
 def describe_precision(loaded: LoadedModel, precision: str) -> str:

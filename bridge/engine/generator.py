@@ -17,7 +17,13 @@ import torch
 from bridge.audio.io import match_channels, read_audio, resample
 from bridge.engine.codec import StreamingDecoder, encode_audio
 from bridge.engine.events import GenerationResult, Take
-from bridge.engine.fast_decoder import FastDecoder, describe_precision, precision_for, resolve_quality
+from bridge.engine.fast_decoder import (
+    FastDecoder,
+    describe_precision,
+    graphed_for,
+    precision_for,
+    resolve_quality,
+)
 from bridge.engine.loading import LoadedModel
 from bridge.engine.request import GenerationRequest
 from bridge.engine.sampling import SamplingParams, codebook_delays, encode_text, sample_codes
@@ -36,14 +42,14 @@ class MusicGenerator:
 
     def __init__(self, loaded: LoadedModel) -> None:
         self.loaded = loaded
-        self._decoders: dict[str, FastDecoder] = {}
+        self._decoders: dict[tuple[str, bool], FastDecoder] = {}
 
     def decoder_for(self, quality: str) -> tuple[FastDecoder, str]:
         """The decoder for a quality mode (built on first use: quantising takes a few seconds) and its precision."""
-        precision = precision_for(quality, self.loaded.device)
-        if precision not in self._decoders:
-            self._decoders[precision] = FastDecoder(self.loaded, precision)
-        return self._decoders[precision], precision
+        precision, graphed = precision_for(quality, self.loaded.device), graphed_for(quality, self.loaded.device)
+        if (precision, graphed) not in self._decoders:
+            self._decoders[precision, graphed] = FastDecoder(self.loaded, precision, graphed)
+        return self._decoders[precision, graphed], precision
 
     def prepare(self, quality: str = "auto") -> None:
         """Build the decoder for `quality` now, so the first request does not wait for it."""
