@@ -269,7 +269,7 @@ class ContinueTrackWindow(QDialog):
         self.use_key.setChecked(key is not None)
         # The DAW's tempo is the grid; only a file's tempo is open to the estimate.
         tempo = suggestions.tempo
-        offer = source.kind == "file" and tempo is not None and abs(tempo.bpm - source.bpm) > 0.5
+        offer = bool(source.kind == "file" and tempo is not None and abs(tempo.bpm - source.bpm) > 0.5)
         self.tempo_info.setText(
             f"The audio suggests {tempo.bpm:.1f} BPM" if offer else f"Tempo {source.bpm:g} BPM in {source.signature}"
         )

@@ -75,7 +75,7 @@ def click(qtbot, button) -> None:
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
 
 
-def test_continue_my_track_from_reaper_in_the_panel(qtbot, window, reaper):
+def test_continue_my_track_from_reaper_in_the_panel(qtbot, window, reaper, tmp_path):
     panel = window.open_continue_track()
     qtbot.waitExposed(panel)
     panel.prompt.setText("")
@@ -129,4 +129,14 @@ def test_continue_my_track_from_reaper_in_the_panel(qtbot, window, reaper):
     assert segue_track.items[-1].position_seconds == pytest.approx(30 * 60 / BPM)
     assert segue_track.items[-1].file == str(panel.continuation.takes[0].path)
     screenshot_widget(panel, "continue-5-again")
+
+    # A file as the source, at the DAW's tempo.
+    rate = 44100
+    groove = np.sin(2 * np.pi * 220 * np.arange(bars_to_samples(3, BPM, SIGNATURE, rate)) / rate).astype(np.float32)
+    soundfile.write(tmp_path / "idea.wav", 0.3 * groove, rate)
+    panel.take_file(tmp_path / "idea.wav")
+    qtbot.waitUntil(lambda: panel.status.text() == "Source ready", timeout=20_000)
+    assert (panel.source.kind, panel.source.bars, panel.source.bpm, panel.source.end_beats) == ("file", 2, BPM, None)
+    assert panel.source_info.text() == "2 bars of idea.wav (96 BPM, 6/8)"
+    assert panel.place_button.text() == "Place" and panel.take_list.count() == 0
     panel.close()

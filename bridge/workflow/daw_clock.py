@@ -29,6 +29,7 @@ JUMP_SECONDS = 0.2
 GAP_SECONDS = 0.6
 REPORT_SLACK_SECONDS = 0.3
 RECENT_REPORTS = 64
+MAX_CORRECTION_SECONDS = 0.1
 MAX_RUNS = 256
 
 
@@ -135,8 +136,10 @@ class DawClock:
             run.last_frame, run.last_beat = frame, beat
 
     def correct(self, frames: float) -> None:
-        """The audio showed the beats `frames` later than the reports said: remember it."""
-        self.correction_frames += frames
+        """The audio showed the beats `frames` later than the reports said: remember it (within
+        MAX_CORRECTION_SECONDS: a DAW's output latency is never longer; a misheard beat is not kept)."""
+        limit = MAX_CORRECTION_SECONDS * self.recorder.sample_rate
+        self.correction_frames = max(-limit, min(limit, self.correction_frames + frames))
 
     # -- queries -----------------------------------------------------------------------------------
 

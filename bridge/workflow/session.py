@@ -64,11 +64,23 @@ log = logging.getLogger(__name__)
 # Asked of the engine beyond the bars, so resampling to the source's rate never comes up short.
 EXTRA_MODEL_FRAMES = 640
 MAX_NEW_BARS = 64
+KEPT_CAPTURES = 50
 # How long a capture waits for the DAW's first playhead report.
 FIRST_REPORT_SECONDS = 2.0
 # Audio buffered before the audition of a take still being generated starts, until speed is known.
 FALLBACK_AUDITION_BUFFER_SECONDS = 2.0
 TAG = "continuation"
+
+
+def keep_capture(source: Source) -> Path:
+    """Save a captured source in the data folder (takes name it as what they continue); only the
+    newest KEPT_CAPTURES stay, so the folder does not grow without end."""
+    folder = paths.data_dir() / "captures"
+    path = folder / f"capture-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**9:09d}.wav"
+    write_audio_atomic(path, source.audio, source.sample_rate)
+    for old in sorted(folder.glob("capture-*.wav"))[:-KEPT_CAPTURES]:
+        old.unlink(missing_ok=True)
+    return path
 
 
 class EnginePort(Protocol):
@@ -270,9 +282,7 @@ class ContinueMyTrack:
         if self.link.transport.snapshot().playing:
             self.clock.wait_for_run(FIRST_REPORT_SECONDS)  # a link just started has no report yet
         source = source_from_capture(self.recorder, self.clock, self.link.transport.snapshot(), bars, end, timeout_seconds)
-        path = paths.data_dir() / "captures" / f"capture-{time.strftime('%Y%m%d-%H%M%S')}.wav"
-        write_audio_atomic(path, source.audio, source.sample_rate)
-        return dataclasses.replace(source, path=path)
+        return dataclasses.replace(source, path=keep_capture(source))
 
     def render(self, bars: int = 4, end: str = "auto") -> Source:
         if not isinstance(self.link, ReaperLink):
