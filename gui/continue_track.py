@@ -26,7 +26,6 @@ from PyQt6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QProgressBar,
-    QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -41,6 +40,7 @@ from gui.audition import Auditioner
 from gui.background import Background
 from gui.banner import MessageBanner
 from gui.clip_store import ClipEntry, ClipStore
+from gui.controls import muted_label, push_button
 from gui.daw_capture import DawCapture
 from gui.waveform import envelope, paint_envelope
 
@@ -130,18 +130,18 @@ class ContinueTrackWindow(QDialog):
         self.file_bpm.setSuffix(" BPM")
         self.file_bpm.setValue(120.0)
         self.file_bpm.setToolTip("The file's tempo (the DAW's when one is linked)")
-        self.take_button = _push("Take the bars", "Capture or render the last bars (or read the file)")
-        self.source_info = _muted("No source yet: play your song in the DAW, or choose a file.")
+        self.take_button = push_button("Take the bars", "Capture or render the last bars (or read the file)")
+        self.source_info = _wrapped("No source yet: play your song in the DAW, or choose a file.")
         self.seam = SeamView()
 
         self.prompt = QLineEdit(prompt)
         self.prompt.setPlaceholderText("Optional: what should come next (strings enter, drums drop out…)")
         self.use_key = QCheckBox("Ask for the key")
         self.use_key.setEnabled(False)
-        self.tempo_info = _muted("")
-        self.use_tempo = _push("Use it", "Continue the file at the estimated tempo")
+        self.tempo_info = _wrapped("")
+        self.use_tempo = push_button("Use it", "Continue the file at the estimated tempo")
         self.use_tempo.setVisible(False)
-        self.text_preview = _muted("")
+        self.text_preview = _wrapped("")
 
         self.new_bars = _spin(1, 32, 4, " bars")
         self.takes = _spin(1, 8, 2, " takes")
@@ -150,21 +150,21 @@ class ContinueTrackWindow(QDialog):
         self.listen = QCheckBox("Hear take 1 while it is generated")
         self.listen.setChecked(True)
         self.listen.setToolTip("Streams the first take to the output device as soon as enough is buffered")
-        self.continue_button = _push("Continue", "Generate the takes, fitted to the bars", primary=True)
-        self.cancel_button = _push("Cancel", "Stop generating")
+        self.continue_button = push_button("Continue", "Generate the takes, fitted to the bars", primary=True)
+        self.cancel_button = push_button("Cancel", "Stop generating")
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
         self.progress.setFormat("")
 
         self.take_list = QListWidget()
         self.take_list.setMinimumHeight(90)
-        self.audition_button = _push("▶ Audition", "Play the selected take through the output device")
-        self.place_button = _push("Place", "Put the selected take into the DAW where the source ends")
-        self.play_button = _push("Play on next bar", "Play the selected take into the loopback output, "
+        self.audition_button = push_button("▶ Audition", "Play the selected take through the output device")
+        self.place_button = push_button("Place", "Put the selected take into the DAW where the source ends")
+        self.play_button = push_button("Play on next bar", "Play the selected take into the loopback output, "
                                  "starting on the DAW's next bar line")
-        self.again_button = _push("Continue again", "Continue from the end of the placed take (its codes)")
+        self.again_button = push_button("Continue again", "Continue from the end of the placed take (its codes)")
         self.banner = MessageBanner()
-        self.status = _muted("")
+        self.status = _wrapped("")
 
         grid = QGridLayout()
         grid.setHorizontalSpacing(8)
@@ -457,19 +457,8 @@ def _spin(low: int, high: int, value: int, suffix: str) -> QSpinBox:
     return spin
 
 
-def _push(text: str, tip: str, primary: bool = False) -> QPushButton:
-    button = QPushButton(text)
-    button.setToolTip(tip)
-    if primary:
-        button.setObjectName("primary")
-    return button
-
-
-def _muted(text: str) -> QLabel:
-    label = QLabel(text)
-    label.setObjectName("muted")
-    label.setWordWrap(True)
-    return label
+def _wrapped(text: str) -> QLabel:
+    return muted_label(text, wrap=True)
 
 
 def _section(text: str) -> QLabel:

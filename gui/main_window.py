@@ -17,7 +17,6 @@ from PyQt6.QtWidgets import (
     QLabel,
     QMainWindow,
     QProgressBar,
-    QPushButton,
     QSizePolicy,
     QToolButton,
     QVBoxLayout,
@@ -36,6 +35,8 @@ from gui.background import Background
 from gui.banner import MessageBanner
 from gui.clip_store import ClipEntry
 from gui.continue_track import ContinueTrackWindow
+from gui.controls import muted_label as _muted
+from gui.controls import push_button as _button
 from gui.daw_capture import DEFAULT_SOURCE_BARS, DawCapture
 from gui.daw_controller import DawController
 from gui.engine_controller import EngineController
@@ -689,19 +690,5 @@ class MainWindow(QMainWindow):
         return action
 
 
-def _button(text: str, tip: str, primary: bool = False) -> QPushButton:
-    button = QPushButton(text)
-    button.setToolTip(tip)
-    if primary:
-        button.setObjectName("primary")
-    return button
-
-
 def _shorten(text: str, max_chars: int) -> str:
     return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
-
-
-def _muted(text: str) -> QLabel:
-    label = QLabel(text)
-    label.setObjectName("muted")
-    return label

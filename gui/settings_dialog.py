@@ -30,6 +30,7 @@ from bridge.audio.devices import list_devices
 from bridge.errors import SegueError
 from bridge.settings import Settings
 from gui.background import Background
+from gui.controls import muted_label
 
 SYSTEM_DEFAULT = "System default"
 DAW_LABELS = (("none", "None (drag clips in by hand)"), ("ableton", "Ableton Live (AbletonOSC)"),
@@ -78,7 +79,7 @@ class SettingsDialog(QDialog):
         self.reaper_listen_port = _port(self._settings.daw.reaper_listen_port,
                                         "REAPER's device port: Segue listens here (9000)")
         self.ports = QStackedWidget()
-        self.ports.addWidget(_muted_label("Clips stay in the output folder; drag them into any DAW."))
+        self.ports.addWidget(muted_label("Clips stay in the output folder; drag them into any DAW.", wrap=True))
         self.ports.addWidget(_pair("Live port", self.ableton_port, "Reply port", self.ableton_reply_port))
         self.ports.addWidget(_pair("REAPER port", self.reaper_port, "Segue port", self.reaper_listen_port))
         self.daw.currentIndexChanged.connect(self.ports.setCurrentIndex)
@@ -175,13 +176,6 @@ def _pair(first_label: str, first: QWidget, second_label: str, second: QWidget) 
     layout.addWidget(second)
     layout.addStretch(1)
     return row
-
-
-def _muted_label(text: str) -> QLabel:
-    label = QLabel(text)
-    label.setObjectName("muted")
-    label.setWordWrap(True)
-    return label
 
 
 def _folder_field(value: str | None, default_description: str) -> QLineEdit:
