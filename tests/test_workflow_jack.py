@@ -119,7 +119,9 @@ def test_capture_continue_place_and_play_on_the_bar(loopback, live, workflow_eng
         assert position == pytest.approx(source.end_beats)
         assert path == str(result.takes[0].path) and soundfile.info(path).frames == result.takes[0].audio.shape[0]
 
-        # 5. The other take played live into the loopback, on the DAW's next bar line.
+        # 5. The other take played live into the loopback, on the DAW's next bar line. The DAW's own
+        # sound stops first (its transport runs on), so the recording holds only what Segue plays.
+        daw_out.stop()
         live_play = session.play(result, 1)
 
         bars = live_play.start_beats / SIGNATURE.quarter_notes_per_bar

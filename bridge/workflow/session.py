@@ -215,7 +215,6 @@ class ContinueMyTrack:
         self._placed_tracks: dict[int, int] = {}  # library clip id -> the DAW track it was placed on
         self._jobs: dict[int, _Job] = {}
         self._on_progress: Callable[[float], None] | None = None
-        self._progress_jobs: tuple[int, ...] = ()
         self._auditioning: int | None = None
         self._last_progress: Progress | None = None
         self._lock = threading.Lock()
@@ -298,9 +297,7 @@ class ContinueMyTrack:
             try:
                 bpm, daw_signature = session_tempo(snapshot)
             except DawError:
-                raise InvalidParameterError(
-                    "give the file's tempo (--bpm), or link a DAW to take it from"
-                ) from None
+                raise InvalidParameterError("give the file's tempo, or link a DAW to take it from") from None
             signature = signature or daw_signature
         return source_from_file(path, bars, bpm, signature or TimeSignature())
 

@@ -75,8 +75,11 @@ def check_bars(bars: int, bpm: float, signature: TimeSignature) -> int:
 
 def session_tempo(snapshot: TransportSnapshot) -> tuple[float, TimeSignature]:
     """The DAW's tempo and time signature; DawError when the DAW has not said."""
+    if snapshot.daw == "none":
+        raise DawError("no DAW is linked, so the session's tempo is unknown: link one, or give the tempo")
     if not snapshot.connected or not snapshot.tempo_bpm:
-        raise DawError(f"the DAW's tempo is unknown ({snapshot.daw}: {'connected' if snapshot.connected else 'not connected'})")
+        state = "has not reported its tempo yet" if snapshot.connected else "is not connected"
+        raise DawError(f"the DAW ({snapshot.daw}) {state}")
     return snapshot.tempo_bpm, snapshot.signature or TimeSignature()
 
 
