@@ -171,7 +171,7 @@ def test_audio_stays_whole_while_the_engine_generates_in_its_process(calibrated)
     recorder, player, _ = calibrated
     progress = []
     with EngineClient(device="cpu", on_event=lambda event: progress.append(event)) as engine:
-        job = engine.submit(GenerationRequest(prompt="noise", model="tiny", seconds=20.0, variations=3))
+        job = engine.submit(GenerationRequest(prompt="noise", model="tiny", seconds=240.0, variations=3))
         wait_for(lambda: any(isinstance(event, Progress) for event in progress), timeout_seconds=120)
         overflows, underflows = recorder.overflows, player.device_underflows
         steps_before = sum(isinstance(event, Progress) for event in progress)
