@@ -1,6 +1,7 @@
 """`segue continue-track`: Continue my track from the command line, from the DAW or a file."""
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -72,20 +73,26 @@ def run_continue_track(args: argparse.Namespace) -> int:
         raise InvalidParameterError(f"--track counts from 1, got {args.track}")
 
     link = _open_link(args)
-    recorder = player = session = engine = None
-    library = ClipLibrary()
-    try:
+    recorder = player = session = None
+    with contextlib.ExitStack() as resources:  # closed in reverse order: session first, library last
+        library = ClipLibrary()
+        resources.callback(library.close)
+        resources.callback(link.close)
         link.start()
         wants_capture = source_kind == "capture" or (source_kind == "auto" and (args.input or link.name != "reaper"))
         if wants_capture and not file_source:
             recorder, warning = start_recorder(args.input, args.output)
+            resources.callback(recorder.close)
             if warning:
                 print(f"segue: {warning}", file=sys.stderr)
         if args.play is not None:
             player = start_player(args.output)
+            resources.callback(player.close)
         bar = tqdm(total=100, unit="%", file=sys.stderr, disable=None, leave=False, dynamic_ncols=True)
         engine = EngineClient(device=args.device, on_event=lambda event: session and session.on_engine_event(event))
+        resources.callback(engine.close)
         session = ContinueMyTrack(engine, link=link, recorder=recorder, player=player, library=library)
+        resources.callback(session.close)
         needs_daw = link.name != "none" and not (file_source and args.bpm is not None)
         if needs_daw and not link.transport.wait_for(lambda s: s.connected and s.tempo_bpm, DAW_WAIT_SECONDS):
             raise DawError(f"cannot follow the DAW: {link.describe()}")
@@ -123,16 +130,6 @@ def run_continue_track(args: argparse.Namespace) -> int:
             print(f"take {args.play}: playing into {player.device.label} from bar {bar_number:g}")
             player.wait()
         return 0
-    finally:
-        if session is not None:
-            session.close()
-        if engine is not None:
-            engine.close()
-        for device in (recorder, player):
-            if device is not None:
-                device.close()
-        link.close()
-        library.close()
 
 
 def _options(args: argparse.Namespace) -> ContinueOptions:

@@ -1,6 +1,7 @@
 """`segue serve`: the engine, the DAW link and Segue's OSC control API, headless, until Ctrl-C."""
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -127,21 +128,28 @@ def run_serve(args: argparse.Namespace) -> int:
     link = make_link(args)
     server: control_server.ControlServer | None = None
     stop = threading.Event()
-    recorder = player = session = None
-    if args.input or args.loopback:
-        recorder, warning = start_recorder(args.input, args.output)
-        if warning:
-            print(f"segue serve: {warning}", file=sys.stderr)
-    if args.output or args.loopback:
-        player = start_player(args.output)
-    library = ClipLibrary()  # every take is recorded, as `segue generate` does
-    engine = EngineClient(device=args.device, on_event=lambda event: server and server.on_engine_event(event))
-    try:
+    with contextlib.ExitStack() as resources:  # closed in reverse order: server first, link last
+        resources.callback(link.close)
+        recorder = player = None
+        if args.input or args.loopback:
+            recorder, warning = start_recorder(args.input, args.output)
+            resources.callback(recorder.close)
+            if warning:
+                print(f"segue serve: {warning}", file=sys.stderr)
+        if args.output or args.loopback:
+            player = start_player(args.output)
+            resources.callback(player.close)
+        library = ClipLibrary()  # every take is recorded, as `segue generate` does
+        resources.callback(library.close)
+        engine = EngineClient(device=args.device, on_event=lambda event: server and server.on_engine_event(event))
+        resources.callback(engine.close)
         session = ContinueMyTrack(engine, link=link, recorder=recorder, player=player, library=library)
+        resources.callback(session.close)
         server = control_server.ControlServer(
             engine, link, model=args.model, host=args.host, port=args.osc_port, reply_port=args.reply_port,
             library=library, workflow=session,
         )
+        resources.callback(server.close)
         link.start()
         server.start()
         link.transport.add_listener(_ConnectionReporter(link.display_name))
@@ -158,17 +166,6 @@ def run_serve(args: argparse.Namespace) -> int:
             pass
         print("segue serve: stopped", file=sys.stderr)
         return 0
-    finally:
-        if server is not None:
-            server.close()
-        if session is not None:
-            session.close()
-        for device in (recorder, player):
-            if device is not None:
-                device.close()
-        link.close()
-        engine.close()
-        library.close()
 
 
 class _ConnectionReporter:
