@@ -7,6 +7,8 @@ weights with one scale per output channel; it is several times faster than the f
 than torch.ao's dynamic int8 layers on the machines we measured (bench/engine_speed.py).
 """
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -76,6 +78,7 @@ class Int8Linear:
         return self.weight.numel() + self.scales.numel() * 2
 
 
+@functools.cache
 def int8_kernel_available() -> bool:
     """Whether this PyTorch build has the int8 weight CPU kernel (added in 2.3)."""
     try:
