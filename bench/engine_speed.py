@@ -51,7 +51,7 @@ def run_transformers(loaded, seconds: float) -> dict:
             stamps.append(time.perf_counter())
             return scores
 
-    inputs = loaded.processor(text=[PROMPT], return_tensors="pt")
+    inputs = {name: value.to(loaded.device) for name, value in loaded.processor(text=[PROMPT], return_tensors="pt").items()}
     frames = round(seconds * loaded.frame_rate)
 
     def generate(new_frames: int):
@@ -127,6 +127,8 @@ def worker(mode: str, seconds: float, device: str) -> None:
         figures = run_transformers(loaded, seconds)
     else:
         figures = run_segue(loaded, seconds, mode.removeprefix("segue-"))
+    if loaded.device.type == "cuda":
+        figures["peak_gpu_bytes"] = torch.cuda.max_memory_allocated()
     figures.update(
         mode=mode,
         peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
@@ -191,15 +193,16 @@ def main() -> int:
         )
     weights = next(iter(results.values()))["weight_bytes"]
     print(f"fp32 weights: {weights / 2**30:.2f} GiB (+25% = {1.25 * weights / 2**30:.2f} GiB)")
-    summary = {"machine": cpu_model(), "load_average": round(load, 2), "clip_seconds": args.seconds}
+    summary = {}
+    if base and "segue-fast" in results:
+        summary["speedup_vs_transformers"] = round(results["segue-fast"]["steps_per_second"] / base, 2)
+    summary.update(machine=cpu_model(), device=args.device, load_average=round(load, 2), clip_seconds=args.seconds)
     if base:
         for mode, figures in results.items():
             if mode != "transformers":
                 ratio = figures["steps_per_second"] / base
                 summary[f"{mode}_speedup"] = round(ratio, 2)
                 print(f"{mode} / transformers: {ratio:.2f}x steps/s")
-        if "segue-fast" in results:
-            summary["speedup_vs_transformers"] = summary["segue-fast_speedup"]
     for mode, figures in results.items():
         summary[mode] = {key: (round(value, 3) if isinstance(value, float) else value) for key, value in figures.items()}
     if args.json:

@@ -16,6 +16,7 @@ step as one launch; the step then works on fixed buffers and masks the cache ins
 
 import contextlib
 import ctypes
+import logging
 import mmap
 import sys
 from dataclasses import dataclass
@@ -251,12 +252,16 @@ class GraphedStep:
             return session(input_ids)
         self.input_ids.copy_(input_ids)
         self.position.fill_(session.position)
-        if not self.capture:
-            self.output = session.static_step(self.input_ids, self.position)
-        else:
-            if self.graph is None:
+        if self.capture and self.graph is None:
+            try:
                 self._capture()
+            except RuntimeError as error:  # e.g. an op that cannot be captured on this GPU/driver
+                logging.getLogger(__name__).warning("CUDA graph capture failed, stepping eagerly: %s", error)
+                self.capture, self.graph = False, None
+        if self.capture:
             self.graph.replay()
+        else:
+            self.output = session.static_step(self.input_ids, self.position)
         session.position += 1
         return self.output.clone()
 
