@@ -45,18 +45,15 @@ _ENCODEC_32KHZ = dict(
     overlap=None,
 )
 
+# A text encoder and codec small enough to build in milliseconds (shapes only; weights are random).
+_TINY_TEXT_ENCODER = dict(d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=2, feed_forward_proj="relu")
+_TINY_CODEC = dict(num_filters=4, hidden_size=16, codebook_dim=16, num_lstm_layers=1)
+_TINY_DECODER = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, ffn_dim=64)
+
 ARCHITECTURES = {
-    "tiny": dict(
-        text_encoder=dict(d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=2, feed_forward_proj="relu"),
-        audio_encoder=dict(num_filters=4, hidden_size=16, codebook_dim=16, num_lstm_layers=1),
-        decoder=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, ffn_dim=64),
-        audio_channels=1,
-    ),
+    "tiny": dict(text_encoder=_TINY_TEXT_ENCODER, audio_encoder=_TINY_CODEC, decoder=_TINY_DECODER, audio_channels=1),
     "tiny-stereo": dict(
-        text_encoder=dict(d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=2, feed_forward_proj="relu"),
-        audio_encoder=dict(num_filters=4, hidden_size=16, codebook_dim=16, num_lstm_layers=1),
-        decoder=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, ffn_dim=64),
-        audio_channels=2,
+        text_encoder=_TINY_TEXT_ENCODER, audio_encoder=_TINY_CODEC, decoder=_TINY_DECODER, audio_channels=2
     ),
     "small-random": dict(
         text_encoder=dict(
@@ -69,8 +66,8 @@ ARCHITECTURES = {
     # musicgen-small's decoder width with 2 of its 24 layers and a tiny text encoder and codec: tests
     # of numerics (quantisation error) at the real matrix sizes, in seconds.
     "small-2-layers": dict(
-        text_encoder=dict(d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=2, feed_forward_proj="relu"),
-        audio_encoder=dict(num_filters=4, hidden_size=16, codebook_dim=16, num_lstm_layers=1),
+        text_encoder=_TINY_TEXT_ENCODER,
+        audio_encoder=_TINY_CODEC,
         decoder=dict(hidden_size=1024, num_hidden_layers=2, num_attention_heads=16, ffn_dim=4096),
         audio_channels=1,
     ),
