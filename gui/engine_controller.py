@@ -44,7 +44,7 @@ class EngineController(QObject):
     """Owns the EngineClient (started on first use, or by `start()`); one instance per application."""
 
     job_started = pyqtSignal(int)
-    model_loading = pyqtSignal(int, str)  # job id, what is being loaded
+    model_loading = pyqtSignal(int, str, object)  # job id, what is being loaded, expected seconds or None
     progress = pyqtSignal(int, int, int, object)  # job id, steps done, steps total, ETA in seconds or None
     clips_ready = pyqtSignal(int, list)  # job id, list[ClipEntry] (already on disk)
     job_failed = pyqtSignal(int, str)  # job id, one-line message
@@ -150,7 +150,7 @@ class EngineController(QObject):
             self._set_state("generating")
         elif isinstance(event, ModelLoading):
             self._set_state("loading")
-            self.model_loading.emit(event.job_id, event.message)
+            self.model_loading.emit(event.job_id, event.message, event.expected_seconds)
         elif isinstance(event, EngineReady):
             self.loaded_model, self.loaded_device = event.model_id, event.device
             self._set_state("generating")

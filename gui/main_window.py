@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import soundfile
-from PyQt6.QtCore import Qt, QTimer
+from PyQt6.QtCore import QElapsedTimer, Qt, QTimer
 from PyQt6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence
 from PyQt6.QtWidgets import (
     QComboBox,
@@ -207,6 +207,10 @@ class MainWindow(QMainWindow):
 
         engine.job_started.connect(self._job_started)
         engine.model_loading.connect(self._model_loading)
+        self._loading_expected_seconds = 0.0
+        self._loading_clock = QElapsedTimer()
+        self._loading_timer = QTimer(self, interval=200)
+        self._loading_timer.timeout.connect(self._show_loading_progress)
         engine.progress.connect(self._progress)
         engine.clips_ready.connect(self._clips_ready)
         engine.job_failed.connect(self._job_failed)
@@ -371,9 +375,24 @@ class MainWindow(QMainWindow):
         self.activity.setText(f"Generating {takes} take{'s' if takes != 1 else ''}…")
         self._busy_progress()
 
-    def _model_loading(self, job_id: int, message: str) -> None:
+    def _model_loading(self, job_id: int, message: str, expected_seconds: float | None) -> None:
         self.activity.setText(message[:1].upper() + message[1:] + "…")
-        self._busy_progress()
+        if expected_seconds is None:  # first load of this model here: nothing to base an ETA on
+            self._busy_progress()
+            return
+        self._loading_expected_seconds = expected_seconds
+        self._loading_clock.start()
+        self._show_loading_progress()
+        self._loading_timer.start()
+
+    def _show_loading_progress(self) -> None:
+        """An ETA for loading, from how long this model took to load last time."""
+        if self.engine.state != "loading":
+            self._loading_timer.stop()
+            return
+        elapsed = self._loading_clock.elapsed() / 1000.0
+        expected = self._loading_expected_seconds
+        self._show_fraction(min(elapsed / expected, 0.99), max(expected - elapsed, 0.0))
 
     def _progress(self, job_id: int, done: int, total: int, eta: float | None) -> None:
         takes = self._job_takes.get(job_id, 1)

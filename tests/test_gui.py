@@ -498,3 +498,21 @@ def test_an_unexpected_error_is_one_line_in_the_window_and_a_traceback_in_the_lo
     assert "Traceback" not in window.banner.message
     log_text = (paths.cache_dir() / LOG_NAME).read_text()
     assert "Traceback" in log_text and "the waveform cache fell over" in log_text
+
+
+def test_loading_a_model_shows_an_eta_from_its_last_load(qtbot, window):
+    from bridge.engine.load_times import record_load_seconds
+
+    record_load_seconds("tiny-stereo", "cpu", 30.0)  # as if it took 30 s last time on this machine
+    window.form.model.setCurrentIndex(window.form.model.findData("tiny-stereo"))
+    type_prompt(qtbot, window, "wide ambient pad")
+    set_length(window, 1, "bars")
+    seen = []
+    window.engine.model_loading.connect(
+        lambda job, message, expected: seen.append((expected, window.progress.maximum(), window.progress.format()))
+    )
+    with qtbot.waitSignal(window.engine.clips_ready, timeout=JOB_TIMEOUT_MS):
+        qtbot.mouseClick(window.generate_button, Qt.MouseButton.LeftButton)
+    assert seen, "switching to another model loads it"
+    expected, maximum, text = seen[0]
+    assert expected == 30.0 and maximum == 100 and "ETA 0:" in text

@@ -95,7 +95,8 @@ def _run(args: argparse.Namespace, request: GenerationRequest, include_prompt: b
 
     def on_event(event: EngineEvent) -> None:
         if isinstance(event, ModelLoading):
-            bar.set_description(event.message)
+            expected = f" (about {event.expected_seconds:.0f} s)" if event.expected_seconds else ""
+            bar.set_description(event.message + expected)
         elif isinstance(event, Progress):
             bar.set_description("generating")
             bar.total = event.steps_total

@@ -46,6 +46,8 @@ class ModelLoading:
     job_id: int
     model_id: str
     message: str
+    # How long the previous load of this model on this device took (an ETA), or None the first time.
+    expected_seconds: float | None = None
 
 
 @dataclass

@@ -30,6 +30,7 @@ from bridge.engine.events import (
     ModelLoading,
     Progress,
 )
+from bridge.engine.load_times import expected_load_seconds, record_load_seconds
 from bridge.engine.request import GenerationRequest
 from bridge.errors import CancelledError, SegueError
 
@@ -125,8 +126,11 @@ class _WorkerEngine:
 
         if self.generator is None or self.generator.loaded.model_id != model_id:
             self.generator = None  # free the old model before loading the next
-            self.events.put(ModelLoading(job_id, model_id, f"loading {model_id}"))
+            expected = expected_load_seconds(model_id, self.device)
+            self.events.put(ModelLoading(job_id, model_id, f"loading {model_id}", expected))
+            started = time.monotonic()
             loaded = load_model(model_id, self.device)
+            record_load_seconds(model_id, self.device, time.monotonic() - started)
             self.generator = MusicGenerator(loaded)
             self.generator.prepare(quality)  # quantising belongs to loading, not to the first job's wait
             self.events.put(
