@@ -78,7 +78,7 @@ def run_transformers(loaded, seconds: float) -> dict:
 def run_segue(loaded, seconds: float, quality: str) -> dict:
     import numpy as np
 
-    from bridge.engine.generator import MusicGenerator
+    from bridge.engine.musicgen.generator import MusicGenerator
     from bridge.engine.request import GenerationRequest
 
     generator = MusicGenerator(loaded)
@@ -119,7 +119,7 @@ def worker(mode: str, seconds: float, device: str) -> None:
     """One mode in this (fresh) process; prints one JSON line."""
     import torch
 
-    from bridge.engine.loading import load_model
+    from bridge.engine.musicgen.loading import load_model
 
     loaded = load_model(MODEL, device)
     weight_bytes = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
@@ -160,7 +160,7 @@ def main() -> int:
         worker(args.worker, args.seconds, args.device)
         return 0
 
-    from bridge.engine.loading import load_model
+    from bridge.engine.musicgen.loading import load_model
 
     load_model(MODEL, "cpu")  # build and cache small-random once, outside the timed processes
     # Every mode runs as Segue's engine worker does: OpenMP threads sleep rather than spin when idle.

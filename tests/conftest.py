@@ -33,14 +33,14 @@ def segue_dirs(tmp_path, monkeypatch, segue_cache_dir):
 
 @pytest.fixture(scope="session")
 def tiny_model(segue_cache_dir):
-    from bridge.engine.loading import load_model
+    from bridge.engine.musicgen.loading import load_model
 
     return load_model("tiny", "cpu")
 
 
 @pytest.fixture(scope="session")
 def tiny_stereo_model(segue_cache_dir):
-    from bridge.engine.loading import load_model
+    from bridge.engine.musicgen.loading import load_model
 
     return load_model("tiny-stereo", "cpu")
 

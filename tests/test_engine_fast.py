@@ -6,19 +6,19 @@ import numpy as np
 import pytest
 import torch
 
-from bridge.engine.fast_decoder import (
+from bridge.engine.musicgen.fast_decoder import (
     FastDecoder,
     GraphedStep,
     drop_resident_pages,
     graphed_for,
     precision_for,
 )
-from bridge.engine.generator import MusicGenerator
-from bridge.engine.loading import LoadedModel
-from bridge.engine.quantize import Int8Linear
-from bridge.engine.random_models import build_random_musicgen
+from bridge.engine.musicgen.generator import MusicGenerator
+from bridge.engine.musicgen.loading import LoadedModel
+from bridge.engine.musicgen.quantize import Int8Linear
+from bridge.engine.musicgen.random_models import build_random_musicgen
+from bridge.engine.musicgen.sampling import SamplingParams, encode_text, sample_codes
 from bridge.engine.request import GenerationRequest
-from bridge.engine.sampling import SamplingParams, encode_text, sample_codes
 
 GREEDY = SamplingParams(greedy=True, cfg=3.0)
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from bridge.engine.codec import decode_codes
-from bridge.engine.generator import MusicGenerator, plan_windows
+from bridge.engine.musicgen.codec import decode_codes
+from bridge.engine.musicgen.generator import MusicGenerator, plan_windows
 from bridge.engine.request import GenerationRequest
 from bridge.errors import AudioFileError, CancelledError, InvalidParameterError
 
@@ -143,7 +143,7 @@ def test_windows_are_planned_like_audiocraft():
 
 def test_a_clip_longer_than_the_window_continues_from_the_last_seconds_of_codes(generator, monkeypatch):
     """Shrink the 30 s window to 2 s (and its 10 s context to 0.6 s) so the test stays short."""
-    import bridge.engine.generator as generator_module
+    import bridge.engine.musicgen.generator as generator_module
 
     monkeypatch.setattr(generator_module, "WINDOW_SECONDS", 2.0)
     monkeypatch.setattr(generator_module, "WINDOW_CONTEXT_SECONDS", 0.6)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bridge.audio.playback import Player
-from bridge.engine.generator import MusicGenerator
+from bridge.engine.musicgen.generator import MusicGenerator
 from bridge.engine.request import GenerationRequest
 from bridge.engine.schedule import start_threshold_seconds, stream_lag_seconds
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from bridge.engine.generator import MusicGenerator
+from bridge.engine.musicgen.generator import MusicGenerator
 from bridge.engine.request import GenerationRequest
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bridge.engine.codec import HOLDBACK_FRAMES
+from bridge.engine.musicgen.codec import HOLDBACK_FRAMES
 from bridge.engine.schedule import MAX_CHUNK_FRAMES, start_threshold_seconds, stream_lag_seconds
 
 FRAME_RATE = 50

@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from bridge.engine.codec import HOLDBACK_FRAMES, UPSAMPLER_MARGIN_FRAMES, StreamingDecoder, decode_codes
+from bridge.engine.musicgen.codec import (
+    HOLDBACK_FRAMES,
+    UPSAMPLER_MARGIN_FRAMES,
+    StreamingDecoder,
+    decode_codes,
+)
 
 
 def random_codes(loaded, batch: int, frames: int, seed: int) -> torch.Tensor:

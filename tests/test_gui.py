@@ -411,7 +411,7 @@ def test_a_model_that_is_not_downloaded_is_fetched_with_progress_first(qtbot, wi
 
     from huggingface_hub import constants
 
-    from bridge.engine.loading import resolve_checkpoint
+    from bridge.engine.musicgen.loading import resolve_checkpoint
     from bridge.models import is_downloaded
     from tests.fake_hub import FakeHub
 

@@ -8,7 +8,7 @@ import pytest
 from huggingface_hub import constants
 
 from bridge.cli import main
-from bridge.engine.loading import resolve_checkpoint
+from bridge.engine.musicgen.loading import resolve_checkpoint
 from bridge.errors import CancelledError, ModelError
 from bridge.models import (
     all_model_statuses,

@@ -8,7 +8,7 @@ from bridge import paths
 from bridge.daw import ableton, reaper
 from bridge.daw.connect import open_link
 from bridge.daw.link import NoDawLink
-from bridge.engine.loading import random_model_dir
+from bridge.engine.musicgen.loading import random_model_dir
 from bridge.errors import InvalidParameterError, SettingsError
 from bridge.models.store import store_dir
 from bridge.settings import DawSettings, load_settings, settings_path, update_settings

@@ -38,7 +38,7 @@ KNOWN_MODELS: tuple[KnownModel, ...] = (
     KnownModel("tiny-stereo", 0.004, "MIT (random weights)", 2, "tiny random stereo model built locally: makes noise", "-"),
 )
 
-# Built locally by bridge.engine.random_models instead of downloaded.
+# Built locally by bridge.engine.musicgen.random_models instead of downloaded.
 LOCAL_RANDOM_MODELS = ("tiny", "tiny-stereo", "small-random")
 
 

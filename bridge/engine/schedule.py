@@ -8,7 +8,7 @@ in bursts, behind the generator by the streaming decoder's hold-back and chunk s
 the lag is added, and the measured speed is divided by a safety factor against slow-downs.
 """
 
-from bridge.engine.codec import HOLDBACK_FRAMES
+from bridge.engine.musicgen.codec import HOLDBACK_FRAMES
 
 MAX_CHUNK_FRAMES = 25  # StreamingDecoder's default largest chunk
 SAFETY = 1.25

@@ -121,17 +121,16 @@ class _WorkerEngine:
             events.put(JobFailed(job_id, f"internal engine error ({type(error).__name__}: {error}); see {log_path}"))
 
     def _generator_for(self, job_id: int, model_id: str, quality: str):
-        from bridge.engine.generator import MusicGenerator
-        from bridge.engine.loading import load_model
+        from bridge.engine.families import load_generator
 
         if self.generator is None or self.generator.loaded.model_id != model_id:
             self.generator = None  # free the old model before loading the next
             expected = expected_load_seconds(model_id, self.device)
             self.events.put(ModelLoading(job_id, model_id, f"loading {model_id}", expected))
             started = time.monotonic()
-            loaded = load_model(model_id, self.device)
+            self.generator = load_generator(model_id, self.device)
             record_load_seconds(model_id, self.device, time.monotonic() - started)
-            self.generator = MusicGenerator(loaded)
+            loaded = self.generator.loaded
             self.generator.prepare(quality)  # quantising belongs to loading, not to the first job's wait
             self.events.put(
                 EngineReady(model_id, str(loaded.device), {"random_weights": loaded.is_random, "dtype": str(loaded.dtype)})

@@ -125,7 +125,7 @@ def remove_model(model_id: str) -> int:
     freed = 0
     folders = [model_dir(model_id)]
     if model_id in LOCAL_RANDOM_MODELS:
-        from bridge.engine.loading import random_model_dir
+        from bridge.engine.musicgen.loading import random_model_dir
 
         folders = [random_model_dir(model_id)]
     for folder in folders:
@@ -148,7 +148,7 @@ def folder_bytes(path: Path) -> int:
 
 
 def _random_model_status(model_id: str, known: KnownModel | None) -> ModelStatus:
-    from bridge.engine.loading import random_model_dir
+    from bridge.engine.musicgen.loading import random_model_dir
 
     folder = random_model_dir(model_id)
     if (folder / "model.safetensors").is_file():

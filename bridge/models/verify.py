@@ -28,7 +28,7 @@ def verify_model_loads(folder: Path) -> None:
 
 def _load(folder: str, sender) -> None:
     try:
-        from bridge.engine.loading import load_model
+        from bridge.engine.musicgen.loading import load_model
 
         load_model(folder, "cpu")
         sender.send(None)

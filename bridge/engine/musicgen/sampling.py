@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 import torch
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
-from bridge.engine.loading import LoadedModel
+from bridge.engine.musicgen.loading import LoadedModel
 
 if TYPE_CHECKING:
-    from bridge.engine.fast_decoder import FastDecoder
+    from bridge.engine.musicgen.fast_decoder import FastDecoder
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,7 @@ def sample_codes(
 
     `on_step(step, total_steps, complete_codes)` runs after every decoder pass; complete_codes holds
     every frame whose codebooks are all known (prompt included). It may raise to stop generation.
-    `decoder` runs the passes (bridge/engine/fast_decoder.py); without one, the transformers
+    `decoder` runs the passes (bridge/engine/musicgen/fast_decoder.py); without one, the transformers
     modules do (the reference path).
     """
     batch = conditioning.batch_size

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from bridge.engine.loading import LoadedModel
+from bridge.engine.musicgen.loading import LoadedModel
 
 
 @torch.inference_mode()

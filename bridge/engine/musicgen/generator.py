@@ -15,18 +15,18 @@ import numpy as np
 import torch
 
 from bridge.audio.io import match_channels, read_audio, resample
-from bridge.engine.codec import StreamingDecoder, encode_audio
 from bridge.engine.events import GenerationResult, Take
-from bridge.engine.fast_decoder import (
+from bridge.engine.musicgen.codec import StreamingDecoder, encode_audio
+from bridge.engine.musicgen.fast_decoder import (
     FastDecoder,
     describe_precision,
     graphed_for,
     precision_for,
     resolve_quality,
 )
-from bridge.engine.loading import LoadedModel
+from bridge.engine.musicgen.loading import LoadedModel
+from bridge.engine.musicgen.sampling import SamplingParams, codebook_delays, encode_text, sample_codes
 from bridge.engine.request import GenerationRequest
-from bridge.engine.sampling import SamplingParams, codebook_delays, encode_text, sample_codes
 from bridge.errors import AudioFileError, CancelledError
 from bridge.musical_time import bars_to_samples
 

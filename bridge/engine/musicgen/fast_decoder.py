@@ -8,7 +8,7 @@ step:
   exactly zero and is skipped;
 - with int8 weights, q, k and v come from one fused matmul, the four codebook heads from another;
 - both guidance branches go through every matmul together, so each weight is read once per step;
-- `precision="int8"` swaps every decoder matmul for int8 weights (bridge/engine/quantize.py).
+- `precision="int8"` swaps every decoder matmul for int8 weights (bridge/engine/musicgen/quantize.py).
 
 On CUDA the one-token step can be captured in a CUDA graph (`GraphedStep`), which replays the whole
 step as one launch; the step then works on fixed buffers and masks the cache instead of slicing it.
@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from bridge.engine.loading import LoadedModel
-from bridge.engine.quantize import DenseLinear, Int8Linear, int8_kernel_available
+from bridge.engine.musicgen.loading import LoadedModel
+from bridge.engine.musicgen.quantize import DenseLinear, Int8Linear, int8_kernel_available
 
 PRECISIONS = ("native", "int8")
 

@@ -1,0 +1,52 @@
+"""Engine families: which code runs a model, chosen from its id or its folder.
+
+Each family is a package under `bridge/engine/` (`musicgen`, and more as they are added) that turns
+a model id into a *generator*: an object with
+
+- `loaded.model_id`, `loaded.sample_rate`, `loaded.device`, `loaded.dtype`, `loaded.is_random`;
+- `prepare(quality)`: heavy one-off work (quantising, compiling) done at load, not at the first job;
+- `generate(request, on_progress, on_chunk, should_cancel) -> GenerationResult`.
+
+The worker, the CLI, `segue serve`, the panel and Continue my track only ever see that interface and
+the shared request, result and event types (`bridge.engine.request`, `bridge.engine.events`).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    # load(model_id, device) -> generator, imported lazily so torch and friends load in the worker only
+    load: Callable[[str, str], Any]
+    # claims(model_id) -> True when this family runs the model
+    claims: Callable[[str], bool]
+
+
+def _load_musicgen(model_id: str, device: str):
+    from bridge.engine.musicgen.generator import MusicGenerator
+    from bridge.engine.musicgen.loading import load_model
+
+    return MusicGenerator(load_model(model_id, device))
+
+
+FAMILIES: list[Family] = [
+    # MusicGen is the fallback: any id no other family claims is tried as a MusicGen checkpoint.
+    Family("musicgen", _load_musicgen, lambda model_id: True),
+]
+
+
+def family_for(model_id: str) -> Family:
+    """The first family (most specific first; MusicGen last) that claims `model_id`."""
+    return next(family for family in FAMILIES if family.claims(model_id))
+
+
+def register(family: Family) -> None:
+    """Add a family ahead of the MusicGen fallback."""
+    FAMILIES.insert(len(FAMILIES) - 1, family)
+
+
+def load_generator(model_id: str, device: str):
+    return family_for(model_id).load(model_id, device)
