@@ -5,7 +5,7 @@ local listen port and sends feedback to the device port; feedback only when some
 `/action/41743` ("refresh all surfaces") resends the whole state; `/action/<id>` runs an action,
 here one of the installed companion scripts; unknown actions do nothing.
 
-Script side: `FakeScripts` runs the companions' contract step by step as packaging/reaper/*.lua
+Script side: `FakeScripts` runs the companions' contract step by step as bridge/daw/companions/reaper/*.lua
 do it (each method names the Lua function it mirrors), reading the same job file and writing the
 same result file, on a small in-memory project.
 """
@@ -309,7 +309,7 @@ class FakeReaper:
         self.port = port
         self.project = project or FakeProject()
         self.scripts = FakeScripts(self.project)
-        # command id -> script, as the producer registered them (packaging/reaper/reaper-kb.ini)
+        # command id -> script, as the producer registered them (bridge/daw/companions/reaper/reaper-kb.ini)
         self.actions = (
             actions
             if actions is not None

@@ -1,4 +1,4 @@
-"""The Lua companions in packaging/reaper: they compile, and they speak the contract Segue writes."""
+"""The Lua companions in bridge/daw/companions/reaper: they compile, and they speak the contract Segue writes."""
 
 import re
 import shutil
@@ -9,7 +9,7 @@ import pytest
 
 from bridge.daw.reaper_jobs import ReaperJob
 
-COMPANIONS = Path(__file__).resolve().parent.parent / "packaging" / "reaper"
+COMPANIONS = Path(__file__).resolve().parent.parent / "bridge" / "daw" / "companions" / "reaper"
 LUAC = shutil.which("luac5.4") or shutil.which("luac")
 
 

@@ -1,4 +1,4 @@
-"""The real Lua companions (packaging/reaper) run by lua5.4 on an emulated REAPER project.
+"""The real Lua companions (bridge/daw/companions/reaper) run by lua5.4 on an emulated REAPER project.
 
 Segue's own job writer and result reader (bridge/daw/reaper_jobs.py) are on the other side, so
 these tests check the contract from both ends with the code that ships.
@@ -22,7 +22,7 @@ from bridge.daw.reaper_jobs import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-COMPANIONS = ROOT / "packaging" / "reaper"
+COMPANIONS = ROOT / "bridge" / "daw" / "companions" / "reaper"
 EMULATION = ROOT / "tests" / "reaper_emulation.lua"
 LUA = shutil.which("lua5.4")
 

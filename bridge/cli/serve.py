@@ -63,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=ableton.REPLY_PORT,
         help=f"port AbletonOSC replies to (default {ableton.REPLY_PORT}, fixed in AbletonOSC)",
     )
-    daw = serve.add_argument_group("REAPER (native OSC + Segue's scripts, packaging/reaper)")
+    daw = serve.add_argument_group("REAPER (native OSC + Segue's scripts, packaging/reaper/INSTALL.md)")
     daw.add_argument(
         "--reaper-port",
         type=_port,

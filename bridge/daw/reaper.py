@@ -3,7 +3,7 @@
 REAPER sends feedback to the "device port" (Segue listens there, 9000 by default) and receives
 on its "local listen port" (8000). Native OSC reports tempo, playhead, play/record state, repeat
 and loop points, but has no time signature, no media insert and no render: those go through the
-scripts in packaging/reaper/, triggered as actions (`/action/<command id>`), with work passed
+scripts in bridge/daw/companions/reaper/ (installed as packaging/reaper/INSTALL.md says), triggered as actions (`/action/<command id>`), with work passed
 through job and result files (bridge/daw/reaper_jobs.py).
 
 REAPER only talks when something changes. While it is quiet Segue asks for a full refresh
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 REAPER_PORT = 8000
 FEEDBACK_PORT = 9000
 REFRESH_ALL_SURFACES = "41743"
-# Command ids registered by packaging/reaper/reaper-kb.ini (REAPER shows them with a leading '_').
+# Command ids registered by bridge/daw/companions/reaper/reaper-kb.ini (REAPER shows them with a leading '_').
 INSERT_ACTION = "_SEGUE_INSERT_CLIP"
 RENDER_ACTION = "_SEGUE_RENDER_SELECTION"
 INFO_ACTION = "_SEGUE_PROJECT_INFO"

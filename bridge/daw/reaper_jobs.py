@@ -1,4 +1,4 @@
-"""The job and result files Segue exchanges with its REAPER companion scripts (packaging/reaper/*.lua).
+"""The job and result files Segue exchanges with its REAPER companion scripts (bridge/daw/companions/reaper/*.lua).
 
 A ReaScript cannot receive OSC arguments nor send OSC, so work goes through two files in an
 exchange folder both sides find on their own: `<Segue data folder>/reaper/` (Segue_common.lua
