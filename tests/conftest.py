@@ -7,6 +7,7 @@ import pytest
 import soundfile
 
 from tests.jack_server import jack_server  # noqa: F401  (the fixture, for the audio tests)
+from tests.ray_serve import remote_engine  # noqa: F401  (the fixture, for the remote engine tests)
 from tests.workflow_engine import shared_engine, workflow_engine  # noqa: F401  (fixtures, for the workflow tests)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
