@@ -63,11 +63,24 @@ class PanelSettings:
     variations: int = 2
 
 
+@dataclass
+class EngineSettings:
+    """Where generation runs: "local" (this computer) or "remote" (`segue engine serve` at `remote_url`).
+
+    The remote's token is not kept here: bridge.engine.remote.token_store keeps it in the OS keyring,
+    or in a file only the user can read.
+    """
+
+    kind: str = "local"
+    remote_url: str | None = None
+
+
 SECTIONS: dict[str, type] = {
     "audio": AudioSettings,
     "daw": DawSettings,
     "folders": FolderSettings,
     "panel": PanelSettings,
+    "engine": EngineSettings,
 }
 
 
@@ -77,6 +90,7 @@ class Settings:
     daw: DawSettings = field(default_factory=DawSettings)
     folders: FolderSettings = field(default_factory=FolderSettings)
     panel: PanelSettings = field(default_factory=PanelSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
     # The file as read, so that unknown keys survive a save.
     raw: dict = field(default_factory=dict, repr=False)
 

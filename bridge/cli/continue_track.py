@@ -7,11 +7,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from bridge.cli.engine_choice import add_engine_options, engine_from_args
 from bridge.daw.connect import open_link
 from bridge.daw.link import DawLink
 from bridge.daw.placement import ROUTE_DRAG_AND_DROP
 from bridge.engine.request import DEFAULT_MODEL, QUALITY_MODES
-from bridge.engine.worker import EngineClient
 from bridge.errors import DawError, InvalidParameterError
 from bridge.library import ClipLibrary
 from bridge.musical_time import TimeSignature
@@ -56,6 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model id or folder (default {DEFAULT_MODEL})")
     parser.add_argument("--seed", type=int, help="random seed (same seed + same source = same takes)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    add_engine_options(parser)
     parser.add_argument("--quality", choices=QUALITY_MODES, default="auto")
     parser.set_defaults(handler=run_continue_track)
 
@@ -89,7 +90,7 @@ def run_continue_track(args: argparse.Namespace) -> int:
             player = start_player(args.output)
             resources.callback(player.close)
         bar = tqdm(total=100, unit="%", file=sys.stderr, disable=None, leave=False, dynamic_ncols=True)
-        engine = EngineClient(device=args.device, on_event=lambda event: session and session.on_engine_event(event))
+        engine = engine_from_args(args, on_event=lambda event: session and session.on_engine_event(event))
         resources.callback(engine.close)
         session = ContinueMyTrack(engine, link=link, recorder=recorder, player=player, library=library)
         resources.callback(session.close)

@@ -8,9 +8,9 @@ from tqdm import tqdm
 
 from bridge import paths
 from bridge.audio.io import read_audio
+from bridge.cli.engine_choice import add_engine_options, engine_from_args
 from bridge.engine.events import EngineEvent, ModelLoading, Progress
 from bridge.engine.request import DEFAULT_MODEL, QUALITY_MODES, GenerationRequest
-from bridge.engine.worker import EngineClient
 from bridge.errors import InvalidParameterError
 from bridge.library import ClipLibrary
 
@@ -48,6 +48,7 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-p", type=float, default=0.0)
     parser.add_argument("--cfg", type=float, default=3.0, help="classifier-free guidance (default 3)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    add_engine_options(parser)
     parser.add_argument("--quality", choices=QUALITY_MODES, default="auto", help="exact or fast (default: fast on CPU)")
     out = parser.add_mutually_exclusive_group()
     out.add_argument("-o", "--output", type=Path, help="output WAV (takes get -1, -2 ... when several)")
@@ -103,7 +104,7 @@ def _run(args: argparse.Namespace, request: GenerationRequest, include_prompt: b
             bar.n = event.steps_done
             bar.refresh()
 
-    with EngineClient(device=args.device, on_event=on_event) as engine:
+    with engine_from_args(args, on_event) as engine:
         result = engine.wait(engine.submit(request))
     bar.close()
     print(

@@ -6,12 +6,12 @@ import signal
 import sys
 import threading
 
+from bridge.cli.engine_choice import add_engine_options, engine_from_args
 from bridge.daw import ableton, control_server, reaper
 from bridge.daw.link import DawLink, NoDawLink
 from bridge.daw.osc_link import LOCALHOST
 from bridge.daw.transport import TransportSnapshot
 from bridge.engine.request import DEFAULT_MODEL
-from bridge.engine.worker import EngineClient
 from bridge.errors import InvalidParameterError
 from bridge.library import ClipLibrary
 from bridge.workflow import ContinueMyTrack
@@ -50,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     serve.add_argument("--model", default=DEFAULT_MODEL, help=f"model id or folder (default {DEFAULT_MODEL})")
     serve.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    add_engine_options(serve)
     live = serve.add_argument_group("Ableton Live (AbletonOSC)")
     live.add_argument(
         "--ableton-port",
@@ -141,7 +142,7 @@ def run_serve(args: argparse.Namespace) -> int:
             resources.callback(player.close)
         library = ClipLibrary()  # every take is recorded, as `segue generate` does
         resources.callback(library.close)
-        engine = EngineClient(device=args.device, on_event=lambda event: server and server.on_engine_event(event))
+        engine = engine_from_args(args, on_event=lambda event: server and server.on_engine_event(event))
         resources.callback(engine.close)
         session = ContinueMyTrack(engine, link=link, recorder=recorder, player=player, library=library)
         resources.callback(session.close)
