@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from PyQt6.QtCore import QObject, Qt, pyqtSignal
 
+from bridge.engine.connect import configured_remote, open_engine
 from bridge.engine.events import (
     AudioChunk,
     EngineEvent,
@@ -25,6 +26,7 @@ from bridge.engine.events import (
 from bridge.engine.request import GenerationRequest
 from bridge.engine.worker import EngineClient
 from bridge.errors import SegueError
+from bridge.settings import load_settings
 from gui.clip_store import ClipEntry, ClipStore
 
 
@@ -79,7 +81,8 @@ class EngineController(QObject):
     def start(self) -> None:
         """Start the worker process now (it imports torch), so the first Generate is quicker."""
         if self._client is None:
-            self._client = EngineClient(self.device, on_event=self._on_engine_event)
+            url, token = configured_remote(load_settings())  # this computer, or the remote engine chosen in Settings
+            self._client = open_engine(self.device, self._on_engine_event, url, token)
             self._set_state("starting")
 
     def submit(self, request: GenerationRequest) -> int:
@@ -113,6 +116,12 @@ class EngineController(QObject):
         if self._client is not None:
             for job_id in sorted(self._active):
                 self._client.cancel(job_id)
+
+    def switch_engine(self) -> None:
+        """Settings chose another engine: the next job starts it (jobs running now finish where they are)."""
+        if self._client is not None and not self._active:
+            self.close()
+            self._set_state("idle")
 
     def close(self) -> None:
         if self._client is not None:

@@ -597,6 +597,7 @@ class MainWindow(QMainWindow):
             current.audio.input_device = chosen.audio.input_device
             current.daw = chosen.daw
             current.folders = chosen.folders
+            current.engine = chosen.engine
             self.form.remember(current.panel)
 
         previous = self.settings
@@ -612,6 +613,8 @@ class MainWindow(QMainWindow):
             self._open_capture()
         if saved.folders != previous.folders:
             self.form.refresh_models()
+        if saved.engine != previous.engine:
+            self.engine.switch_engine()
 
     def _open_daw(self) -> None:
         if self._guard(lambda: self.daw.open(self.settings.daw)) is None:

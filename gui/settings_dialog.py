@@ -31,6 +31,7 @@ from bridge.errors import SegueError
 from bridge.settings import Settings
 from gui.background import Background
 from gui.controls import muted_label
+from gui.engine_settings import EngineSettingsBox
 
 SYSTEM_DEFAULT = "System default"
 DAW_LABELS = (("none", "None (drag clips in by hand)"), ("ableton", "Ableton Live (AbletonOSC)"),
@@ -96,6 +97,8 @@ class SettingsDialog(QDialog):
         folders_form.addRow("Clips", _browse_row(self.output_dir, self))
         folders_form.addRow("Models", _browse_row(self.models_dir, self))
 
+        self.engine = EngineSettingsBox(self._settings, background)
+
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -104,6 +107,7 @@ class SettingsDialog(QDialog):
         layout.addWidget(audio)
         layout.addWidget(daw)
         layout.addWidget(folders)
+        layout.addWidget(self.engine)
         layout.addWidget(buttons)
 
     def chosen(self) -> Settings:
@@ -118,6 +122,7 @@ class SettingsDialog(QDialog):
         settings.daw.reaper_listen_port = self.reaper_listen_port.value()
         settings.folders.output_dir = self.output_dir.text().strip() or None
         settings.folders.models_dir = self.models_dir.text().strip() or None
+        self.engine.apply(settings)
         return settings
 
     def calibrate(self) -> None:

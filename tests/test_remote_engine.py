@@ -4,6 +4,7 @@ A producer's view: the same job API as the local engine, the same audio for the 
 streaming before the job ends, clear failures when the server, the network or the token is wrong.
 """
 
+import json
 import os
 import signal
 import socket
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import soundfile
 
 from bridge.engine.events import AudioChunk, JobCancelled, JobFailed, JobFinished, Progress
 from bridge.engine.remote import wire
@@ -258,3 +260,16 @@ def _listening_tcp() -> dict[int, set[str]]:
                 dotted = socket.inet_ntoa(bytes.fromhex(address)[::-1])
                 listening.setdefault(int(port, 16), set()).add(dotted)
     return listening
+
+
+def test_segue_generate_with_engine_writes_the_remote_take_and_its_sidecar(remote_engine, tmp_path, capsys):
+    from bridge.cli import main
+
+    out = tmp_path / "remote.wav"
+    argv = ["generate", "pads", "--model", "tiny", "--seconds", "1", "--seed", "11", "-o", str(out),
+            "--engine", remote_engine.url, "--engine-token", remote_engine.token]
+    assert main(argv) == 0
+    assert f"engine: {remote_engine.url}" in capsys.readouterr().err
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["seed"] == 11 and sidecar["model"] == "tiny"
+    assert soundfile.info(out).frames == 32000

@@ -151,6 +151,8 @@ class EngineDeployment:
     async def _stream(self, slot: _Slot, position: int):
         try:
             yield wire.encode(wire.JobQueued(position))
+            if self._ready is not None:  # the panel shows which model and device serve it
+                yield wire.encode(self._ready)
             while True:
                 try:
                     frame, terminal = await asyncio.wait_for(slot.frames.get(), HEARTBEAT_SECONDS)
