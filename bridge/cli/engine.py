@@ -50,24 +50,39 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"engine token (give it to producers with --engine-token or the panel): {token}", flush=True)
 
     from bridge.engine.remote import cluster
+    from bridge.engine.remote.reaper import start_reaper
 
-    # SIGTERM (a service manager, `kill`) must take Ray down as Ctrl-C does.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     started_here = False
+    _stop_on_sigterm()
+    reaper = start_reaper() if args.address is None else None
     try:
         started_here = cluster.start_ray(args.address)
+        _stop_on_sigterm()  # again: ray.init installs its own SIGTERM handler, which just dies
         print(f"loading {args.model} on the engine replicas…", file=sys.stderr, flush=True)
         url = cluster.serve_engine(
             args.model, args.host, args.port, token, args.min_replicas, args.max_replicas,
             int(args.max_request_mb * (1 << 20)),
         )
-        print(f"engine ready at {url} (serving {args.model}); Ctrl-C stops it", flush=True)
+        where = f"on {args.host}:{args.port}, " if args.host != LOCALHOST else ""
+        print(f"engine ready {where}at {url} (serving {args.model}); Ctrl-C stops it", flush=True)
         signal.pause() if hasattr(signal, "pause") else _sleep_forever()
     except KeyboardInterrupt:
         print("stopping the engine…", file=sys.stderr, flush=True)
     finally:
         cluster.stop(started_here)
+        if reaper is not None:
+            reaper.stdin.close()  # the reaper now takes down whatever Ray left behind
+            reaper.wait(10)
     return 0
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a service manager, `kill`) takes Ray down the way Ctrl-C does."""
+
+    def interrupt(signum, frame) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _sleep_forever() -> None:
