@@ -4,13 +4,14 @@ Ray is imported only when this command runs, so `segue` itself never loads it.
 """
 
 import argparse
+import importlib.util
 import os
 import secrets
 import signal
 import sys
 
 from bridge.engine.request import DEFAULT_MODEL
-from bridge.errors import InvalidParameterError
+from bridge.errors import InvalidParameterError, SegueError
 
 TOKEN_ENV = "SEGUE_ENGINE_TOKEN"
 LOCALHOST = "127.0.0.1"
@@ -44,6 +45,8 @@ def run_serve(args: argparse.Namespace) -> int:
         raise InvalidParameterError("--min-replicas must be at least 1 and at most --max-replicas")
     if not 0 < args.port < 65536:
         raise InvalidParameterError(f"--port must be 1-65535, got {args.port}")
+    if importlib.util.find_spec("ray") is None:
+        raise SegueError("segue engine serve needs Ray Serve: pip install 'segue[remote]'")
     token = args.token or os.environ.get(TOKEN_ENV) or None
     if args.host != LOCALHOST and token is None:
         token = secrets.token_urlsafe(24)
