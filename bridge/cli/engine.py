@@ -36,6 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--token", help=f"token producers must send (default: ${TOKEN_ENV}; generated when --host is given)"
     )
+    serve.add_argument(
+        "--gpus-per-replica", type=float,
+        help="GPU share of each replica (default 1 when the cluster has GPUs; 0.5 puts two small models on one GPU)",
+    )
     serve.add_argument("--max-request-mb", type=float, default=64, help="largest request accepted (default 64 MB)")
     serve.set_defaults(handler=run_serve)
 
@@ -64,7 +68,7 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"loading {args.model} on the engine replicas…", file=sys.stderr, flush=True)
         url = cluster.serve_engine(
             args.model, args.host, args.port, token, args.min_replicas, args.max_replicas,
-            int(args.max_request_mb * (1 << 20)),
+            int(args.max_request_mb * (1 << 20)), args.gpus_per_replica,
         )
         where = f"on {args.host}:{args.port}, " if args.host != LOCALHOST else ""
         print(f"engine ready {where}at {url} (serving {args.model}); Ctrl-C stops it", flush=True)

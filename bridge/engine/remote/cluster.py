@@ -45,6 +45,7 @@ def serve_engine(
     min_replicas: int = 1,
     max_replicas: int = 1,
     max_request_bytes: int | None = None,
+    gpus_per_replica: float | None = None,
 ) -> str:
     """Deploy the engine for `model_id` on Serve's proxy at host:port; returns the engine's URL.
 
@@ -55,14 +56,15 @@ def serve_engine(
 
     from bridge.engine.remote.server import DEFAULT_MAX_REQUEST_BYTES, build_app
 
-    gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+    if gpus_per_replica is None:
+        gpus_per_replica = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
     serve.start(http_options={"host": host, "port": port})
     application = build_app(
         model_id,
         token,
         min_replicas=min_replicas,
         max_replicas=max_replicas,
-        gpus_per_replica=gpus,
+        gpus_per_replica=gpus_per_replica,
         max_request_bytes=max_request_bytes or DEFAULT_MAX_REQUEST_BYTES,
     )
     serve.run(application, name=APP_NAME, route_prefix="/", blocking=False)
