@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from bridge.engine.events import AudioChunk, JobCancelled, JobFailed, JobFinished, Progress
+from bridge.engine.events import AudioChunk, JobCancelled, JobFailed, JobFinished, JobStarted, Progress
 from bridge.engine.remote import wire
 from bridge.engine.remote.client import RemoteEngineClient, RemoteEngineError
 from bridge.engine.request import GenerationRequest
@@ -130,6 +130,25 @@ def test_a_slow_reader_does_not_hold_up_another_producers_job(remote_engine):
         with RemoteEngineClient(remote_engine.url, remote_engine.token) as engine:
             result = engine.wait(engine.submit(GenerationRequest(prompt="b", model="tiny", seconds=1.0, seed=4)), 60)
         assert result.takes[0].audio.shape == (32000, 1)
+
+
+def test_producers_take_turns_on_a_replica(remote_engine):
+    # Alice queues three takes behind a long one; Bob's one take runs after her next, not after all.
+    alice, bob = Recorder(), Recorder()
+    with RemoteEngineClient(remote_engine.url, remote_engine.token, on_event=alice) as alice_engine, \
+            RemoteEngineClient(remote_engine.url, remote_engine.token, on_event=bob) as bob_engine:
+        first = alice_engine.submit(GenerationRequest(prompt="a0", model="tiny", seconds=20.0, seed=20))
+        wait_until(lambda: alice.of(Progress), 30, "alice's first job to start")
+        later = [alice_engine.submit(GenerationRequest(prompt=f"a{n}", model="tiny", seconds=1.0, seed=20 + n))
+                 for n in (1, 2, 3)]
+        time.sleep(0.5)  # her three are queued on the replica before Bob asks
+        bobs = bob_engine.submit(GenerationRequest(prompt="b", model="tiny", seconds=1.0, seed=30))
+        for job in (first, *later):
+            alice_engine.wait(job, timeout=60)
+        bob_engine.wait(bobs, timeout=60)
+    started = {event.job_id: at for at, event in alice.events if isinstance(event, JobStarted)}
+    bob_started = bob.first(JobStarted)
+    assert started[later[0]] < bob_started < started[later[1]] < started[later[2]]
 
 
 def test_a_lost_network_fails_the_job_within_5_seconds(remote_engine):

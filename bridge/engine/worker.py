@@ -54,6 +54,7 @@ def _worker_main(commands: multiprocessing.Queue, events: multiprocessing.Queue,
         os.nice(WORKER_NICENESS)
     jobs: queue.Queue = queue.Queue()
     cancelled: set[int] = set()
+    orphaned = threading.Event()
     parent = os.getppid()
 
     def listen() -> None:
@@ -62,6 +63,7 @@ def _worker_main(commands: multiprocessing.Queue, events: multiprocessing.Queue,
                 command = commands.get(timeout=1.0)
             except queue.Empty:
                 if os.getppid() != parent:  # orphaned: the app died without stopping us
+                    orphaned.set()  # the running job stops too: its memory (a GPU's) is wanted elsewhere
                     jobs.put(None)
                     return
                 continue
@@ -80,7 +82,7 @@ def _worker_main(commands: multiprocessing.Queue, events: multiprocessing.Queue,
         if job_id in cancelled:
             events.put(JobCancelled(job_id))
             continue
-        engine.run(job_id, request, should_cancel=lambda job_id=job_id: job_id in cancelled)
+        engine.run(job_id, request, should_cancel=lambda job_id=job_id: job_id in cancelled or orphaned.is_set())
 
 
 class _WorkerEngine:

@@ -29,7 +29,7 @@ from bridge.engine.request import GenerationRequest
 from bridge.errors import CancelledError, SegueError
 
 CONNECT_TIMEOUT_SECONDS = 3.0
-READ_TIMEOUT_SECONDS = 3.0  # six missed heartbeats
+READ_TIMEOUT_SECONDS = 4.0  # eight missed heartbeats: a busy server is not a lost one
 WRITE_TIMEOUT_SECONDS = 60.0  # a long audio prompt on a slow uplink
 
 
