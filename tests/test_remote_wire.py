@@ -1,5 +1,6 @@
 """The remote engine's wire format and fair queue: what crosses the network, and in what order jobs run."""
 
+import contextlib
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ from bridge.engine import events
 from bridge.engine.remote import wire
 from bridge.engine.remote.fair_queue import FairQueue
 from bridge.engine.request import GenerationRequest
+from bridge.errors import InvalidParameterError
 
 
 def test_a_request_with_audio_and_codes_crosses_the_wire_unchanged():
@@ -92,3 +94,15 @@ def test_the_cli_and_the_local_engine_never_import_ray():
         "bridge.cli.build_parser(); sys.exit('ray' in sys.modules or 'fastapi' in sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_damaged_frames_only_ever_raise_wire_errors():
+    rng = np.random.default_rng(1)
+    good = wire.encode(GenerationRequest(model="tiny", audio=np.zeros((8, 1), np.float32), audio_sample_rate=8000))
+    for _ in range(2000):
+        frame = bytearray(good)
+        for position in rng.integers(0, len(frame), rng.integers(1, 4)):
+            frame[position] = rng.integers(0, 256)
+        # WireError, or InvalidParameterError when a value changed into another valid one that validate() refuses.
+        with contextlib.suppress(InvalidParameterError):
+            wire.decode_request(bytes(frame))

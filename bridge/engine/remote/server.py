@@ -118,7 +118,7 @@ class EngineDeployment:
             return body
         try:
             job = wire.decode_request(body)
-        except SegueError as error:
+        except (SegueError, ValueError, TypeError) as error:  # WireError, or a value no check foresaw
             return _error(400, str(error))
         if job.model != self.model_id:
             return _error(404, f"this engine serves {self.model_id}, not {job.model}")

@@ -10,6 +10,7 @@ events stream back as one frame each.
 
 import dataclasses
 import json
+import math
 import struct
 import typing
 from collections.abc import Iterator
@@ -158,9 +159,10 @@ def _decode_prefix(buffer: memoryview) -> tuple[object | None, int]:
         tree = header["value"]
     except (ValueError, KeyError, TypeError) as error:
         raise WireError(f"malformed message header ({type(error).__name__}: {error})") from None
-    sizes = [int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize for dtype, shape in specs]
-    if any(n < 0 for shape in (s for _, s in specs) for n in shape):
+    if any(n < 0 for _, shape in specs for n in shape):
         raise WireError("an array has a negative dimension")
+    # Python integers: a hostile shape cannot overflow into a small size.
+    sizes = [math.prod(shape) * np.dtype(dtype).itemsize for dtype, shape in specs]
     end = body_start + sum(sizes)
     if len(buffer) < end:
         return None, 0
