@@ -19,7 +19,7 @@ def short_temp_dir() -> str:
     return os.path.join(base, f"segue-ray-{os.getuid() if hasattr(os, 'getuid') else 'user'}")
 
 
-def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
+def start_ray(address: str | None = None) -> bool:
     """Join the cluster at `address`, or start a local Ray instance; True when started here."""
     import ray
 
@@ -28,12 +28,7 @@ def start_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     if address:
         ray.init(address=address, **options)
         return False
-    ray.init(
-        num_cpus=num_cpus,
-        object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-        _temp_dir=short_temp_dir(),
-        **options,
-    )
+    ray.init(object_store_memory=LOCAL_OBJECT_STORE_BYTES, _temp_dir=short_temp_dir(), **options)
     return True
 
 
