@@ -48,21 +48,28 @@ def long_job(seed: int = 1) -> GenerationRequest:
     return GenerationRequest(prompt="long", model="tiny", seconds=120.0, seed=seed)
 
 
-def test_a_remote_take_equals_the_local_take_and_streams_before_it_ends(remote_engine, shared_engine):
+def test_a_remote_take_equals_the_local_take_and_streams_before_it_ends(remote_engine, shared_engine, write_tone):
     request = GenerationRequest(prompt="warm strings", model="tiny", seconds=3.0, variations=2, seed=7)
     local = shared_engine.client.wait(shared_engine.client.submit(request), timeout=120)
+    # A continuation: locally the worker reads the file; remotely this computer reads it and sends the audio.
+    source = write_tone("source.wav", 2.5, 44100, channels=2)
+    continued = GenerationRequest(prompt="go on", model="tiny", seconds=1.0, seed=8, audio_path=str(source), prompt_seconds=2.0)
+    local_continued = shared_engine.client.wait(shared_engine.client.submit(continued), timeout=120)
 
     recorder = Recorder()
     with RemoteEngineClient(remote_engine.url, remote_engine.token, on_event=recorder) as engine:
         job = engine.submit(request)
         remote = engine.wait(job, timeout=60)
+        remote_continued = engine.wait(engine.submit(continued), timeout=60)
 
     assert remote.request is request  # the producer's own request, for the sidecar
     assert [take.seed for take in remote.takes] == [take.seed for take in local.takes]
     for here, there in zip(local.takes, remote.takes, strict=True):
         np.testing.assert_array_equal(there.codes, here.codes)
         np.testing.assert_array_equal(there.audio, here.audio)
-    chunks = recorder.of(AudioChunk)
+    np.testing.assert_array_equal(remote_continued.takes[0].audio, local_continued.takes[0].audio)
+    np.testing.assert_array_equal(remote_continued.takes[0].prompt_audio, local_continued.takes[0].prompt_audio)
+    chunks = [chunk for chunk in recorder.of(AudioChunk) if chunk.job_id == job]
     assert len(chunks) > 2 and all(chunk.job_id == job for chunk in chunks)
     assert recorder.first(AudioChunk) < recorder.first(JobFinished)
     streamed = np.concatenate([chunk.audio for chunk in chunks], axis=1)

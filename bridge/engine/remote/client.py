@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import httpx
+import numpy as np
 
 from bridge.audio.io import read_audio
 from bridge.engine.events import (
@@ -207,8 +208,13 @@ class RemoteEngineClient:
 
 
 def _portable(request: GenerationRequest) -> GenerationRequest:
-    """The request as the server can run it: an audio file becomes the audio itself, as read here."""
-    if request.audio_path is None:
-        return request
-    audio, rate = read_audio(request.audio_path)
-    return replace(request, audio_path=None, audio=audio, audio_sample_rate=rate)
+    """The request as the server can run it: an audio file becomes the audio itself, as read here,
+    arrays in the dtypes the engine converts them to anyway (float32 audio, int64 codes)."""
+    if request.audio_path is not None:
+        audio, rate = read_audio(request.audio_path)
+        return replace(request, audio_path=None, audio=audio, audio_sample_rate=rate)
+    return replace(
+        request,
+        audio=None if request.audio is None else np.asarray(request.audio, dtype=np.float32),
+        prompt_codes=None if request.prompt_codes is None else np.asarray(request.prompt_codes, dtype=np.int64),
+    )
