@@ -83,7 +83,8 @@ class EngineController(QObject):
         if self._client is None:
             url, token = configured_remote(load_settings())  # this computer, or the remote engine chosen in Settings
             self._client = open_engine(self.device, self._on_engine_event, url, token)
-            self._set_state("starting")
+            # A remote engine is loaded already; it names its model and device with the first job.
+            self._set_state("starting" if url is None else "idle")
 
     def submit(self, request: GenerationRequest) -> int:
         """Queue a job; impossible parameters raise InvalidParameterError here, nothing is queued."""
