@@ -161,7 +161,12 @@ class EngineDeployment:
                 except TimeoutError:
                     yield _HEARTBEAT
                     continue
-                yield frame
+                # Whatever else is waiting goes in the same yield: each one is a message through Ray.
+                frames = [frame]
+                while not terminal and not slot.frames.empty():
+                    frame, terminal = slot.frames.get_nowait()
+                    frames.append(frame)
+                yield b"".join(frames)
                 if terminal:
                     return
         finally:  # the producer went away (Serve raises CancelledError here) or the job ended
