@@ -97,3 +97,15 @@ def test_an_unreachable_engine_fails_the_job_with_the_reason(capsys):
 def test_engine_serve_refuses_impossible_options_before_starting_ray(argv, reason, capsys):
     assert main(["engine", "serve", "--model", "tiny", *argv]) == 2
     assert reason in capsys.readouterr().err
+
+
+def test_engine_serve_wants_a_token_when_bound_wider_than_this_computer(monkeypatch, capsys):
+    from bridge.cli.engine import serve_token
+
+    monkeypatch.delenv("SEGUE_ENGINE_TOKEN", raising=False)
+    assert serve_token("127.0.0.1", None) is None
+    generated = serve_token("0.0.0.0", None)
+    assert len(generated) >= 32 and generated in capsys.readouterr().out
+    assert serve_token("0.0.0.0", "mine") == "mine"
+    monkeypatch.setenv("SEGUE_ENGINE_TOKEN", "from-env")
+    assert serve_token("192.168.1.5", None) == "from-env" and "from-env" not in capsys.readouterr().out

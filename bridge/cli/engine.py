@@ -10,10 +10,10 @@ import secrets
 import signal
 import sys
 
+from bridge.cli.engine_choice import TOKEN_ENV
 from bridge.engine.request import DEFAULT_MODEL
 from bridge.errors import InvalidParameterError, SegueError
 
-TOKEN_ENV = "SEGUE_ENGINE_TOKEN"
 LOCALHOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 
@@ -51,10 +51,7 @@ def run_serve(args: argparse.Namespace) -> int:
         raise InvalidParameterError(f"--port must be 1-65535, got {args.port}")
     if importlib.util.find_spec("ray") is None:
         raise SegueError("segue engine serve needs Ray Serve: pip install 'segue[remote]'")
-    token = args.token or os.environ.get(TOKEN_ENV) or None
-    if args.host != LOCALHOST and token is None:
-        token = secrets.token_urlsafe(24)
-        print(f"engine token (give it to producers with --engine-token or the panel): {token}", flush=True)
+    token = serve_token(args.host, args.token)
 
     from bridge.engine.remote import cluster
     from bridge.engine.remote.reaper import start_reaper
@@ -81,6 +78,16 @@ def run_serve(args: argparse.Namespace) -> int:
             reaper.stdin.close()  # the reaper now takes down whatever Ray left behind
             reaper.wait(10)
     return 0
+
+
+def serve_token(host: str, given: str | None) -> str | None:
+    """The token producers must send: given, or $SEGUE_ENGINE_TOKEN; bound wider than 127.0.0.1
+    there must be one, so one is generated and printed."""
+    token = given or os.environ.get(TOKEN_ENV) or None
+    if host != LOCALHOST and token is None:
+        token = secrets.token_urlsafe(24)
+        print(f"engine token (give it to producers with --engine-token or the panel): {token}", flush=True)
+    return token
 
 
 def _stop_on_sigterm() -> None:
