@@ -7,7 +7,6 @@ num_cpus 0 (this machine has two cores); everything is shut down and removed eve
 import os
 import shutil
 import socket
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +32,6 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def remote_engine(segue_cache_dir):
-    warnings.filterwarnings("ignore", module=r"pydantic.*")
     import ray
 
     from bridge.engine.remote import cluster

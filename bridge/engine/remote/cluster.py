@@ -23,7 +23,8 @@ def start_ray(address: str | None = None) -> bool:
     """Join the cluster at `address`, or start a local Ray instance; True when started here."""
     import ray
 
-    warnings.filterwarnings("ignore", module=r"pydantic.*")  # Serve's models warn on import
+    # Serve's configuration models use Pydantic features Pydantic 2 deprecates: noise for a producer.
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.serve\..*")
     options = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
     if address:
         ray.init(address=address, **options)
