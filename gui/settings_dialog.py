@@ -73,14 +73,12 @@ class SettingsDialog(QDialog):
             self.daw.addItem(label, value)
         self.daw.setCurrentIndex(max(0, self.daw.findData(self._settings.daw.daw)))
         self.ableton_port = _port(self._settings.daw.ableton_port, "AbletonOSC listens here (11000)")
-        self.ableton_reply_port = _port(self._settings.daw.ableton_reply_port,
-                                        "AbletonOSC always replies to 11001; change only for testing")
         self.reaper_port = _port(self._settings.daw.reaper_port, "REAPER's local listen port (8000)")
         self.reaper_listen_port = _port(self._settings.daw.reaper_listen_port,
                                         "REAPER's device port: Segue listens here (9000)")
         self.ports = QStackedWidget()
         self.ports.addWidget(muted_label("Clips stay in the output folder; drag them into any DAW.", wrap=True))
-        self.ports.addWidget(_pair("Live port", self.ableton_port, "Reply port", self.ableton_reply_port))
+        self.ports.addWidget(_pair("Live port", self.ableton_port, "Reply port", muted_label("11001 (AbletonOSC's, fixed)")))
         self.ports.addWidget(_pair("REAPER port", self.reaper_port, "Segue port", self.reaper_listen_port))
         self.daw.currentIndexChanged.connect(self.ports.setCurrentIndex)
         self.ports.setCurrentIndex(self.daw.currentIndex())
@@ -113,7 +111,6 @@ class SettingsDialog(QDialog):
         settings.audio.input_device = self.input_device.currentData()
         settings.daw.daw = self.daw.currentData()
         settings.daw.ableton_port = self.ableton_port.value()
-        settings.daw.ableton_reply_port = self.ableton_reply_port.value()
         settings.daw.reaper_port = self.reaper_port.value()
         settings.daw.reaper_listen_port = self.reaper_listen_port.value()
         settings.folders.output_dir = self.output_dir.text().strip() or None

@@ -1,5 +1,6 @@
 """`segue serve` end to end: a real process, real UDP, the tiny model, and a fake Live running AbletonOSC."""
 
+import os
 import re
 import signal
 import socket
@@ -11,6 +12,7 @@ import pytest
 import soundfile
 
 from bridge import paths
+from bridge.daw.ableton import TEST_REPLY_PORT_VARIABLE
 from tests.fake_ableton import FakeLive, FakeSong
 from tests.osc_client import OscTestClient
 from tests.waiting import wait_until
@@ -31,9 +33,10 @@ def test_serve_follows_live_and_answers_a_controller():
     with FakeLive(reply_port=live_reply_port, song=FakeSong(tempo=240.0)) as live:
         process = subprocess.Popen(
             [sys.executable, "-m", "bridge.cli", "serve", "--daw", "ableton", "--model", "tiny", "--device", "cpu",
-             "--osc-port", "0", "--reply-port", str(reply_client.port), "--ableton-port", str(live.port),
-             "--ableton-reply-port", str(live_reply_port)],
+             "--osc-port", "0", "--reply-port", str(reply_client.port), "--ableton-port", str(live.port)],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            # AbletonOSC always replies to 11001; parallel test runs each need a port of their own.
+            env={**os.environ, TEST_REPLY_PORT_VARIABLE: str(live_reply_port)},
         )
         try:
             banner = process.stdout.readline()

@@ -94,8 +94,8 @@ def run_continue_track(args: argparse.Namespace) -> int:
         session = ContinueMyTrack(engine, link=link, recorder=recorder, player=player, library=library)
         resources.callback(session.close)
         needs_daw = link.name != "none" and not (file_source and args.bpm is not None)
-        if needs_daw and not link.transport.wait_for(lambda s: s.connected and s.tempo_bpm, DAW_WAIT_SECONDS):
-            raise DawError(f"cannot follow the DAW: {link.describe()}")
+        if needs_daw and not link.transport.wait_for(lambda s: s.tempo_and_signature_known, DAW_WAIT_SECONDS):
+            raise DawError(f"cannot follow the DAW: {_missing(link)}")
 
         source = _source(session, args, source_kind, file_source)
         print(f"source: {source.describe()}" + (f"; {source.note}" if source.note else ""))
@@ -130,6 +130,13 @@ def run_continue_track(args: argparse.Namespace) -> int:
             print(f"take {args.play}: playing into {player.device.label} from bar {bar_number:g}")
             player.wait()
         return 0
+
+
+def _missing(link: DawLink) -> str:
+    snapshot = link.transport.snapshot()
+    if snapshot.connected and snapshot.tempo_bpm and snapshot.signature is None:
+        return f"{link.display_name} has not reported its time signature (its tempo is {snapshot.tempo_bpm:g} BPM)"
+    return link.describe()
 
 
 def _options(args: argparse.Namespace) -> ContinueOptions:

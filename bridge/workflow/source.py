@@ -74,13 +74,16 @@ def check_bars(bars: int, bpm: float, signature: TimeSignature) -> int:
 
 
 def session_tempo(snapshot: TransportSnapshot) -> tuple[float, TimeSignature]:
-    """The DAW's tempo and time signature; DawError when the DAW has not said."""
+    """The DAW's tempo and time signature; DawError when the DAW has not said both."""
     if snapshot.daw == "none":
         raise DawError("no DAW is linked, so the session's tempo is unknown: link one, or give the tempo")
     if not snapshot.connected or not snapshot.tempo_bpm:
         state = "has not reported its tempo yet" if snapshot.connected else "is not connected"
         raise DawError(f"the DAW ({snapshot.daw}) {state}")
-    return snapshot.tempo_bpm, snapshot.signature or TimeSignature()
+    if snapshot.signature is None:
+        hint = "; install Segue's project info script (packaging/reaper/INSTALL.md)" if snapshot.daw == "reaper" else ""
+        raise DawError(f"the DAW ({snapshot.daw}) has not reported its time signature yet{hint}")
+    return snapshot.tempo_bpm, snapshot.signature
 
 
 def end_beats(snapshot: TransportSnapshot, end: str = "auto") -> float:
