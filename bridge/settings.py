@@ -53,6 +53,7 @@ class FolderSettings:
 
     output_dir: str | None = None
     models_dir: str | None = None
+    export_dir: str | None = None  # clips the DAW could not take (None: "DAW export" in the output folder)
 
 
 @dataclass

@@ -93,6 +93,9 @@ class SettingsDialog(QDialog):
         folders_form = QFormLayout(folders)
         folders_form.addRow("Clips", _browse_row(self.output_dir, self))
         folders_form.addRow("Models", _browse_row(self.models_dir, self))
+        self.export_dir = _folder_field(self._settings.folders.export_dir, "“DAW export” in the clips folder")
+        self.export_dir.setToolTip("Clips the DAW could not take go here: add it to Live's Places or REAPER's Media Explorer")
+        folders_form.addRow("DAW export", _browse_row(self.export_dir, self))
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -115,6 +118,7 @@ class SettingsDialog(QDialog):
         settings.daw.reaper_listen_port = self.reaper_listen_port.value()
         settings.folders.output_dir = self.output_dir.text().strip() or None
         settings.folders.models_dir = self.models_dir.text().strip() or None
+        settings.folders.export_dir = self.export_dir.text().strip() or None
         return settings
 
     def calibrate(self) -> None:

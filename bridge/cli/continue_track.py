@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from bridge import paths
 from bridge.daw.connect import open_link
 from bridge.daw.link import DawLink
 from bridge.daw.placement import ROUTE_DRAG_AND_DROP
@@ -91,7 +92,9 @@ def run_continue_track(args: argparse.Namespace) -> int:
         bar = tqdm(total=100, unit="%", file=sys.stderr, disable=None, leave=False, dynamic_ncols=True)
         engine = EngineClient(device=args.device, on_event=lambda event: session and session.on_engine_event(event))
         resources.callback(engine.close)
-        session = ContinueMyTrack(engine, link=link, recorder=recorder, player=player, library=library)
+        session = ContinueMyTrack(
+            engine, link=link, recorder=recorder, player=player, library=library, export_dir=paths.export_dir()
+        )
         resources.callback(session.close)
         needs_daw = link.name != "none" and not (file_source and args.bpm is not None)
         if needs_daw and not link.transport.wait_for(lambda s: s.tempo_and_signature_known, DAW_WAIT_SECONDS):

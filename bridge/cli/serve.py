@@ -6,6 +6,7 @@ import signal
 import sys
 import threading
 
+from bridge import paths
 from bridge.daw import ableton, control_server, reaper
 from bridge.daw.link import DawLink, NoDawLink
 from bridge.daw.osc_link import LOCALHOST
@@ -146,7 +147,9 @@ def run_serve(args: argparse.Namespace) -> int:
         resources.callback(library.close)
         engine = EngineClient(device=args.device, on_event=lambda event: server and server.on_engine_event(event))
         resources.callback(engine.close)
-        session = ContinueMyTrack(engine, link=link, recorder=recorder, player=player, library=library)
+        session = ContinueMyTrack(
+            engine, link=link, recorder=recorder, player=player, library=library, export_dir=paths.export_dir()
+        )
         resources.callback(session.close)
         server = control_server.ControlServer(
             engine, link, model=args.model, host=args.host, port=args.osc_port, reply_port=args.reply_port,
