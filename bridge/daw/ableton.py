@@ -106,6 +106,7 @@ class AbletonLink(DawLink):
         self._next_track_names_time = 0.0
         self._signature_halves: dict[str, int | None] = {"signature_numerator": None, "signature_denominator": None}
         self._signature_heard_time: float | None = None
+        self._signature_lock = threading.Lock()  # halves are written on the receive thread, read on the supervisor's
         self._loop_start_beats: float | None = None
         self._placement_lock = threading.Lock()
 
@@ -168,8 +169,9 @@ class AbletonLink(DawLink):
         elif prop in self._signature_halves:
             # Numerator and denominator arrive one by one: 7/8 -> 3/4 would pass 3/8 or 7/4 on the way.
             # The pair is published by `_publish_settled_signature` once both halves of a change are in.
-            self._signature_halves[prop] = int(number)
-            self._signature_heard_time = time.monotonic()
+            with self._signature_lock:
+                self._signature_halves[prop] = int(number)
+                self._signature_heard_time = time.monotonic()
         elif prop == "loop_start":
             self._loop_start_beats = number
             self.transport.update(loop_start_beats=number)
@@ -179,13 +181,14 @@ class AbletonLink(DawLink):
 
     def _publish_settled_signature(self) -> None:
         """Publish the signature when both halves are known and no half arrived for a moment."""
-        heard = self._signature_heard_time
-        if heard is None or time.monotonic() - heard < SIGNATURE_SETTLE_SECONDS:
-            return
-        numerator, denominator = self._signature_halves.values()
-        if numerator is None or denominator is None:
-            return
-        self._signature_heard_time = None
+        with self._signature_lock:
+            heard = self._signature_heard_time
+            if heard is None or time.monotonic() - heard < SIGNATURE_SETTLE_SECONDS:
+                return
+            numerator, denominator = self._signature_halves.values()
+            if numerator is None or denominator is None:
+                return
+            self._signature_heard_time = None
         # A value Live would never send is ignored.
         with contextlib.suppress(InvalidParameterError):
             self.transport.update(signature=TimeSignature(numerator, denominator))

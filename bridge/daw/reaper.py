@@ -54,6 +54,8 @@ _COMMAND_ID = re.compile(r"_[A-Za-z0-9_]+")
 # REAPER sends the tempo as a 32-bit OSC float (93.7 -> 93.69999694824219); four decimals undo that
 # for any tempo below 1000 BPM without changing a tempo typed with up to four decimals.
 REAPER_TEMPO_DECIMALS = 4
+# Without the info script a ping waits for nothing; unanswered pings come at most 16 heartbeats apart.
+MAX_PING_BACKOFF = 16
 _BEAT_STR = re.compile(r"(-?\d+)\.(\d+)\.(\d+)")
 _TRACK_NAME = re.compile(r"/track/(\d+)/name")
 
@@ -103,6 +105,8 @@ class ReaperLink(DawLink):
         self.info_timeout_seconds = info_timeout_seconds
         self._next_ping_time = 0.0
         self._last_refresh_time: float | None = None
+        self._unanswered_pings = 0
+        self._script_answers = 0
         self._ping_thread: threading.Thread | None = None
         self._track_names: dict[int, str] = {}
         self._jobs_lock = threading.Lock()
@@ -123,10 +127,15 @@ class ReaperLink(DawLink):
         self.send(f"/action/{REFRESH_ALL_SURFACES}")
 
     def _ping(self) -> None:
-        """Run Segue's project info script in the background: its answer is REAPER's sign of life."""
-        self._next_ping_time = time.monotonic() + self.heartbeat_seconds
-        if self._ping_thread is not None and self._ping_thread.is_alive():
+        """Run Segue's project info script in the background: its answer is REAPER's sign of life.
+
+        While the script does not answer (not installed), pings slow down, so they do not keep
+        the job lock from the producer's inserts and renders.
+        """
+        now = time.monotonic()
+        if now < self._next_ping_time or (self._ping_thread is not None and self._ping_thread.is_alive()):
             return
+        self._next_ping_time = now + self.heartbeat_seconds * min(2**self._unanswered_pings, MAX_PING_BACKOFF)
         self._ping_thread = threading.Thread(target=self._learn_project_info, name="segue-reaper-info", daemon=True)
         self._ping_thread.start()
 
@@ -142,11 +151,12 @@ class ReaperLink(DawLink):
         if last is None or time.monotonic() - last > self.timeout_seconds:
             self._refresh_all_surfaces()
         # Native OSC has no time signature: ask the info script (if installed) without holding up the link.
+        self._next_ping_time = 0.0
         self._ping()
 
     def _tick(self) -> None:
         silence = self.transport.seconds_since_last_message() or 0.0
-        if silence > self.heartbeat_seconds and time.monotonic() >= self._next_ping_time:
+        if silence > self.heartbeat_seconds:
             self._ping()
 
     def close(self) -> None:
@@ -155,10 +165,12 @@ class ReaperLink(DawLink):
             self._ping_thread.join(timeout=self.info_timeout_seconds + 1.0)
 
     def _learn_project_info(self) -> None:
+        answers_before = self._script_answers
         try:
             self.project_info()
         except DawError as error:
             log.info("REAPER's time signature is unknown (%s)", error)
+        self._unanswered_pings = 0 if self._script_answers > answers_before else self._unanswered_pings + 1
 
     # -- incoming ---------------------------------------------------------------------------------
 
@@ -291,6 +303,7 @@ class ReaperLink(DawLink):
                 f"REAPER did not run the Segue {action} script (action {command_id}) within {timeout_seconds:g} s: "
                 "install it as described in packaging/reaper/INSTALL.md and check the command id"
             )
+        self._script_answers += 1
         self._heard()  # the script ran: REAPER is there, however quiet its OSC side
         self._remember_signature(result)
         if result.get("status") != "ok":
