@@ -226,11 +226,9 @@ class FakeScripts:
         before = {id(item) for item in track.items}
         self.project.cursor_seconds = clip["position_seconds"]
         inserted = self._insert_media(track, clip["file"], clip["length_seconds"])
-        item = next(
-            (item for item in track.items if id(item) not in before and item.file == clip["file"]
-             and abs(item.position_seconds - clip["position_seconds"]) < 0.0005),
-            None,
-        )
+        new_here = [item for item in track.items
+                    if id(item) not in before and abs(item.position_seconds - clip["position_seconds"]) < 0.0005]
+        item = next((item for item in new_here if item.file == clip["file"]), new_here[0] if new_here else None)
         if item is None:
             if created:
                 tracks.remove(track)  # DeleteTrack

@@ -1,5 +1,11 @@
 -- Runs one of Segue's REAPER companion scripts outside REAPER, on a small emulated project.
 --
+-- Modelled on REAPER's ReaScript API documentation (https://www.reaper.fm/sdk/reascript/reascripthelp.html:
+-- InsertMedia's mode bits, GetSetProjectInfo/GetSetProjectInfo_String render keys, TimeMap2_QNToTime,
+-- PCM_Source_CreateFromFile, GetMediaSourceLength, GetMediaSourceFileName, DeleteTrack) and its
+-- ReaScript how-to on undo ("Undo points are created for ReaScripts by default ... a script can call
+-- defer()"), and on the way public scripts call the same functions.
+--
 --   lua5.4 tests/reaper_emulation.lua <project.lua> <script.lua> <project-after.txt>
 --
 -- <project.lua> returns the project table (tempo, signature, cursor, time selection, tracks with
@@ -128,7 +134,8 @@ end
 -- to the end of what it inserted (the companion must put it back). With "trim content behind media
 -- items" (project.trim_behind) an item the new one lands inside is split around it: its head
 -- stays, its tail becomes a NEW item, so the track gains two items. project.refuse_insert stands
--- for REAPER declining a file it can read (returns 0, adds nothing).
+-- for REAPER declining a file it can read (returns 0, adds nothing); project.copy_media_to stands for
+-- the preference that copies imported media into the project's folder (the item's source is the copy).
 function reaper.InsertMedia(file, mode)
   local seconds = wav_seconds(file)
   if not seconds or project.refuse_insert then return 0 end
@@ -146,7 +153,8 @@ function reaper.InsertMedia(file, mode)
       end
     end
   end
-  table.insert(track.items, new_item(file, start, seconds))
+  local source_file = project.copy_media_to and (project.copy_media_to .. "/" .. file:match("[^/\\]+$")) or file
+  table.insert(track.items, new_item(source_file, start, seconds))
   sort_items(track)
   project.cursor = stop
   return 1

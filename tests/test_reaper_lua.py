@@ -69,7 +69,7 @@ def lua_track(track) -> str:
 
 def project_source(
     tempo=96.0, signature=(6, 8), cursor=2.0, time_selection=(0.0, 0.0), tracks=("Drums", "Bass"),
-    tempo_changes=(), trim_behind=False, refuse_insert=False,
+    tempo_changes=(), trim_behind=False, refuse_insert=False, copy_media_to=None,
 ):
     render = ", ".join(f"{key} = {lua_value(value)}" for key, value in PRODUCER_RENDER_SETTINGS.items())
     track_list = ", ".join(lua_track(track) for track in tracks)
@@ -78,7 +78,8 @@ def project_source(
         f"return {{ tempo = {tempo}, signature = {{ {signature[0]}, {signature[1]} }}, cursor = {cursor}, "
         f"time_selection = {{ {time_selection[0]}, {time_selection[1]} }}, tracks = {{ {track_list} }}, "
         f"tempo_changes = {{ {changes} }}, trim_behind = {lua_value(trim_behind)}, "
-        f"refuse_insert = {lua_value(refuse_insert)}, render = {{ {render} }} }}"
+        f"refuse_insert = {lua_value(refuse_insert)}, copy_media_to = {lua_value(copy_media_to) if copy_media_to else 'nil'}, "
+        f"render = {{ {render} }} }}"
     )
 
 
@@ -282,3 +283,12 @@ def test_render_bounds_in_beats_go_through_reapers_tempo_map(tmp_path):
     assert result["status"] == "ok", result
     assert (result["start_seconds"], result["end_seconds"]) == ("10", "18")
     assert soundfile.info(target).duration == pytest.approx(8.0)
+
+
+def test_a_clip_reaper_copied_into_the_project_folder_is_still_a_success(clip, tmp_path):
+    result, after = run_companion(
+        "Segue_insert_clip.lua", insert_job(clip, position_beats="8"), tmp_path, copy_media_to="/project/Media"
+    )
+
+    assert result["status"] == "ok", result
+    assert after["track2_item1"] == f"5|1|/project/Media/{clip.name}"

@@ -27,16 +27,21 @@ local function source_file(item)
   return reaper.GetMediaSourceFileName(reaper.GetMediaItemTake_Source(take), "")
 end
 
--- The item InsertMedia added for `file` at `position_seconds`: new on the track, same file, same start.
+-- The item InsertMedia added at `position_seconds`: one the track did not have, starting there. The
+-- tail of an item split by "trim content behind" is new too, but starts where the clip ends. Its
+-- source is `file`, unless REAPER copied the file into the project folder (a preference): then
+-- any new item at the position is the clip.
 local function inserted_item(track, items_before, file, position_seconds)
+  local found = nil
   for index = 0, reaper.CountTrackMediaItems(track) - 1 do
     local item = reaper.GetTrackMediaItem(track, index)
-    if not items_before[item] and source_file(item) == file and
+    if not items_before[item] and
         math.abs(reaper.GetMediaItemInfo_Value(item, "D_POSITION") - position_seconds) < SAME_POSITION_SECONDS then
-      return item
+      if source_file(item) == file then return item end
+      found = found or item
     end
   end
-  return nil
+  return found
 end
 
 -- Everything that can be checked without changing the project; an error here leaves no trace.
