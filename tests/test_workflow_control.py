@@ -133,3 +133,22 @@ def test_continue_track_refuses_what_it_cannot_do(tmp_path, capsys):
     assert "--place takes a take number from 1 to 2" in capsys.readouterr().err
     assert main(["continue-track", "--key", "H minor", "--daw", "none"]) == 2
     assert "a key looks like" in capsys.readouterr().err
+
+
+class LiveWithoutSignature(FakeLive):
+    """Live whose signature listeners have not pushed yet (the tempo always comes first)."""
+
+    def _start_listen(self, prop: str) -> None:
+        if not prop.startswith("signature_"):
+            super()._start_listen(prop)
+
+
+def test_continue_track_measures_no_bars_before_the_daw_said_its_signature(tmp_path, capsys, monkeypatch):
+    soundfile.write(tmp_path / "loop.wav", np.zeros(44100 * 4, dtype=np.float32), 44100)
+    monkeypatch.setenv(TEST_REPLY_PORT_VARIABLE, str(free_udp_port()))
+    with LiveWithoutSignature(reply_port=int(os.environ[TEST_REPLY_PORT_VARIABLE])) as live:
+        update_settings(lambda settings: setattr(settings.daw, "ableton_port", live.port))
+        code = main(["continue-track", "--source", str(tmp_path / "loop.wav"), "--daw", "ableton", "--model", "tiny"])
+
+    assert code == 2
+    assert "Ableton Live has not reported its time signature (its tempo is 120 BPM)" in capsys.readouterr().err
