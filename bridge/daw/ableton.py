@@ -2,8 +2,9 @@
 
 AbletonOSC listens on UDP 11000 and always replies to port 11001 at the sender's IP
 (abletonosc/constants.py, osc_server.py `process`), processing messages once per ~100 ms Live tick.
-That port cannot be configured on Live's side, so Segue always listens on 11001 (tests pass another). Segue subscribes (`start_listen`) to tempo, signature, play
-state and loop, and polls the song time for a smooth playhead; the poll doubles as a keep-alive.
+That port cannot be configured on Live's side, so Segue always listens on 11001 (tests pass
+another). Segue subscribes (`start_listen`) to tempo, signature, play state and loop, and polls the
+song time for a smooth playhead; the poll doubles as a keep-alive.
 
 Clips are placed with `/live/track/create_audio_clip` (Arrangement) or
 `/live/clip_slot/create_audio_clip` (Session): Live 12.0.5+ has the API, AbletonOSC needs the patch
