@@ -1,7 +1,7 @@
 """Where Segue keeps its files: platform folders, each overridable by an environment variable.
 
 Tests and portable installs point these elsewhere with SEGUE_CONFIG_DIR, SEGUE_DATA_DIR,
-SEGUE_CACHE_DIR, SEGUE_OUTPUT_DIR and SEGUE_MODELS_DIR. The output and model folders can also be
+SEGUE_CACHE_DIR, SEGUE_OUTPUT_DIR, SEGUE_MODELS_DIR and SEGUE_EXPORT_DIR. The output, model and export folders can also be
 chosen in the settings (the panel's Settings dialog); an environment variable still wins, so tests
 and scripts stay in control. Every process (CLI, panel, engine worker, `segue serve`) reads the
 same settings file, so they all agree.
@@ -43,6 +43,13 @@ def output_dir() -> Path:
         "SEGUE_OUTPUT_DIR",
         lambda: _chosen_folder("output_dir") or str(Path(platformdirs.user_music_dir()) / APP_NAME),
     )
+
+
+def export_dir() -> Path:
+    """Where a clip the DAW could not take is copied for the producer to drag in (added to Live's
+    Places or REAPER's Media Explorer once). Not created until a clip goes there."""
+    chosen = os.environ.get("SEGUE_EXPORT_DIR") or _chosen_folder("export_dir")
+    return Path(chosen).expanduser() if chosen else output_dir() / "DAW export"
 
 
 def models_dir() -> Path:

@@ -35,11 +35,14 @@ class AudioSettings:
 
 @dataclass
 class DawSettings:
-    """The DAW to follow and its OSC ports (defaults: AbletonOSC's fixed ports, REAPER's usual ones)."""
+    """The DAW to follow and its OSC ports (defaults: AbletonOSC's port, REAPER's usual ones).
+
+    AbletonOSC always replies to 11001, so there is no reply port to choose (an older file's
+    `ableton_reply_port` is kept unread).
+    """
 
     daw: str = "none"  # "ableton", "reaper" or "none"
     ableton_port: int = 11000
-    ableton_reply_port: int = 11001
     reaper_port: int = 8000
     reaper_listen_port: int = 9000
 
@@ -50,6 +53,7 @@ class FolderSettings:
 
     output_dir: str | None = None
     models_dir: str | None = None
+    export_dir: str | None = None  # clips the DAW could not take (None: "DAW export" in the output folder)
 
 
 @dataclass

@@ -7,6 +7,7 @@ Taking the bars waits for the DAW (and maybe the bar line), so `take_bars` runs 
 
 import logging
 
+from bridge import paths
 from bridge.audio.calibration import saved_round_trip
 from bridge.audio.capture import Recorder
 from bridge.audio.devices import chosen_device
@@ -41,7 +42,9 @@ class DawCapture:
         finally:
             # The session generates through the panel's engine process (Continue my track's window).
             port = ClaimedEngine(self._engine) if self._engine is not None else None
-            self.session = ContinueMyTrack(port, link=link, recorder=self.recorder, library=self._library)
+            self.session = ContinueMyTrack(
+                port, link=link, recorder=self.recorder, library=self._library, export_dir=paths.export_dir()
+            )
             if port is not None:
                 port.listener = self.session.on_engine_event
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal
 
+from bridge import paths
 from bridge.daw.connect import open_link
 from bridge.daw.link import DawLink, NoDawLink
 from bridge.daw.placement import ClipPlacer, ClipTarget, PlacedClip
@@ -45,8 +46,9 @@ class DawController(QObject):
 
     def send(self, path: Path, on_done: Callable[[PlacedClip], None], on_error: Callable[[str], None]) -> None:
         """Place the clip through the link (Live: a Session slot on a "Segue" track; REAPER: the edit
-        cursor); when the DAW cannot, the result says to drag the file instead."""
-        placer = ClipPlacer(None if isinstance(self.link, NoDawLink) else self.link)
+        cursor); when the DAW cannot, a copy goes to the export folder (Settings > Folders) and the
+        result says to drag it in."""
+        placer = ClipPlacer(None if isinstance(self.link, NoDawLink) else self.link, paths.export_dir())
         self._background.run(lambda: placer.place(ClipTarget(Path(path))), on_done, on_error)
 
     def close(self) -> None:

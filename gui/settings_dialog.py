@@ -74,14 +74,12 @@ class SettingsDialog(QDialog):
             self.daw.addItem(label, value)
         self.daw.setCurrentIndex(max(0, self.daw.findData(self._settings.daw.daw)))
         self.ableton_port = _port(self._settings.daw.ableton_port, "AbletonOSC listens here (11000)")
-        self.ableton_reply_port = _port(self._settings.daw.ableton_reply_port,
-                                        "AbletonOSC always replies to 11001; change only for testing")
         self.reaper_port = _port(self._settings.daw.reaper_port, "REAPER's local listen port (8000)")
         self.reaper_listen_port = _port(self._settings.daw.reaper_listen_port,
                                         "REAPER's device port: Segue listens here (9000)")
         self.ports = QStackedWidget()
         self.ports.addWidget(muted_label("Clips stay in the output folder; drag them into any DAW.", wrap=True))
-        self.ports.addWidget(_pair("Live port", self.ableton_port, "Reply port", self.ableton_reply_port))
+        self.ports.addWidget(_pair("Live port", self.ableton_port, "Reply port", muted_label("11001 (AbletonOSC's, fixed)")))
         self.ports.addWidget(_pair("REAPER port", self.reaper_port, "Segue port", self.reaper_listen_port))
         self.daw.currentIndexChanged.connect(self.ports.setCurrentIndex)
         self.ports.setCurrentIndex(self.daw.currentIndex())
@@ -96,6 +94,9 @@ class SettingsDialog(QDialog):
         folders_form = QFormLayout(folders)
         folders_form.addRow("Clips", _browse_row(self.output_dir, self))
         folders_form.addRow("Models", _browse_row(self.models_dir, self))
+        self.export_dir = _folder_field(self._settings.folders.export_dir, "“DAW export” in the clips folder")
+        self.export_dir.setToolTip("Clips the DAW could not take go here: add it to Live's Places or REAPER's Media Explorer")
+        folders_form.addRow("DAW export", _browse_row(self.export_dir, self))
 
         self.engine = EngineSettingsBox(self._settings, background)
 
@@ -117,11 +118,11 @@ class SettingsDialog(QDialog):
         settings.audio.input_device = self.input_device.currentData()
         settings.daw.daw = self.daw.currentData()
         settings.daw.ableton_port = self.ableton_port.value()
-        settings.daw.ableton_reply_port = self.ableton_reply_port.value()
         settings.daw.reaper_port = self.reaper_port.value()
         settings.daw.reaper_listen_port = self.reaper_listen_port.value()
         settings.folders.output_dir = self.output_dir.text().strip() or None
         settings.folders.models_dir = self.models_dir.text().strip() or None
+        settings.folders.export_dir = self.export_dir.text().strip() or None
         self.engine.apply(settings)
         return settings
 

@@ -1,15 +1,26 @@
 """A pretend Ableton Live running AbletonOSC, over real UDP on 127.0.0.1.
 
-It behaves as ideoforms/AbletonOSC is written (abletonosc/osc_server.py, handler.py, song.py,
-track.py, clip_slot.py, application.py, manager.py):
-- reads its socket once per Live tick (~100 ms) and handles every queued datagram in order;
-- replies to a query on the query's own address, indices first, at (sender IP, reply port);
-- remembers the latest sender as the target of listener pushes and of `/live/test`'s "ok";
-- answers an unknown address with `/live/error "Unknown OSC address: <address>"`;
+It behaves as ideoforms/AbletonOSC is written (master 0ca6821, 2025-11-19; abletonosc/osc_server.py,
+handler.py, song.py, track.py, clip_slot.py, application.py, manager.py):
+- reads its socket once per Live tick (~100 ms) and handles every queued datagram in order
+  (manager.py:110 `tick`, osc_server.py:148 `process`);
+- replies to a query on the query's own address, indices first, at (sender IP, reply port)
+  (osc_server.py:87-98); the real reply port is always 11001 (constants.py OSC_RESPONSE_PORT,
+  osc_server.py:165): `reply_port` is a constructor argument only so that test runs on one machine
+  do not collide on 11001;
+- remembers the latest sender as the target of listener pushes and of `/live/test`'s "ok"
+  (osc_server.py:165, manager.py:71-73);
+- answers an unknown address with `/live/error "Unknown OSC address: <address>"` (osc_server.py:125,
+  relayed by manager.py:53-64 `LiveOSCErrorLogHandler`, which cuts the text up to the first ": ")
+  and goes on with the next datagram;
 - when a handler raises, pushes `/live/error "Error handling OSC message: <error>"` and leaves the
-  rest of the queue for the next tick;
-- `start_listen/<prop>` pushes the current value at once and again on every change;
-- sends `/live/startup` when it loads.
+  rest of the queue for the next tick (osc_server.py:186-188): the failing query gets no reply;
+- a track or slot index Live's song does not have raises in the track lookup before the handler
+  does anything (track.py:21, clip_slot.py:13-14); Live's vectors say "Index out of range";
+- `start_listen/<prop>` pushes the current value at once and again on every change, one message
+  per property (handler.py:61-85), so numerator and denominator arrive one by one;
+- floats go out as 32-bit OSC floats (python-osc's builder): 93.7 BPM arrives as 93.69999694824219;
+- sends `/live/startup` when it loads (application.py:14).
 `patched=False` is upstream AbletonOSC, without Segue's create_audio_clip patch.
 """
 
@@ -208,6 +219,7 @@ class FakeLive:
             "/live/song/get/track_names": lambda params: tuple(t.name for t in self.song.tracks),
             "/live/song/get/num_scenes": lambda params: (self._num_scenes(),),
             "/live/song/create_audio_track": self._create_audio_track,
+            "/live/song/delete_track": lambda p: self.song.tracks.pop(self._track_index(p[0])),
             "/live/song/create_scene": self._create_scene,
             "/live/track/get/name": lambda p: (p[0], self._track(p[0]).name),
             "/live/track/set/name": lambda p: setattr(self._track(p[0]), "name", p[1]),
@@ -242,15 +254,19 @@ class FakeLive:
     def _num_scenes(self) -> int:
         return max(len(track.clip_slots) for track in self.song.tracks)
 
+    def _track_index(self, index) -> int:
+        # Live's song.tracks is a Live vector: out-of-range indices raise "Index out of range".
+        if not isinstance(index, int) or not 0 <= index < len(self.song.tracks):
+            raise IndexError("Index out of range")
+        return index
+
     def _track(self, index) -> FakeTrack:
-        if not isinstance(index, int) or index < 0:
-            raise IndexError("list index out of range")
-        return self.song.tracks[index]
+        return self.song.tracks[self._track_index(index)]
 
     def _slot(self, track_index, slot_index):
         slots = self._track(track_index).clip_slots
-        if not isinstance(slot_index, int) or slot_index < 0:
-            raise IndexError("list index out of range")
+        if not isinstance(slot_index, int) or not 0 <= slot_index < len(slots):
+            raise IndexError("Index out of range")
         return slots[slot_index]
 
     def _create_audio_track(self, params) -> None:
@@ -267,14 +283,14 @@ class FakeLive:
 
     # Live 12.0.5+: Track.create_audio_clip(file_path, position) and ClipSlot.create_audio_clip(path).
     def _track_create_audio_clip(self, params) -> None:
-        track_index, path, position = params
-        track = self._track(track_index)
+        track = self._track(params[0])  # track.py:21, before the method is called
+        _, path, position = params
         _check_audio_clip_source(track, path)
         track.arrangement_clips.append((float(position), path))
 
     def _clip_slot_create_audio_clip(self, params) -> None:
         track_index, slot_index, path = params
-        track = self._track(track_index)
+        track = self._track(track_index)  # clip_slot.py:13-14, before the method is called
         if self._slot(track_index, slot_index) is not None:
             raise RuntimeError("Clip slot already has a clip")
         _check_audio_clip_source(track, path)

@@ -7,7 +7,11 @@ here one of the installed companion scripts; unknown actions do nothing.
 
 Script side: `FakeScripts` runs the companions' contract step by step as bridge/daw/companions/reaper/*.lua
 do it (each method names the Lua function it mirrors), reading the same job file and writing the
-same result file, on a small in-memory project.
+same result file, on a small in-memory project. The ReaScript calls behave as REAPER's API
+documentation says and as tests/reaper_emulation.lua (which runs the real scripts) models them:
+InsertMedia adds an item at the edit cursor, and with "trim content behind media items" on splits an
+item it lands inside into a head and a NEW tail item; an undo point is added only by a script's own
+Undo_BeginBlock/Undo_EndBlock (the scripts call defer(), so REAPER adds no automatic one).
 """
 
 import contextlib
@@ -61,13 +65,20 @@ class FakeProject:
             "RENDER_ENDPOS": 0.0,
             "RENDER_TAILFLAG": 1,
             "RENDER_ADDTOPROJ": 1,
+            "RENDER_SRATE": 44100,
+            "RENDER_CHANNELS": 1,
+            "RENDER_DITHER": 3,
+            "RENDER_NORMALIZE": 1,
             "RENDER_FILE": "/home/producer/renders",
             "RENDER_PATTERN": "$project",
             "RENDER_FORMAT": "l3pm",
+            "RENDER_FORMAT2": "l3pm",
         }
     )
     undo_points: list[str] = field(default_factory=list)
     sample_rate: int = 48000
+    trim_behind: bool = False  # Options > "Trim content behind media items when editing"
+    refuse_insert: bool = False  # REAPER declines a file it can read (InsertMedia returns 0)
 
 
 class FakeScripts:
@@ -75,6 +86,7 @@ class FakeScripts:
 
     def __init__(self, project: FakeProject) -> None:
         self.project = project
+        self.jobs: list[dict] = []  # every job a script took, as read
 
     # Segue_common.lua: segue_data_dir() (the SEGUE_DATA_DIR branch; tests always set it).
     @property
@@ -143,6 +155,7 @@ class FakeScripts:
             self.write_result("", "error", problem)
             return
         self.job_file.unlink(missing_ok=True)
+        self.jobs.append(job)
         if job.get("action") != action:
             self.write_result(
                 job["id"],
@@ -166,54 +179,89 @@ class FakeScripts:
     # Segue_insert_clip.lua
     def insert_clip(self) -> None:
         def guarded(job):
+            clip = self._plan(job)  # an error here changes nothing and leaves no undo point
             cursor_seconds = self.project.cursor_seconds
             try:
-                return self._insert(job)
+                result = self._insert(clip)
+            except ScriptError:
+                self.project.undo_points.append("Segue: insert clip failed (nothing changed)")
+                raise
             finally:
                 self.project.cursor_seconds = cursor_seconds
-                self.project.undo_points.append("Segue: insert clip")
+            self.project.undo_points.append("Segue: insert clip")
+            return result
 
         self.run("insert", guarded)
 
-    def _insert(self, job) -> dict:
+    # Segue_insert_clip.lua: plan()
+    def _plan(self, job) -> dict:
         file = job.get("file", "")
         if file == "":
             raise ScriptError("the job names no file to insert")
         if not Path(file).exists():
             raise ScriptError(f"no file at {file}")
+        try:  # PCM_Source_CreateFromFile + GetMediaSourceLength
+            length_seconds = soundfile.info(file).duration
+        except Exception:  # noqa: BLE001 - a file REAPER cannot decode has no length
+            length_seconds = 0.0
+        if length_seconds <= 0:
+            raise ScriptError(f"REAPER could not insert {file} (not an audio file REAPER reads?)")
         track_index = _tointeger(job.get("track_index", "-1"))
         track_index = -1 if track_index is None else track_index
+        if track_index >= len(self.project.tracks):
+            raise ScriptError(f"REAPER has no track {track_index + 1}; the project has {len(self.project.tracks)}")
         position_seconds = self.project.cursor_seconds
         if job.get("position_beats"):
-            position_seconds = (
-                _tonumber(job["position_beats"]) * 60.0 / self.project.tempo
-            )  # TimeMap2_QNToTime
-        tracks = self.project.tracks
+            position_seconds = self.qn_to_time(_tonumber(job["position_beats"]))
+        return {"file": file, "track_index": track_index, "track_name": job.get("track_name", "Segue"),
+                "position_seconds": position_seconds, "length_seconds": length_seconds}
+
+    # Segue_insert_clip.lua: insert()
+    def _insert(self, clip: dict) -> dict:
+        tracks, track_index, created = self.project.tracks, clip["track_index"], False
         if track_index < 0:
-            track_index = len(tracks)
-            tracks.append(FakeReaperTrack(job.get("track_name", "Segue")))
-        elif track_index >= len(tracks):
-            raise ScriptError(f"REAPER has no track {track_index + 1}")
+            track_index, created = len(tracks), True
+            tracks.append(FakeReaperTrack(clip["track_name"]))
         track = tracks[track_index]
-        self.project.cursor_seconds = position_seconds
-        try:  # InsertMedia: REAPER adds an item only for a file it can read
-            length_seconds = soundfile.info(file).duration
-            track.items.append(FakeItem(file, position_seconds, length_seconds))
-        except Exception:  # noqa: BLE001 - any unreadable file simply is not inserted
-            pass
-        if (
-            not track.items
-            or track.items[-1].file != file
-            or track.items[-1].position_seconds != position_seconds
-        ):
-            raise ScriptError(f"REAPER could not insert {file} (not an audio file REAPER reads?)")
+        before = {id(item) for item in track.items}
+        self.project.cursor_seconds = clip["position_seconds"]
+        inserted = self._insert_media(track, clip["file"], clip["length_seconds"])
+        new_here = [item for item in track.items
+                    if id(item) not in before and abs(item.position_seconds - clip["position_seconds"]) < 0.0005]
+        item = next((item for item in new_here if item.file == clip["file"]), new_here[0] if new_here else None)
+        if item is None:
+            if created:
+                tracks.remove(track)  # DeleteTrack
+            why = "" if inserted == 0 else " (it reported success but no new item holds the file)"
+            raise ScriptError(f"REAPER could not insert {clip['file']}{why}")
         return {
             "track_index": track_index,
-            "position_seconds": position_seconds,
-            "length_seconds": track.items[-1].length_seconds,
-            "info_time_seconds": position_seconds,
+            "position_seconds": clip["position_seconds"],
+            "length_seconds": item.length_seconds,
+            "info_time_seconds": clip["position_seconds"],
             "message": f"inserted on track {track_index + 1}",
         }
+
+    def _insert_media(self, track: FakeReaperTrack, file: str, length_seconds: float) -> int:
+        """InsertMedia(file, 512 | track << 16) at the edit cursor: 1, or 0 when REAPER declines."""
+        if self.project.refuse_insert:
+            return 0
+        start = self.project.cursor_seconds
+        stop = start + length_seconds
+        if self.project.trim_behind:
+            for item in list(track.items):
+                item_end = item.position_seconds + item.length_seconds
+                if item.position_seconds < start and item_end > stop:
+                    item.length_seconds = start - item.position_seconds
+                    track.items.append(FakeItem(item.file, stop, item_end - stop))
+        track.items.append(FakeItem(file, start, length_seconds))
+        track.items.sort(key=lambda item: item.position_seconds)
+        self.project.cursor_seconds = stop
+        return 1
+
+    def qn_to_time(self, quarter_notes: float) -> float:
+        """TimeMap2_QNToTime (one tempo in this fake project)."""
+        return quarter_notes * 60.0 / self.project.tempo
 
     # Segue_render_selection.lua
     def render_selection(self) -> None:
@@ -229,6 +277,10 @@ class FakeScripts:
                 _tonumber(job.get("start_seconds", "")),
                 _tonumber(job.get("end_seconds", "")),
             )
+        elif job.get("bounds") == "beats":
+            start_beats, end_beats = _tonumber(job.get("start_beats", "")), _tonumber(job.get("end_beats", ""))
+            start_seconds = None if start_beats is None else self.qn_to_time(start_beats)
+            end_seconds = None if end_beats is None else self.qn_to_time(end_beats)
         else:
             start_seconds, end_seconds = self.project.time_selection
         if start_seconds is None or end_seconds is None or end_seconds <= start_seconds:
@@ -242,9 +294,14 @@ class FakeScripts:
             RENDER_ENDPOS=end_seconds,
             RENDER_TAILFLAG=0,
             RENDER_ADDTOPROJ=0,
+            RENDER_SRATE=0,
+            RENDER_CHANNELS=2,
+            RENDER_DITHER=0,
+            RENDER_NORMALIZE=0,
             RENDER_FILE=match.group(1),
             RENDER_PATTERN=match.group(2),
             RENDER_FORMAT="evaw",
+            RENDER_FORMAT2="",
         )
         Path(output_file).unlink(missing_ok=True)
         self._main_on_command_render()
@@ -261,16 +318,19 @@ class FakeScripts:
         }
 
     def _main_on_command_render(self) -> None:
-        """Action 42230 with the settings above: the master mix (a 220 Hz tone here) of the custom bounds."""
+        """Action 42230 with the settings in force: the master mix (a 220 Hz tone here) of the custom
+        bounds, at RENDER_SRATE (0: the project's rate) with RENDER_CHANNELS channels."""
         settings = self.project.render_settings
         if settings["RENDER_FORMAT"] != "evaw" or settings["RENDER_BOUNDSFLAG"] != 0:
             return
         start, end = settings["RENDER_STARTPOS"], settings["RENDER_ENDPOS"]
-        rate = self.project.sample_rate
+        rate = int(settings["RENDER_SRATE"]) or self.project.sample_rate
         times = np.arange(round(start * rate), round(end * rate)) / rate
         tone = 0.25 * np.sin(2 * np.pi * 220.0 * times).astype(np.float32)
+        if settings["RENDER_NORMALIZE"]:
+            tone = tone / np.abs(tone).max()
         target = Path(str(settings["RENDER_FILE"])) / f"{settings['RENDER_PATTERN']}.wav"
-        soundfile.write(target, np.stack([tone, tone], axis=1), rate)
+        soundfile.write(target, np.stack([tone] * int(settings["RENDER_CHANNELS"]), axis=1), rate)
 
     # Segue_project_info.lua
     def project_info_action(self) -> None:

@@ -1,5 +1,6 @@
 """`segue serve` end to end: a real process, real UDP, the tiny model, and a fake Live running AbletonOSC."""
 
+import os
 import re
 import signal
 import socket
@@ -11,6 +12,8 @@ import pytest
 import soundfile
 
 from bridge import paths
+from bridge.daw.ableton import TEST_REPLY_PORT_VARIABLE
+from bridge.settings import update_settings
 from tests.fake_ableton import FakeLive, FakeSong
 from tests.osc_client import OscTestClient
 from tests.waiting import wait_until
@@ -25,15 +28,19 @@ def free_udp_port() -> int:
 
 
 @pytest.mark.slow
-def test_serve_follows_live_and_answers_a_controller():
+def test_serve_follows_live_and_answers_a_controller(tmp_path, write_tone):
     reply_client = OscTestClient(0)
     live_reply_port = free_udp_port()
-    with FakeLive(reply_port=live_reply_port, song=FakeSong(tempo=240.0)) as live:
+    export_dir = tmp_path / "Live export"
+    update_settings(lambda settings: setattr(settings.folders, "export_dir", str(export_dir)))
+    # Upstream AbletonOSC: Live follows, but clips cannot go into the set.
+    with FakeLive(reply_port=live_reply_port, song=FakeSong(tempo=240.0), patched=False) as live:
         process = subprocess.Popen(
             [sys.executable, "-m", "bridge.cli", "serve", "--daw", "ableton", "--model", "tiny", "--device", "cpu",
-             "--osc-port", "0", "--reply-port", str(reply_client.port), "--ableton-port", str(live.port),
-             "--ableton-reply-port", str(live_reply_port)],
+             "--osc-port", "0", "--reply-port", str(reply_client.port), "--ableton-port", str(live.port)],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            # AbletonOSC always replies to 11001; parallel test runs each need a port of their own.
+            env={**os.environ, TEST_REPLY_PORT_VARIABLE: str(live_reply_port)},
         )
         try:
             banner = process.stdout.readline()
@@ -53,6 +60,15 @@ def test_serve_follows_live_and_answers_a_controller():
             (job, path), _ = reply_client.receive_until("/segue/clip", 120)
             assert Path(path).parent == paths.output_dir().resolve()
             assert soundfile.info(path).duration == pytest.approx(1.0, abs=1 / 32000)
+
+            # A take Live cannot take goes to the export folder the settings name.
+            source = write_tone("two bars.wav", 2.0, 32000)
+            reply_client.send("/segue/continue_file_bars", str(source), "", 1, 1, 1)
+            (job, _, take_path, _), _ = reply_client.receive_until("/segue/take", 120)
+            reply_client.send("/segue/place", job, 1)
+            (_, _, route, _, message), _ = reply_client.receive_until("/segue/placed", 20)
+            assert route == "export-folder", message
+            assert (export_dir / Path(take_path).name).read_bytes() == Path(take_path).read_bytes()
         finally:
             process.send_signal(signal.SIGINT)
             _, stderr = process.communicate(timeout=30)

@@ -12,6 +12,7 @@ import soundfile
 from bridge import paths
 from bridge.daw.ableton import AbletonLink
 from bridge.daw.control_server import ControlServer
+from bridge.daw.link import NoDawLink
 from bridge.engine.worker import EngineClient
 from bridge.library import ClipLibrary
 from bridge.musical_time import TimeSignature, bars_to_seconds
@@ -154,6 +155,20 @@ def test_generate_bars_without_a_daw_is_refused(control):
     assert client.ask("/segue/generate_bars", "groove", 4)[0] == "/segue/error"
     assert clips_written() == []
     assert status(client)[6] == 0
+
+
+def test_generate_bars_before_the_daw_said_its_signature_is_refused(engine):
+    link = NoDawLink()  # stands for Live right after its tempo arrived and before its signature did
+    link.transport.set_connected(True)
+    link.transport.update(tempo_bpm=120.0)
+    server, client = start_server(engine, link)
+    try:
+        address, args = client.ask("/segue/generate_bars", "groove", 4)
+        assert address == "/segue/error" and "its time signature is unknown" in args[0]
+        assert clips_written() == []
+    finally:
+        client.close()
+        server.close()
 
 
 def test_continue_an_audio_file(control, write_tone):

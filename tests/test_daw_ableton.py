@@ -1,10 +1,14 @@
 """Segue following and feeding Ableton Live, against a fake Live running AbletonOSC over real UDP."""
 
+import argparse
+import itertools
+
 import numpy as np
 import pytest
 import soundfile
 
 from bridge import paths
+from bridge.cli import serve
 from bridge.daw.ableton import AbletonLink
 from bridge.daw.placement import (
     ROUTE_ABLETON_ARRANGEMENT,
@@ -16,7 +20,7 @@ from bridge.daw.placement import (
     PlacementUnavailable,
 )
 from bridge.errors import DawError
-from bridge.musical_time import TimeSignature
+from bridge.musical_time import TimeSignature, bars_to_samples
 from tests.fake_ableton import FakeLive, FakeSong
 from tests.waiting import wait_until
 
@@ -170,3 +174,78 @@ def test_with_live_gone_and_no_export_folder_the_clip_is_offered_for_drag_and_dr
     assert placed.route == ROUTE_DRAG_AND_DROP
     assert placed.path == clip.resolve()
     assert "Ableton Live is not connected" in placed.message
+
+
+# -- what real AbletonOSC does that a first try did not expect (issue 11) ---------------------------
+
+
+def test_without_the_patch_no_empty_track_is_left_in_the_set(live, link, clip):
+    live.patched = False
+
+    with pytest.raises(PlacementUnavailable, match="packaging/ableton"):
+        link.place_clip(ClipTarget(clip, track_name="Segue"))
+    assert [track.name for track in live.song.tracks] == ["1-Audio", "2-MIDI"]
+    assert ("/live/song/create_audio_track", (-1,)) not in live.received
+
+
+def test_a_clip_live_refuses_on_a_new_track_takes_the_track_away_again(tmp_path, live, link):
+    not_audio = tmp_path / "notes.wav"
+    not_audio.write_text("not audio")
+
+    with pytest.raises(DawError, match="Cannot read audio file"):
+        link.place_clip(ClipTarget(not_audio, track_name="Segue", position_beats=4.0))
+    assert [track.name for track in live.song.tracks] == ["1-Audio", "2-MIDI"]
+
+
+def test_a_track_live_does_not_have_is_named_at_once(live, clip):
+    # A long reply timeout: the error itself must answer, not the wait running out.
+    link = AbletonLink(live_port=live.port, listen_port=0, reply_timeout_seconds=30.0)
+    live.reply_port = link.listen_port
+    with link:
+        wait_until(lambda: link.connected, what="Live")
+        with pytest.raises(DawError, match=r"^Live has no track 9; the set has 2 tracks$"):
+            link.place_clip(ClipTarget(clip, track_index=8, position_beats=0.0))
+
+
+def test_a_signature_is_published_only_as_a_whole(link, live):
+    heard = []
+    link.transport.add_listener(lambda snapshot: heard.append(snapshot.signature))
+
+    live.set_song(signature_numerator=7, signature_denominator=8)  # from 3/4: 7/4 must never show
+    assert link.transport.wait_for(lambda s: s.signature == TimeSignature(7, 8), 5)
+    live.set_song(signature_numerator=3, signature_denominator=4)  # 3/8 must never show
+    assert link.transport.wait_for(lambda s: s.signature == TimeSignature(3, 4), 5)
+
+    published = [signature for signature, _ in itertools.groupby(heard) if signature is not None]
+    assert published[-2:] == [TimeSignature(7, 8), TimeSignature(3, 4)]
+    assert set(published) == {TimeSignature(3, 4), TimeSignature(7, 8)}
+
+
+def test_no_signature_before_live_sent_both_halves():
+    song = FakeSong(tempo=93.7, signature_numerator=7, signature_denominator=8)
+    with FakeLive(song=song) as live, make_link(live) as link:
+        first = []
+        link.transport.add_listener(lambda s: first.append(s.signature) if s.signature and not first else None)
+        snapshot = link.transport.wait_for(lambda s: s.tempo_and_signature_known, 5)
+        assert snapshot.signature == TimeSignature(7, 8)
+        assert first == [TimeSignature(7, 8)], "Segue published a signature Live never had (4/4 or 7/4)"
+
+
+def test_lives_32_bit_tempo_is_the_tempo_live_shows(live, link):
+    live.set_song(tempo=93.7)  # on the wire: 93.69999694824219
+
+    snapshot = link.transport.wait_for(lambda s: s.tempo_bpm != 122.0, 5)
+    assert snapshot.tempo_bpm == 93.7
+    # One tempo, one length: the same bars from Live's tempo and from `--bpm 93.7`.
+    signature = TimeSignature(4, 4)
+    assert bars_to_samples(32, snapshot.tempo_bpm, signature, 48000) == bars_to_samples(32, 93.7, signature, 48000)
+
+
+def test_a_reply_port_other_than_abletonoscs_is_refused_with_the_reason(capsys):
+    parser = argparse.ArgumentParser(prog="segue")
+    serve.register(parser.add_subparsers())
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(["serve", "--daw", "ableton", "--ableton-reply-port", "12000"])
+
+    assert exit_info.value.code == 2
+    assert "AbletonOSC always replies to port 11001" in capsys.readouterr().err

@@ -10,7 +10,8 @@ from bridge.daw.reaper import ReaperLink
 from bridge.daw.reaper_jobs import JOB_FILE, ReaperJob, default_exchange_dir
 from bridge.errors import DawError, InvalidParameterError
 from bridge.musical_time import TimeSignature
-from tests.fake_reaper import FakeProject, FakeReaper
+from bridge.workflow.source import source_from_render
+from tests.fake_reaper import FakeItem, FakeProject, FakeReaper
 from tests.waiting import wait_until
 
 
@@ -85,11 +86,17 @@ def test_transport_follows_play_tempo_and_loop(reaper, link):
     assert link.transport.wait_for(lambda s: not s.playing, 5)
 
 
-def test_a_quiet_reaper_is_kept_alive_by_refreshes(reaper, link):
-    """REAPER says nothing while stopped; Segue's refresh requests keep the link up."""
-    refreshes_before = reaper.received.count(("/action/41743", ()))
-    wait_until(lambda: reaper.received.count(("/action/41743", ())) >= refreshes_before + 3, 10, "refreshes")
+def test_a_quiet_reaper_is_kept_alive_by_segues_own_script_not_by_refreshing_every_surface(reaper, link):
+    """REAPER says nothing while stopped. "Refresh all surfaces" (41743) would reset every control
+    surface the producer has, so it goes out once per connection; the liveness check is Segue's
+    project info script, which touches nothing but Segue's files."""
+    info_runs = len([job for job in reaper.scripts.jobs if job["action"] == "info"])
+    wait_until(lambda: len([job for job in reaper.scripts.jobs if job["action"] == "info"]) >= info_runs + 4, 10,
+               "liveness checks")
+
     assert link.transport.snapshot().connected
+    assert reaper.received.count(("/action/41743", ())) == 1
+    assert reaper.project.undo_points == []
 
 
 def test_reaper_disappearing_and_coming_back(reaper, link):
@@ -183,3 +190,53 @@ def test_rendering_without_a_time_selection_says_what_to_do(link):
 def test_values_with_line_breaks_never_reach_the_job_file():
     with pytest.raises(InvalidParameterError, match="line breaks"):
         ReaperJob("insert", {"file": "/tmp/a.wav\naction=render"}).to_text()
+
+
+# -- what REAPER's API documentation says that a first try did not expect (issue 11) ---------------
+
+
+@pytest.mark.parametrize("command_id", ["SEGUE_INSERT_CLIP", "RS2f4e9a", "41743"])
+def test_a_command_id_without_its_underscore_is_refused_with_the_reason(command_id):
+    with pytest.raises(InvalidParameterError, match="start with '_'") as refused:
+        ReaperLink(listen_port=0, insert_action=command_id)
+    assert f"did you mean _{command_id}?" in str(refused.value)
+
+
+def test_a_clip_dropped_inside_an_item_with_trim_behind_on_is_placed_once(reaper, link, clip, tmp_path):
+    bed = tmp_path / "bed.wav"
+    soundfile.write(bed, np.zeros((10 * 48000, 2), dtype=np.float32), 48000)
+    reaper.project.tracks[1].items.append(FakeItem(str(bed), 0.0, 10.0))
+    reaper.project.trim_behind = True
+
+    placed = link.place_clip(ClipTarget(clip, track_index=1, position_beats=8.0))
+
+    assert placed.route == ROUTE_REAPER
+    items = [(item.file, item.position_seconds, item.length_seconds) for item in reaper.project.tracks[1].items]
+    assert items == [(str(bed), 0.0, 5.0), (str(clip), 5.0, 1.0), (str(bed), 6.0, 4.0)]
+    assert reaper.project.undo_points == ["Segue: insert clip"]
+
+
+def test_a_refused_insert_leaves_no_new_track_behind(reaper, link, clip):
+    reaper.project.refuse_insert = True
+
+    with pytest.raises(DawError, match="REAPER could not insert"):
+        link.place_clip(ClipTarget(clip, track_name="Segue"))
+    assert [track.name for track in reaper.project.tracks] == ["Drums", "Bass"]
+
+
+def test_the_last_bars_are_rendered_by_beats_through_reapers_tempo_map(reaper, link):
+    reaper.set_loop(2.5, 5.0)  # at 96 BPM the loop ends on beat 8, the end of bar 3 of 6/8
+    link.transport.wait_for(lambda s: s.loop_end_seconds == 5.0 and s.tempo_and_signature_known, 5)
+
+    source = source_from_render(link, 2, "loop")
+
+    job = reaper.scripts.jobs[-1]
+    assert (job["bounds"], job["start_beats"], job["end_beats"]) == ("beats", "2", "8")
+    assert source.audio.shape == (round(3.75 * 48000), 2)
+    settings = reaper.project.render_settings
+    assert (settings["RENDER_CHANNELS"], settings["RENDER_NORMALIZE"], settings["RENDER_FORMAT2"]) == (1, 1, "l3pm")
+
+
+def test_reapers_32_bit_tempo_is_the_tempo_the_project_has(reaper, link):
+    reaper.set_tempo(93.7)  # on the wire: 93.69999694824219
+    assert link.transport.wait_for(lambda s: s.tempo_bpm == 93.7, 5)

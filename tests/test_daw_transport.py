@@ -81,3 +81,18 @@ def test_export_copies_never_overwrite(tmp_path):
 def test_a_missing_clip_cannot_be_placed(tmp_path):
     with pytest.raises(DawError, match="does not exist"):
         ClipPlacer(None, tmp_path).place(ClipTarget(tmp_path / "gone.wav"))
+
+
+def test_no_bar_length_before_the_daw_said_both_tempo_and_signature():
+    from bridge.workflow.source import session_tempo
+
+    state = TransportState("ableton")
+    state.set_connected(True)
+    state.update(tempo_bpm=93.7)  # Live's tempo arrives first; its signature is on the way
+    assert not state.snapshot().tempo_and_signature_known
+    with pytest.raises(DawError, match="has not reported its time signature yet"):
+        session_tempo(state.snapshot())
+
+    state.update(signature=TimeSignature(7, 8))
+    assert state.snapshot().tempo_and_signature_known
+    assert session_tempo(state.snapshot()) == (93.7, TimeSignature(7, 8))

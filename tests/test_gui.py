@@ -365,22 +365,25 @@ def test_click_a_clip_to_hear_it_through_the_chosen_output_then_ab_to_the_other_
     assert jack_server.loopback_device in window.status.audio.toolTip()
 
 
-def test_settings_choose_ableton_and_the_panel_follows_its_tempo_then_sends_a_clip(qtbot, window):
+def test_settings_choose_ableton_and_the_panel_follows_its_tempo_then_sends_a_clip(qtbot, window, monkeypatch, tmp_path):
+    from bridge.daw.ableton import TEST_REPLY_PORT_VARIABLE
     from bridge.settings import load_settings
     from tests.fake_ableton import FakeLive, FakeSong
 
+    monkeypatch.setenv(TEST_REPLY_PORT_VARIABLE, "0")  # any free port: the fake replies wherever Segue listens
     with FakeLive(song=FakeSong(tempo=93.5, signature_numerator=7, signature_denominator=8)) as live:
         window.open_settings()
         dialog = window.settings_dialog
         dialog.daw.setCurrentIndex(dialog.daw.findData("ableton"))
         dialog.ableton_port.setValue(live.port)
-        dialog.ableton_reply_port.setValue(0)  # any free port: the fake replies wherever Segue listens
+        dialog.export_dir.setText(str(tmp_path / "Live export"))
         screenshot_widget(dialog, "8-settings")
         qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
         live.reply_port = window.daw.link.listen_port
 
+        # Live sends the tempo first, then the signature's halves one by one.
         qtbot.waitUntil(lambda: window.form.tempo.value() == pytest.approx(93.5), timeout=10_000)
-        assert window.form.signature.currentText() == "7/8"
+        qtbot.waitUntil(lambda: window.form.signature.currentText() == "7/8", timeout=10_000)
         assert "Ableton Live" in window.status.daw.text() and "93.5 BPM" in window.status.tempo.text()
         assert load_settings().daw.daw == "ableton" and load_settings().daw.ableton_port == live.port
 
@@ -393,6 +396,13 @@ def test_settings_choose_ableton_and_the_panel_follows_its_tempo_then_sends_a_cl
         segue_track = next(track for track in live.song.tracks if track.name == "Segue")
         assert segue_track.clip_slots[0] == str(clip.path)
         screenshot(window, "9-following-ableton")
+
+        # With upstream AbletonOSC the clip goes to the export folder chosen in the settings.
+        live.patched = False
+        qtbot.mouseClick(window.send_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: "export folder" in window.activity.text(), timeout=10_000)
+        assert (tmp_path / "Live export" / clip.path.name).read_bytes() == clip.path.read_bytes()
+        assert load_settings().folders.export_dir == str(tmp_path / "Live export")
 
 
 def test_the_panel_remembers_prompts_model_and_takes_between_runs(qtbot, window, engine):
@@ -448,11 +458,13 @@ def test_continue_from_the_daw_without_a_daw_or_loopback_says_what_to_set_up(qtb
 
 
 @pytest.mark.jack
-def test_continue_the_last_bar_the_daw_played_through_the_loopback(qtbot, window, jack_server):
+def test_continue_the_last_bar_the_daw_played_through_the_loopback(qtbot, window, jack_server, monkeypatch):
     from bridge.audio.playback import Player
+    from bridge.daw.ableton import TEST_REPLY_PORT_VARIABLE
     from bridge.settings import load_settings
     from tests.fake_ableton import FakeLive, FakeSong
 
+    monkeypatch.setenv(TEST_REPLY_PORT_VARIABLE, "0")
     tone = 0.3 * np.sin(2 * np.pi * 220.0 * np.arange(jack_server.sample_rate) / jack_server.sample_rate)
     with FakeLive(song=FakeSong(tempo=240.0)) as live, Player(jack_server.loopback_device) as daw_output:
         daw_output.play(tone.astype(np.float32)[:, None], jack_server.sample_rate, loop=True)  # the "DAW" plays
@@ -461,7 +473,6 @@ def test_continue_the_last_bar_the_daw_played_through_the_loopback(qtbot, window
         dialog.input_device.setCurrentIndex(dialog.input_device.findText(jack_server.loopback_device, Qt.MatchFlag.MatchStartsWith))
         dialog.daw.setCurrentIndex(dialog.daw.findData("ableton"))
         dialog.ableton_port.setValue(live.port)
-        dialog.ableton_reply_port.setValue(0)
         dialog.accept()
         live.reply_port = window.daw.link.listen_port
         assert load_settings().audio.input_device.startswith(jack_server.loopback_device)

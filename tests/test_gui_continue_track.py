@@ -11,7 +11,7 @@ from PyQt6.QtCore import Qt
 
 from bridge.musical_time import TimeSignature, bars_to_samples
 from bridge.settings import update_settings
-from tests.fake_reaper import FakeProject, FakeReaper
+from tests.fake_reaper import FakeProject, FakeReaper, ScriptError
 from tests.test_cli_serve import free_udp_port
 from tests.test_gui import (  # noqa: F401  (fixtures)
     JOB_TIMEOUT_MS,
@@ -44,7 +44,12 @@ def render_a_groove(scripts) -> None:
 
 
 @pytest.fixture
-def reaper():
+def export_dir(tmp_path):
+    return tmp_path / "REAPER export"
+
+
+@pytest.fixture
+def reaper(export_dir):
     project = FakeProject(tempo=BPM, signature=(6, 8))
     project.cursor_seconds = 8.6 * 60 / BPM * 3  # the playhead in bar 9
     with FakeReaper(project=project) as fake:
@@ -54,6 +59,7 @@ def reaper():
 
         def choose(settings) -> None:
             settings.daw.daw, settings.daw.reaper_port, settings.daw.reaper_listen_port = "reaper", fake.port, listen_port
+            settings.folders.export_dir = str(export_dir)
 
         update_settings(choose)
         yield fake
@@ -75,7 +81,7 @@ def click(qtbot, button) -> None:
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
 
 
-def test_continue_my_track_from_reaper_in_the_panel(qtbot, window, reaper, tmp_path):
+def test_continue_my_track_from_reaper_in_the_panel(qtbot, window, reaper, tmp_path, export_dir):
     panel = window.open_continue_track()
     qtbot.waitExposed(panel)
     panel.prompt.setText("")
@@ -129,6 +135,17 @@ def test_continue_my_track_from_reaper_in_the_panel(qtbot, window, reaper, tmp_p
     assert segue_track.items[-1].position_seconds == pytest.approx(30 * 60 / BPM)
     assert segue_track.items[-1].file == str(panel.continuation.takes[0].path)
     screenshot_widget(panel, "continue-5-again")
+
+    # REAPER refuses the next take: it goes to the export folder chosen in the settings.
+    def refuse(job):
+        raise ScriptError(f"REAPER could not insert {job['file']} (not an audio file REAPER reads?)")
+
+    reaper.scripts._insert = refuse
+    click(qtbot, panel.place_button)
+    qtbot.waitUntil(lambda: "export folder" in panel.status.text(), timeout=20_000)
+    copy = export_dir / panel.continuation.takes[0].path.name
+    assert copy.read_bytes() == panel.continuation.takes[0].path.read_bytes()
+    assert f"{copy.name} is in the export folder {export_dir}" in panel.status.text()
 
     # A file as the source, at the DAW's tempo.
     rate = 44100

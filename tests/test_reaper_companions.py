@@ -26,6 +26,7 @@ def test_every_job_key_segue_writes_is_read_by_the_scripts():
     jobs = [
         ReaperJob("insert", {"file": "/a.wav", "track_index": "0", "track_name": "Segue", "position_beats": "4"}),
         ReaperJob("render", {"output_file": "/a.wav", "bounds": "custom", "start_seconds": "0", "end_seconds": "1"}),
+        ReaperJob("render", {"output_file": "/a.wav", "bounds": "beats", "start_beats": "0", "end_beats": "4"}),
     ]
     for job in jobs:
         keys_written = {line.split("=", 1)[0] for line in job.to_text().splitlines()}

@@ -4,18 +4,25 @@ Real parts: the control server on UDP, a fake REAPER rendering and inserting, th
 with the tiny model, the clip library.
 """
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile
 
 from bridge.cli import main
+from bridge.daw.ableton import TEST_REPLY_PORT_VARIABLE
 from bridge.daw.control_server import ControlServer
 from bridge.library import ClipLibrary
 from bridge.musical_time import TimeSignature, bars_to_samples
+from bridge.settings import update_settings
 from bridge.workflow import ContinueMyTrack
 from bridge.workflow.describe import suggest
+from tests.fake_ableton import FakeLive
 from tests.fake_reaper import FakeProject, FakeReaper
 from tests.osc_client import OscTestClient
+from tests.test_cli_serve import free_udp_port
 from tests.test_daw_reaper import make_link
 
 BPM, SIGNATURE = 150.0, TimeSignature(3, 4)  # a bar: 1.2 s
@@ -82,17 +89,28 @@ def test_a_controller_continues_places_and_continues_again(reaper, controller):
     assert client.ask("/segue/place", job, 3)[1][0] == "/segue/place: there is no take 3; this continuation has 2"
 
 
-def test_continue_track_from_the_command_line_with_a_file(tmp_path, capsys):
+def test_continue_track_from_the_command_line_with_a_file(tmp_path, capsys, monkeypatch):
     rate = 44100
     t = np.arange(bars_to_samples(3, BPM, SIGNATURE, rate)) / rate
     loop = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
     soundfile.write(tmp_path / "loop.wav", loop, rate)
+    # Live with upstream AbletonOSC (no clip addresses): the take goes to the export folder the settings name.
+    export_dir = tmp_path / "Live export"
+    monkeypatch.setenv(TEST_REPLY_PORT_VARIABLE, str(free_udp_port()))
+    live = FakeLive(reply_port=int(os.environ[TEST_REPLY_PORT_VARIABLE]), patched=False).start()
 
-    code = main([
-        "continue-track", "warm pads", "--source", str(tmp_path / "loop.wav"), "--bpm", str(BPM),
-        "--signature", "3/4", "--source-bars", "2", "--bars", "1", "--takes", "1", "--daw", "none",
-        "--model", "tiny", "--device", "cpu", "--seed", "5", "--place", "1", "--accept-key",
-    ])
+    def choose(settings) -> None:
+        settings.daw.daw, settings.daw.ableton_port, settings.folders.export_dir = "ableton", live.port, str(export_dir)
+
+    update_settings(choose)
+    try:
+        code = main([
+            "continue-track", "warm pads", "--source", str(tmp_path / "loop.wav"), "--bpm", str(BPM),
+            "--signature", "3/4", "--source-bars", "2", "--bars", "1", "--takes", "1",
+            "--model", "tiny", "--device", "cpu", "--seed", "5", "--place", "1", "--accept-key",
+        ])
+    finally:
+        live.stop()
 
     out = capsys.readouterr().out
     assert code == 0, out
@@ -101,7 +119,11 @@ def test_continue_track_from_the_command_line_with_a_file(tmp_path, capsys):
     assert f"text: warm pads, 150 bpm, {key}" in out  # the key estimate, accepted
     take_path = next(line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("take 1: /"))
     assert soundfile.info(take_path).frames == bars_to_samples(1, BPM, SIGNATURE, rate)
-    assert "no DAW is linked (--daw none); drag" in out
+    assert "AbletonOSC does not know /live/clip_slot/create_audio_clip" in out
+    copy = export_dir / Path(take_path).name
+    assert f"{copy.name} is in the export folder {export_dir}" in out
+    assert copy.read_bytes() == Path(take_path).read_bytes()
+    assert [track.name for track in live.song.tracks] == ["1-Audio", "2-MIDI"]
 
 
 def test_continue_track_refuses_what_it_cannot_do(tmp_path, capsys):
@@ -111,3 +133,22 @@ def test_continue_track_refuses_what_it_cannot_do(tmp_path, capsys):
     assert "--place takes a take number from 1 to 2" in capsys.readouterr().err
     assert main(["continue-track", "--key", "H minor", "--daw", "none"]) == 2
     assert "a key looks like" in capsys.readouterr().err
+
+
+class LiveWithoutSignature(FakeLive):
+    """Live whose signature listeners have not pushed yet (the tempo always comes first)."""
+
+    def _start_listen(self, prop: str) -> None:
+        if not prop.startswith("signature_"):
+            super()._start_listen(prop)
+
+
+def test_continue_track_measures_no_bars_before_the_daw_said_its_signature(tmp_path, capsys, monkeypatch):
+    soundfile.write(tmp_path / "loop.wav", np.zeros(44100 * 4, dtype=np.float32), 44100)
+    monkeypatch.setenv(TEST_REPLY_PORT_VARIABLE, str(free_udp_port()))
+    with LiveWithoutSignature(reply_port=int(os.environ[TEST_REPLY_PORT_VARIABLE])) as live:
+        update_settings(lambda settings: setattr(settings.daw, "ableton_port", live.port))
+        code = main(["continue-track", "--source", str(tmp_path / "loop.wav"), "--daw", "ableton", "--model", "tiny"])
+
+    assert code == 2
+    assert "Ableton Live has not reported its time signature (its tempo is 120 BPM)" in capsys.readouterr().err

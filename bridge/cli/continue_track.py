@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from bridge import paths
 from bridge.cli.engine_choice import add_engine_options, engine_from_args
 from bridge.daw.connect import open_link
 from bridge.daw.link import DawLink
@@ -92,11 +93,13 @@ def run_continue_track(args: argparse.Namespace) -> int:
         bar = tqdm(total=100, unit="%", file=sys.stderr, disable=None, leave=False, dynamic_ncols=True)
         engine = engine_from_args(args, on_event=lambda event: session and session.on_engine_event(event))
         resources.callback(engine.close)
-        session = ContinueMyTrack(engine, link=link, recorder=recorder, player=player, library=library)
+        session = ContinueMyTrack(
+            engine, link=link, recorder=recorder, player=player, library=library, export_dir=paths.export_dir()
+        )
         resources.callback(session.close)
         needs_daw = link.name != "none" and not (file_source and args.bpm is not None)
-        if needs_daw and not link.transport.wait_for(lambda s: s.connected and s.tempo_bpm, DAW_WAIT_SECONDS):
-            raise DawError(f"cannot follow the DAW: {link.describe()}")
+        if needs_daw and not link.transport.wait_for(lambda s: s.tempo_and_signature_known, DAW_WAIT_SECONDS):
+            raise DawError(f"cannot follow the DAW: {_missing(link)}")
 
         source = _source(session, args, source_kind, file_source)
         print(f"source: {source.describe()}" + (f"; {source.note}" if source.note else ""))
@@ -131,6 +134,13 @@ def run_continue_track(args: argparse.Namespace) -> int:
             print(f"take {args.play}: playing into {player.device.label} from bar {bar_number:g}")
             player.wait()
         return 0
+
+
+def _missing(link: DawLink) -> str:
+    snapshot = link.transport.snapshot()
+    if snapshot.connected and snapshot.tempo_bpm and snapshot.signature is None:
+        return f"{link.display_name} has not reported its time signature (its tempo is {snapshot.tempo_bpm:g} BPM)"
+    return link.describe()
 
 
 def _options(args: argparse.Namespace) -> ContinueOptions:

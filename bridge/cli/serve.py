@@ -6,6 +6,7 @@ import signal
 import sys
 import threading
 
+from bridge import paths
 from bridge.cli.engine_choice import add_engine_options, engine_from_args
 from bridge.daw import ableton, control_server, reaper
 from bridge.daw.link import DawLink, NoDawLink
@@ -58,12 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=ableton.LIVE_PORT,
         help=f"AbletonOSC's port (default {ableton.LIVE_PORT})",
     )
-    live.add_argument(
-        "--ableton-reply-port",
-        type=_port,
-        default=ableton.REPLY_PORT,
-        help=f"port AbletonOSC replies to (default {ableton.REPLY_PORT}, fixed in AbletonOSC)",
-    )
+    # AbletonOSC always replies to 11001: the option stays only to say so to scripts that pass it.
+    live.add_argument("--ableton-reply-port", type=_ableton_reply_port, help=argparse.SUPPRESS)
     daw = serve.add_argument_group("REAPER (native OSC + Segue's scripts, packaging/reaper/INSTALL.md)")
     daw.add_argument(
         "--reaper-port",
@@ -107,9 +104,16 @@ def _port(text: str) -> int:
     return port
 
 
+def _ableton_reply_port(text: str) -> int:
+    try:
+        return ableton.check_reply_port(_port(text))
+    except InvalidParameterError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def make_link(args: argparse.Namespace) -> DawLink:
     if args.daw == "ableton":
-        return ableton.AbletonLink(live_port=args.ableton_port, listen_port=args.ableton_reply_port)
+        return ableton.AbletonLink(live_port=args.ableton_port, listen_port=ableton.reply_port())
     if args.daw == "reaper":
         return reaper.ReaperLink(
             reaper_port=args.reaper_port,
@@ -144,7 +148,9 @@ def run_serve(args: argparse.Namespace) -> int:
         resources.callback(library.close)
         engine = engine_from_args(args, on_event=lambda event: server and server.on_engine_event(event))
         resources.callback(engine.close)
-        session = ContinueMyTrack(engine, link=link, recorder=recorder, player=player, library=library)
+        session = ContinueMyTrack(
+            engine, link=link, recorder=recorder, player=player, library=library, export_dir=paths.export_dir()
+        )
         resources.callback(session.close)
         server = control_server.ControlServer(
             engine, link, model=args.model, host=args.host, port=args.osc_port, reply_port=args.reply_port,

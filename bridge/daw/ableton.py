@@ -1,18 +1,22 @@
 """Ableton Live through AbletonOSC (ideoforms/AbletonOSC, a MIDI Remote Script).
 
-AbletonOSC listens on UDP 11000 and always replies to port 11001 at the sender's IP, processing
-messages once per ~100 ms Live tick. Segue subscribes (`start_listen`) to tempo, signature, play
-state and loop, and polls the song time for a smooth playhead; the poll doubles as a keep-alive.
+AbletonOSC listens on UDP 11000 and always replies to port 11001 at the sender's IP
+(abletonosc/constants.py, osc_server.py `process`), processing messages once per ~100 ms Live tick.
+That port cannot be configured on Live's side, so Segue always listens on 11001 (tests pass
+another). Segue subscribes (`start_listen`) to tempo, signature, play state and loop, and polls the
+song time for a smooth playhead; the poll doubles as a keep-alive.
 
 Clips are placed with `/live/track/create_audio_clip` (Arrangement) or
 `/live/clip_slot/create_audio_clip` (Session): Live 12.0.5+ has the API, AbletonOSC needs the patch
 in packaging/ableton/. Support is detected by trying: AbletonOSC answers an address it does not
-know with `/live/error "Unknown OSC address: ..."`.
+know with `/live/error "Unknown OSC address: ..."`, and an address it knows with an index out of
+range with `/live/error "Error handling OSC message: Index out of range"` and no reply of its own.
 """
 
 import contextlib
 import logging
 import math
+import os
 import threading
 import time
 from pathlib import Path
@@ -33,6 +37,8 @@ log = logging.getLogger(__name__)
 
 LIVE_PORT = 11000
 REPLY_PORT = 11001
+# Test runs on one machine cannot all listen on 11001; a fake Live replies where this says.
+TEST_REPLY_PORT_VARIABLE = "SEGUE_ABLETON_REPLY_PORT"
 # Song properties Segue follows through AbletonOSC listeners (pushed now and on every change).
 LISTENED_PROPERTIES = (
     "tempo",
@@ -44,9 +50,38 @@ LISTENED_PROPERTIES = (
     "loop_length",
 )
 UNKNOWN_ADDRESS = "Unknown OSC address"
+INDEX_OUT_OF_RANGE = "Index out of range"
+# Live's tempo field shows two decimals; AbletonOSC sends the tempo as a 32-bit OSC float
+# (93.7 -> 93.69999694824219), so Segue rounds to what Live shows: one tempo, one length.
+LIVE_TEMPO_DECIMALS = 2
+# The signature's halves arrive as two messages; a pair is published once no half came for this
+# long. AbletonOSC pushes both halves of one change back to back (handler.py `_start_listen`).
+SIGNATURE_SETTLE_SECONDS = 0.05
+# A track index no set has: asking Live to create a clip there changes nothing, and the answer
+# tells whether AbletonOSC knows the address ("Index out of range") or not ("Unknown OSC address").
+_PROBE_TRACK = 2**31 - 1
 PATCH_HINT = "needs Live 12.0.5+ and AbletonOSC with Segue's patch (packaging/ableton/README.md)"
 # Positions closer than this (in beats) are the same position.
 _BEAT_TOLERANCE = 1e-3
+
+
+def reply_port() -> int:
+    """The port Segue listens on for Live: 11001, the one AbletonOSC always replies to.
+
+    AbletonOSC has no setting for it (constants.py OSC_RESPONSE_PORT, osc_server.py:165), so
+    Segue offers none; only test runs move it, through SEGUE_ABLETON_REPLY_PORT.
+    """
+    return int(os.environ.get(TEST_REPLY_PORT_VARIABLE) or REPLY_PORT)
+
+
+def check_reply_port(port: int) -> int:
+    """`port` if it is AbletonOSC's reply port; InvalidParameterError saying why any other cannot work."""
+    if port != REPLY_PORT:
+        raise InvalidParameterError(
+            f"AbletonOSC always replies to port {REPLY_PORT} (its abletonosc/constants.py), so Segue "
+            f"cannot listen for Live on {port}: close the other program that uses {REPLY_PORT} instead"
+        )
+    return port
 
 
 class AbletonLink(DawLink):
@@ -70,7 +105,9 @@ class AbletonLink(DawLink):
         self.reply_timeout_seconds = reply_timeout_seconds
         self.track_names_seconds = track_names_seconds
         self._next_track_names_time = 0.0
-        self._signature = [4, 4]
+        self._signature_halves: dict[str, int | None] = {"signature_numerator": None, "signature_denominator": None}
+        self._signature_heard_time: float | None = None
+        self._signature_lock = threading.Lock()  # halves are written on the receive thread, read on the supervisor's
         self._loop_start_beats: float | None = None
         self._placement_lock = threading.Lock()
 
@@ -95,6 +132,7 @@ class AbletonLink(DawLink):
         self._next_track_names_time = time.monotonic() + self.track_names_seconds
 
     def _tick(self) -> None:
+        self._publish_settled_signature()
         self.send("/live/song/get/current_song_time")
         # Live has no listener for the track list: poll it now and then.
         if time.monotonic() >= self._next_track_names_time:
@@ -126,14 +164,15 @@ class AbletonLink(DawLink):
             return
         number = float(value)  # type: ignore[arg-type]
         if prop == "tempo" and number > 0:
-            self.transport.update(tempo_bpm=number)
+            self.transport.update(tempo_bpm=round(number, LIVE_TEMPO_DECIMALS))
         elif prop == "current_song_time":
             self.transport.update(position_beats=number)
-        elif prop in ("signature_numerator", "signature_denominator"):
-            self._signature[0 if prop == "signature_numerator" else 1] = int(number)
-            # Numerator and denominator arrive one by one; a value Live would never send is ignored.
-            with contextlib.suppress(InvalidParameterError):
-                self.transport.update(signature=TimeSignature(*self._signature))
+        elif prop in self._signature_halves:
+            # Numerator and denominator arrive one by one: 7/8 -> 3/4 would pass 3/8 or 7/4 on the way.
+            # The pair is published by `_publish_settled_signature` once both halves of a change are in.
+            with self._signature_lock:
+                self._signature_halves[prop] = int(number)
+                self._signature_heard_time = time.monotonic()
         elif prop == "loop_start":
             self._loop_start_beats = number
             self.transport.update(loop_start_beats=number)
@@ -141,21 +180,71 @@ class AbletonLink(DawLink):
         elif prop == "loop_length" and self._loop_start_beats is not None:
             self.transport.update(loop_end_beats=self._loop_start_beats + number)
 
+    def _publish_settled_signature(self) -> None:
+        """Publish the signature when both halves are known and no half arrived for a moment."""
+        with self._signature_lock:
+            heard = self._signature_heard_time
+            if heard is None or time.monotonic() - heard < SIGNATURE_SETTLE_SECONDS:
+                return
+            numerator, denominator = self._signature_halves.values()
+            if numerator is None or denominator is None:
+                return
+            self._signature_heard_time = None
+        # A value Live would never send is ignored.
+        with contextlib.suppress(InvalidParameterError):
+            self.transport.update(signature=TimeSignature(numerator, denominator))
+
     # -- placement --------------------------------------------------------------------------------
 
     def place_clip(self, target: ClipTarget) -> PlacedClip:
         """Create an audio clip from `target.path` in Live; raises DawError or PlacementUnavailable."""
         self._require_connection()
         path = str(target.path)
+        arrangement = target.position_beats is not None
         with self._placement_lock:
             track = target.track_index
-            if track is None:
-                track = self._create_audio_track(target.track_name)
-            else:
+            if track is not None:
                 self._check_audio_track(track)
-            if target.position_beats is not None:
-                return self._place_in_arrangement(path, track, target.position_beats)
-            return self._place_in_session(path, track, target.slot_index)
+                return self._place_on_track(path, track, target)
+            # Only change the set when the clip call can work: ask first, create the track after.
+            self._check_clip_route(arrangement)
+            track = self._create_audio_track(target.track_name)
+            try:
+                return self._place_on_track(path, track, target)
+            except DawError:
+                self._delete_track(track)
+                raise
+
+    def _place_on_track(self, path: str, track: int, target: ClipTarget) -> PlacedClip:
+        if target.position_beats is not None:
+            return self._place_in_arrangement(path, track, target.position_beats)
+        return self._place_in_session(path, track, target.slot_index)
+
+    def _check_clip_route(self, arrangement: bool) -> None:
+        """PlacementUnavailable unless AbletonOSC knows the clip address; changes nothing in the set.
+
+        A track index no set has fails in AbletonOSC's track lookup (track.py `track_callback`,
+        clip_slot.py `clip_slot_callback`) before Live is asked to do anything.
+        """
+        if arrangement:
+            address, args = "/live/track/create_audio_clip", (_PROBE_TRACK, "", 0.0)
+        else:
+            address, args = "/live/clip_slot/create_audio_clip", (_PROBE_TRACK, 0, "")
+        try:
+            self._call_checked(address, *args)
+        except PlacementUnavailable:
+            raise
+        except DawError as error:
+            if INDEX_OUT_OF_RANGE not in str(error):
+                raise
+
+    def _delete_track(self, track: int) -> None:
+        """Remove a track Segue created for a clip that could not be placed (song.py `delete_track`)."""
+        try:
+            self._call_checked("/live/song/delete_track", track)
+        except DawError as error:
+            log.warning("could not remove the empty track %d Segue created: %s", track + 1, error)
+        self.send("/live/song/get/track_names")
 
     def _place_in_arrangement(self, path: str, track: int, beats: float) -> PlacedClip:
         self._call_checked("/live/track/create_audio_clip", track, path, float(beats))
@@ -192,7 +281,11 @@ class AbletonLink(DawLink):
         if tracks_after != tracks_before + 1:
             raise DawError("Live did not create the audio track Segue asked for")
         index = int(tracks_after) - 1
-        self._call_checked("/live/track/set/name", index, name)
+        try:
+            self._call_checked("/live/track/set/name", index, name)
+        except DawError:
+            self._delete_track(index)
+            raise
         self.send("/live/song/get/track_names")
         return index
 
@@ -217,16 +310,24 @@ class AbletonLink(DawLink):
     # -- request helpers --------------------------------------------------------------------------
 
     def _query(self, address: str, *args: object) -> tuple:
-        """Ask Live and return the reply's arguments; for indexed objects the reply starts with the indices."""
+        """Ask Live and return the reply's arguments; for indexed objects the reply starts with the indices.
+
+        A failing query gets no reply of its own: AbletonOSC's logging handler pushes `/live/error`
+        instead (manager.py `LiveOSCErrorLogHandler`), so that error is the answer. Segue's own polls
+        never fail, so an error while a query waits belongs to it.
+        """
         reply = self._endpoint.request(
             self.daw_address,
             address,
             args,
             self.reply_timeout_seconds,
-            match=lambda message: message.address == address and tuple(message.args[: len(args)]) == args,
+            match=lambda message: message.address == "/live/error"
+            or (message.address == address and tuple(message.args[: len(args)]) == args),
         )
         if reply is None:
             raise DawError(f"Ableton Live did not answer {address} within {self.reply_timeout_seconds:g} s")
+        if reply.address == "/live/error":
+            raise self._refusal(address, args, reply)
         return reply.args
 
     def _query_number(self, address: str) -> int:
@@ -250,10 +351,22 @@ class AbletonLink(DawLink):
             raise DawError(f"Ableton Live did not answer after {address}")
         failure = error.wait(0)
         if failure is not None:
-            text = " ".join(str(arg) for arg in failure.args)
-            if UNKNOWN_ADDRESS in text:
-                raise PlacementUnavailable(f"AbletonOSC does not know {address}: {PATCH_HINT}")
-            raise DawError(f"Live refused {address}: {text}")
+            raise self._refusal(address, args, failure)
+
+    def _refusal(self, address: str, args: tuple, error: OscMessage) -> DawError:
+        """The producer's reading of a `/live/error` that answered `address` sent with `args`."""
+        text = " ".join(str(arg) for arg in error.args)
+        if UNKNOWN_ADDRESS in text:
+            return PlacementUnavailable(f"AbletonOSC does not know {address}: {PATCH_HINT}")
+        track = int(args[0]) if args and _is_number(args[0]) else None
+        if INDEX_OUT_OF_RANGE in text and track is not None and track != _PROBE_TRACK:
+            count = len(self.transport.snapshot().track_names)
+            with contextlib.suppress(DawError):
+                count = self._query_number("/live/song/get/num_tracks")
+            if track >= count or "clip_slot" not in address:
+                return DawError(f"Live has no track {track + 1}; the set has {count} track{'s' if count != 1 else ''}")
+            return DawError(f"Live has no slot {int(args[1]) + 1} on track {track + 1}")
+        return DawError(f"Live refused {address}: {text}")
 
 
 def _is_number(value: object) -> bool:

@@ -195,13 +195,14 @@ class ControlServer:
 
     def _generate_bars(self, reply_to: Address, prompt: str, bars: int) -> None:
         snapshot = self.link.transport.snapshot()
-        if not snapshot.connected or not snapshot.tempo_bpm:
+        if not snapshot.tempo_and_signature_known:
+            missing = "time signature" if snapshot.connected and snapshot.tempo_bpm else "tempo"
             raise InvalidParameterError(
-                f"a length in bars needs the DAW's tempo, and there is none: {self.link.describe()}"
+                f"a length in bars needs the DAW's tempo and time signature, and its {missing} is unknown: "
+                f"{self.link.describe()}"
             )
-        signature = str(snapshot.signature) if snapshot.signature else "4/4"
         request = GenerationRequest(
-            prompt=prompt, model=self.model, bars=float(bars), bpm=snapshot.tempo_bpm, signature=signature
+            prompt=prompt, model=self.model, bars=float(bars), bpm=snapshot.tempo_bpm, signature=str(snapshot.signature)
         )
         self._submit(reply_to, request)
 

@@ -89,12 +89,16 @@ class DawLink:
     # -- receive thread ---------------------------------------------------------------------------
 
     def _receive(self, message: OscMessage) -> None:
+        self._heard()
+        self._handle(message)
+
+    def _heard(self) -> None:
+        """The DAW just gave a sign of life; after silence, that is a new connection."""
         self.transport.heard()
         if not self.transport.snapshot().connected:
             log.info("%s is answering", self.display_name)
             self.transport.set_connected(True)
             self._reconnect_needed.set()
-        self._handle(message)
 
     def _handle(self, message: OscMessage) -> None:
         """Update the transport from one DAW message (runs on the receive thread: never block)."""

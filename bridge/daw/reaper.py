@@ -6,8 +6,14 @@ and loop points, but has no time signature, no media insert and no render: those
 scripts in bridge/daw/companions/reaper/ (installed as packaging/reaper/INSTALL.md says), triggered as actions (`/action/<command id>`), with work passed
 through job and result files (bridge/daw/reaper_jobs.py).
 
-REAPER only talks when something changes. While it is quiet Segue asks for a full refresh
-(action 41743, "Control surface: refresh all surfaces"), which doubles as a keep-alive.
+REAPER only talks when something changes, and native OSC has no query that touches only one
+surface: action 41743 ("Control surface: refresh all surfaces") makes REAPER resend everything to
+EVERY control surface the producer has (CSI rescans its .zon files), so Segue sends it once per
+connection, to learn the state, and never as a keep-alive. While REAPER is quiet, Segue's
+liveness check is its own project info script (`/action/_SEGUE_PROJECT_INFO`): it reads the
+project, changes nothing, leaves no undo point, and answers through Segue's result file; it also
+keeps the time signature, which native OSC never reports, up to date. Without the scripts a
+stopped, quiet REAPER looks disconnected until it sends something (play, a change).
 """
 
 import logging
@@ -41,7 +47,15 @@ REFRESH_ALL_SURFACES = "41743"
 INSERT_ACTION = "_SEGUE_INSERT_CLIP"
 RENDER_ACTION = "_SEGUE_RENDER_SELECTION"
 INFO_ACTION = "_SEGUE_PROJECT_INFO"
-_COMMAND_ID = re.compile(r"_?[A-Za-z0-9_]+")
+# A script's command id is a named command: REAPER finds it only with its leading underscore
+# ("_RS2f4e..." as the action list's "Copy selected action command ID" gives it; reaper-kb.ini lists
+# it without). Without the underscore REAPER silently runs nothing, so such an id is refused.
+_COMMAND_ID = re.compile(r"_[A-Za-z0-9_]+")
+# REAPER sends the tempo as a 32-bit OSC float (93.7 -> 93.69999694824219); four decimals undo that
+# for any tempo below 1000 BPM without changing a tempo typed with up to four decimals.
+REAPER_TEMPO_DECIMALS = 4
+# Without the info script a ping waits for nothing; unanswered pings come at most 16 heartbeats apart.
+MAX_PING_BACKOFF = 16
 _BEAT_STR = re.compile(r"(-?\d+)\.(\d+)\.(\d+)")
 _TRACK_NAME = re.compile(r"/track/(\d+)/name")
 
@@ -79,10 +93,7 @@ class ReaperLink(DawLink):
         info_timeout_seconds: float = 3.0,
     ) -> None:
         for command_id in (insert_action, render_action, info_action):
-            if not _COMMAND_ID.fullmatch(command_id):
-                raise InvalidParameterError(
-                    f"{command_id!r} is not a REAPER command id (like _SEGUE_INSERT_CLIP)"
-                )
+            check_command_id(command_id)
         super().__init__((host, reaper_port), listen_port, host, poll_seconds, timeout_seconds, probe_seconds)
         self.exchange_dir = exchange_dir or default_exchange_dir()
         self.insert_action = insert_action
@@ -92,7 +103,11 @@ class ReaperLink(DawLink):
         self.insert_timeout_seconds = insert_timeout_seconds
         self.render_timeout_seconds = render_timeout_seconds
         self.info_timeout_seconds = info_timeout_seconds
-        self._next_refresh_time = 0.0
+        self._next_ping_time = 0.0
+        self._last_refresh_time: float | None = None
+        self._unanswered_pings = 0
+        self._script_answers = 0
+        self._ping_thread: threading.Thread | None = None
         self._track_names: dict[int, str] = {}
         self._jobs_lock = threading.Lock()
 
@@ -106,28 +121,56 @@ class ReaperLink(DawLink):
 
     # -- connection -------------------------------------------------------------------------------
 
-    def _refresh(self) -> None:
+    def _refresh_all_surfaces(self) -> None:
+        """Ask REAPER to resend its whole state (to every surface: once per connection, no more)."""
+        self._last_refresh_time = time.monotonic()
         self.send(f"/action/{REFRESH_ALL_SURFACES}")
-        self._next_refresh_time = time.monotonic() + self.heartbeat_seconds
+
+    def _ping(self) -> None:
+        """Run Segue's project info script in the background: its answer is REAPER's sign of life.
+
+        While the script does not answer (not installed), pings slow down, so they do not keep
+        the job lock from the producer's inserts and renders.
+        """
+        now = time.monotonic()
+        if now < self._next_ping_time or (self._ping_thread is not None and self._ping_thread.is_alive()):
+            return
+        self._next_ping_time = now + self.heartbeat_seconds * min(2**self._unanswered_pings, MAX_PING_BACKOFF)
+        self._ping_thread = threading.Thread(target=self._learn_project_info, name="segue-reaper-info", daemon=True)
+        self._ping_thread.start()
 
     def _probe(self) -> None:
-        self._refresh()
+        # REAPER may have been running before Segue: one refresh, the first time, to hear its state.
+        if self._last_refresh_time is None:
+            self._refresh_all_surfaces()
+        self._ping()
 
     def _on_connected(self) -> None:
-        self._refresh()
+        # Unless this connection is REAPER answering the refresh just sent, ask for the whole state.
+        last = self._last_refresh_time
+        if last is None or time.monotonic() - last > self.timeout_seconds:
+            self._refresh_all_surfaces()
         # Native OSC has no time signature: ask the info script (if installed) without holding up the link.
-        threading.Thread(target=self._learn_project_info, name="segue-reaper-info", daemon=True).start()
+        self._next_ping_time = 0.0
+        self._ping()
 
     def _tick(self) -> None:
         silence = self.transport.seconds_since_last_message() or 0.0
-        if silence > self.heartbeat_seconds and time.monotonic() >= self._next_refresh_time:
-            self._refresh()
+        if silence > self.heartbeat_seconds:
+            self._ping()
+
+    def close(self) -> None:
+        super().close()
+        if self._ping_thread is not None:
+            self._ping_thread.join(timeout=self.info_timeout_seconds + 1.0)
 
     def _learn_project_info(self) -> None:
+        answers_before = self._script_answers
         try:
             self.project_info()
         except DawError as error:
-            log.info("REAPER's time signature is unknown (%s); assuming 4/4 until a Segue script runs", error)
+            log.info("REAPER's time signature is unknown (%s)", error)
+        self._unanswered_pings = 0 if self._script_answers > answers_before else self._unanswered_pings + 1
 
     # -- incoming ---------------------------------------------------------------------------------
 
@@ -140,7 +183,7 @@ class ReaperLink(DawLink):
         elif number is None:
             return
         elif address == "/tempo/raw" and number > 0:
-            self.transport.update(tempo_bpm=number)
+            self.transport.update(tempo_bpm=round(number, REAPER_TEMPO_DECIMALS))
         elif address == "/time":
             self.transport.update(position_seconds=number)
         elif address == "/play":
@@ -200,16 +243,24 @@ class ReaperLink(DawLink):
         output_file: Path | None = None,
         start_seconds: float | None = None,
         end_seconds: float | None = None,
+        *,
+        start_beats: float | None = None,
+        end_beats: float | None = None,
     ) -> RenderedAudio:
-        """Render the master mix of the time selection (or of start..end seconds) to a WAV file.
+        """Render the master mix of the time selection, of start..end seconds, or of start..end beats
+        (quarter notes, turned into seconds through REAPER's tempo map as insertion does) to a WAV file.
 
         Used to continue the producer's own music. Raises DawError when REAPER cannot.
         """
         self._require_connection()
-        if (start_seconds is None) != (end_seconds is None):
-            raise InvalidParameterError("give both the start and the end of the range to render, or neither")
-        if start_seconds is not None and not 0 <= start_seconds < end_seconds:
-            raise InvalidParameterError(f"cannot render from {start_seconds:g} s to {end_seconds:g} s")
+        spans = [(start_seconds, end_seconds, "s"), (start_beats, end_beats, "beats")]
+        for start, end, unit in spans:
+            if (start is None) != (end is None):
+                raise InvalidParameterError("give both the start and the end of the range to render, or neither")
+            if start is not None and not 0 <= start < end:
+                raise InvalidParameterError(f"cannot render from {start:g} {unit} to {end:g} {unit}")
+        if start_seconds is not None and start_beats is not None:
+            raise InvalidParameterError("give the range to render in seconds or in beats, not both")
         output_file = Path(
             output_file or self.exchange_dir / "renders" / f"render-{time.strftime('%Y%m%d-%H%M%S')}.wav"
         )
@@ -223,6 +274,8 @@ class ReaperLink(DawLink):
                 start_seconds=format_number(start_seconds),
                 end_seconds=format_number(end_seconds),
             )
+        elif start_beats is not None:
+            fields.update(bounds="beats", start_beats=format_number(start_beats), end_beats=format_number(end_beats))
         result = self._run_script("render", self.render_action, fields, self.render_timeout_seconds)
         rendered = Path(result.get("output_file", ""))
         if not rendered.is_file():
@@ -250,6 +303,8 @@ class ReaperLink(DawLink):
                 f"REAPER did not run the Segue {action} script (action {command_id}) within {timeout_seconds:g} s: "
                 "install it as described in packaging/reaper/INSTALL.md and check the command id"
             )
+        self._script_answers += 1
+        self._heard()  # the script ran: REAPER is there, however quiet its OSC side
         self._remember_signature(result)
         if result.get("status") != "ok":
             raise DawError(
@@ -265,6 +320,17 @@ class ReaperLink(DawLink):
         except (KeyError, ValueError):
             return
         self.transport.update(signature=signature)
+
+
+def check_command_id(command_id: str) -> str:
+    """`command_id` if REAPER can run it as a script's action; InvalidParameterError saying why not."""
+    if _COMMAND_ID.fullmatch(command_id):
+        return command_id
+    hint = f" (did you mean _{command_id}?)" if re.fullmatch(r"[A-Za-z0-9_]+", command_id) else ""
+    raise InvalidParameterError(
+        f"{command_id!r} is not a script's REAPER command id: those start with '_', like _SEGUE_INSERT_CLIP or "
+        f"_RS2f4e...; REAPER runs nothing for an id without it{hint}"
+    )
 
 
 def _is_number(value: object) -> bool:

@@ -40,6 +40,15 @@ class TransportSnapshot:
     # Bar and beat as the DAW itself displays them (REAPER's /beat/str), when it reports them.
     daw_bar_beat: tuple[int, float] | None = None
 
+    @property
+    def tempo_and_signature_known(self) -> bool:
+        """True once the DAW reported both its tempo and its time signature: no bar length before that.
+
+        Live sends the tempo before the signature (each listener pushes its own message), so a caller
+        that waited for the tempo alone would measure bars in a signature the DAW never said.
+        """
+        return self.connected and bool(self.tempo_bpm) and self.signature is not None
+
     def seconds_since_last_message(self, now: float | None = None) -> float | None:
         if self.last_message_time is None:
             return None

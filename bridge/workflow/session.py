@@ -296,8 +296,8 @@ class ContinueMyTrack:
         if bpm is None:
             try:
                 bpm, daw_signature = session_tempo(snapshot)
-            except DawError:
-                raise InvalidParameterError("give the file's tempo, or link a DAW to take it from") from None
+            except DawError as error:
+                raise InvalidParameterError(f"give the file's tempo, or link a DAW to take it from ({error})") from None
             signature = signature or daw_signature
         return source_from_file(path, bars, bpm, signature or TimeSignature())
 

@@ -20,7 +20,7 @@ from bridge.audio.io import as_frames, read_audio
 from bridge.daw.reaper import ReaperLink
 from bridge.daw.transport import TransportSnapshot
 from bridge.errors import AudioFileError, CaptureError, DawError, InvalidParameterError
-from bridge.musical_time import TimeSignature, bars_to_samples, beats_to_seconds, check_bpm, whole_bars_in
+from bridge.musical_time import TimeSignature, bars_to_samples, check_bpm, whole_bars_in
 from bridge.workflow.beat_alignment import SEARCH_SECONDS, align_to_beats
 from bridge.workflow.chain import CodesPrompt
 from bridge.workflow.daw_clock import DawClock, EndPoint, last_bar_line
@@ -74,13 +74,16 @@ def check_bars(bars: int, bpm: float, signature: TimeSignature) -> int:
 
 
 def session_tempo(snapshot: TransportSnapshot) -> tuple[float, TimeSignature]:
-    """The DAW's tempo and time signature; DawError when the DAW has not said."""
+    """The DAW's tempo and time signature; DawError when the DAW has not said both."""
     if snapshot.daw == "none":
         raise DawError("no DAW is linked, so the session's tempo is unknown: link one, or give the tempo")
     if not snapshot.connected or not snapshot.tempo_bpm:
         state = "has not reported its tempo yet" if snapshot.connected else "is not connected"
         raise DawError(f"the DAW ({snapshot.daw}) {state}")
-    return snapshot.tempo_bpm, snapshot.signature or TimeSignature()
+    if snapshot.signature is None:
+        hint = "; install Segue's project info script (packaging/reaper/INSTALL.md)" if snapshot.daw == "reaper" else ""
+        raise DawError(f"the DAW ({snapshot.daw}) has not reported its time signature yet{hint}")
+    return snapshot.tempo_bpm, snapshot.signature
 
 
 def end_beats(snapshot: TransportSnapshot, end: str = "auto") -> float:
@@ -151,7 +154,8 @@ def source_from_render(link: ReaperLink, bars: int, end: str = "auto", output_fi
             f"there are only {stop_beats / signature.quarter_notes_per_bar:g} bars before the end chosen; "
             "use fewer bars or move the playhead"
         )
-    rendered = link.render(output_file, beats_to_seconds(max(0.0, start_beats), bpm), beats_to_seconds(stop_beats, bpm))
+    # Beats, not seconds: REAPER turns them into time through its tempo map, as it does when inserting.
+    rendered = link.render(output_file, start_beats=max(0.0, start_beats), end_beats=stop_beats)
     audio, rate = read_audio(rendered.path)
     frames = bars_to_samples(bars, bpm, signature, rate)
     audio = last_bars(audio, frames, RENDER_LENGTH_SLACK_FRAMES)

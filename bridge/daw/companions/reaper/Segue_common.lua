@@ -81,10 +81,20 @@ function M.project_info(time_seconds)
   return { tempo_bpm = tempo, signature_numerator = numerator, signature_denominator = denominator }
 end
 
+-- REAPER adds an undo point ("ReaScript: Run") after every script that does not say otherwise;
+-- calling defer() says otherwise (REAPER's ReaScript documentation, "Undo": "To prevent the
+-- automatic addition of an undo point, a script can call defer()"). A script that changes the
+-- project makes its own, named point with Undo_BeginBlock/Undo_EndBlock; one that changes
+-- nothing makes none. Either way the automatic point must not be added.
+function M.no_automatic_undo_point()
+  reaper.defer(function() end)
+end
+
 -- Run one action: take the job, check it is for this action and still fresh, do `work(job)`,
 -- and answer. `work` returns a table of result values (with an optional `message` and
 -- `info_time_seconds`, the position for project_info) or raises error("reason", 0).
 function M.run(action, work)
+  M.no_automatic_undo_point()
   local job, problem = M.read_job()
   if not job then
     M.write_result("", "error", problem)

@@ -1,15 +1,35 @@
 -- Segue: render selection. Renders the master mix of the time selection (or of the bounds in
--- Segue's job) to a WAV file, so Segue can continue the producer's music. The project's own
--- render settings are restored afterwards.
--- Job:    output_file (absolute .wav path), bounds (time_selection | custom), [start_seconds, end_seconds]
+-- Segue's job) to a WAV file, so Segue can continue the producer's music. Every render setting the
+-- result depends on is pinned for the render and the producer's own settings are put back after,
+-- so no undo point is left (common.run) and the next render of their own is as they left it.
+-- Job:    output_file (absolute .wav path), bounds (time_selection | custom | beats),
+--         [start_seconds, end_seconds] for custom, [start_beats, end_beats] (quarter notes) for beats
 -- Result: output_file, start_seconds, end_seconds
 local script_dir = debug.getinfo(1, "S").source:match("^@?(.*[/\\])") or ""
 local common = dofile(script_dir .. "Segue_common.lua")
 
 local RENDER_WITH_MOST_RECENT_SETTINGS = 42230 -- "File: Render project, using the most recent render settings, auto-close render dialog"
-local NUMBER_SETTINGS = { "RENDER_SETTINGS", "RENDER_BOUNDSFLAG", "RENDER_STARTPOS", "RENDER_ENDPOS",
-  "RENDER_TAILFLAG", "RENDER_ADDTOPROJ" }
-local TEXT_SETTINGS = { "RENDER_FILE", "RENDER_PATTERN", "RENDER_FORMAT" }
+-- What Segue renders with (GetSetProjectInfo keys, ReaScript docs): the master mix of custom time
+-- bounds, no tail, not added to the project, stereo at the project's sample rate, no dither, no
+-- normalisation, one WAV file and no second format.
+local PINNED_NUMBERS = {
+  RENDER_SETTINGS = 0,   -- master mix
+  RENDER_BOUNDSFLAG = 0, -- custom time bounds (RENDER_STARTPOS..RENDER_ENDPOS)
+  RENDER_TAILFLAG = 0,
+  RENDER_ADDTOPROJ = 0,
+  RENDER_SRATE = 0,      -- 0: the project's sample rate
+  RENDER_CHANNELS = 2,
+  RENDER_DITHER = 0,
+  RENDER_NORMALIZE = 0,
+}
+local PINNED_TEXTS = {
+  RENDER_FORMAT = "evaw", -- WAV, default settings
+  RENDER_FORMAT2 = "",    -- no secondary format
+}
+local NUMBER_SETTINGS = { "RENDER_STARTPOS", "RENDER_ENDPOS" }
+local TEXT_SETTINGS = { "RENDER_FILE", "RENDER_PATTERN" }
+for name in pairs(PINNED_NUMBERS) do NUMBER_SETTINGS[#NUMBER_SETTINGS + 1] = name end
+for name in pairs(PINNED_TEXTS) do TEXT_SETTINGS[#TEXT_SETTINGS + 1] = name end
 
 local function save_render_settings()
   local saved = { numbers = {}, texts = {} }
@@ -26,30 +46,34 @@ local function restore_render_settings(saved)
   for name, value in pairs(saved.texts) do reaper.GetSetProjectInfo_String(0, name, value, true) end
 end
 
+-- The span to render in seconds. Beats go through REAPER's tempo map, as insertion does.
+local function bounds(job)
+  if job.bounds == "custom" then
+    return tonumber(job.start_seconds or ""), tonumber(job.end_seconds or "")
+  elseif job.bounds == "beats" then
+    local start_beats, end_beats = tonumber(job.start_beats or ""), tonumber(job.end_beats or "")
+    if not start_beats or not end_beats then return nil, nil end
+    return reaper.TimeMap2_QNToTime(0, start_beats), reaper.TimeMap2_QNToTime(0, end_beats)
+  end
+  return reaper.GetSet_LoopTimeRange2(0, false, false, 0, 0, false)
+end
+
 local function render(job)
   local output_file = job.output_file or ""
   local directory, name = output_file:match("^(.*)[/\\]([^/\\]+)%.[wW][aA][vV]$")
   if not directory or name == "" then error("the render target must be an absolute .wav path", 0) end
-  local start_seconds, end_seconds
-  if job.bounds == "custom" then
-    start_seconds, end_seconds = tonumber(job.start_seconds or ""), tonumber(job.end_seconds or "")
-  else
-    start_seconds, end_seconds = reaper.GetSet_LoopTimeRange2(0, false, false, 0, 0, false)
-  end
+  local start_seconds, end_seconds = bounds(job)
   if not start_seconds or not end_seconds or end_seconds <= start_seconds then
     error("nothing to render: select a time range in REAPER first", 0)
   end
 
   local saved = save_render_settings()
-  reaper.GetSetProjectInfo(0, "RENDER_SETTINGS", 0, true)   -- master mix
-  reaper.GetSetProjectInfo(0, "RENDER_BOUNDSFLAG", 0, true) -- custom time bounds
+  for name, value in pairs(PINNED_NUMBERS) do reaper.GetSetProjectInfo(0, name, value, true) end
+  for name, value in pairs(PINNED_TEXTS) do reaper.GetSetProjectInfo_String(0, name, value, true) end
   reaper.GetSetProjectInfo(0, "RENDER_STARTPOS", start_seconds, true)
   reaper.GetSetProjectInfo(0, "RENDER_ENDPOS", end_seconds, true)
-  reaper.GetSetProjectInfo(0, "RENDER_TAILFLAG", 0, true)
-  reaper.GetSetProjectInfo(0, "RENDER_ADDTOPROJ", 0, true)
   reaper.GetSetProjectInfo_String(0, "RENDER_FILE", directory, true)
   reaper.GetSetProjectInfo_String(0, "RENDER_PATTERN", name, true)
-  reaper.GetSetProjectInfo_String(0, "RENDER_FORMAT", "evaw", true) -- WAV, default settings
   os.remove(output_file)
   reaper.Main_OnCommand(RENDER_WITH_MOST_RECENT_SETTINGS, 0)
   restore_render_settings(saved)
