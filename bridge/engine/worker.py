@@ -52,7 +52,7 @@ WORKER_NICENESS = 10
 ORPHAN_EXIT_SECONDS = 2.0
 # Idle threads of OpenMP sleep instead of spinning. On a busy machine (a DAW, other apps) spinning
 # threads fight for the cores and a decoder step can take 5x longer. OpenMP reads it once, when torch
-# loads; spawn re-imports the parent's main module (`python -m gui.app` imports the panel) before the
+# loads; spawn re-imports the parent's main module (a script or app that imports torch) before the
 # worker's code runs, so it is put in the environment the worker starts with.
 OMP_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE"}
 _STOP = ("stop",)
