@@ -83,7 +83,9 @@ def _worker_main(commands, events, device: str, die_with_parent: bool) -> None:
                 # No stop command, yet the pipe ended: only the owner held its other end, so it is gone.
                 owner_gone.set()
                 jobs.put(None)
-                threading.Timer(ORPHAN_EXIT_SECONDS, os._exit, (0,)).start()
+                deadline = threading.Timer(ORPHAN_EXIT_SECONDS, os._exit, (0,))
+                deadline.daemon = True  # a clean, quicker exit need not wait for it
+                deadline.start()
                 return
             if command[0] == "submit":
                 jobs.put(command[1:])
