@@ -119,3 +119,42 @@ def test_a_setting_of_the_users_own_is_kept(monkeypatch):
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     with EngineClient(device="cpu") as client:
         assert initial_environment(client._process.pid).get("OMP_WAIT_POLICY") == "ACTIVE"
+
+
+@pytest.mark.slow
+def test_kill_9_of_an_owner_whose_client_runs_on_another_thread_ends_its_worker(tmp_path):
+    # Without PR_SET_PDEATHSIG (the kernel ties it to the starting thread, so it is only asked for from
+    # the main thread; macOS and Windows have none), the end of the command pipe alone must do it.
+    require_process_table()
+    owner_code = (
+        "import sys, threading\n"
+        "from bridge.engine.events import Progress\n"
+        "from bridge.engine.request import GenerationRequest\n"
+        "from bridge.engine.worker import EngineClient\n"
+        "def run():\n"
+        "    def on_event(event):\n"
+        "        if isinstance(event, Progress):\n"
+        "            print('generating', flush=True)\n"
+        "    client = EngineClient(device='cpu', on_event=on_event)\n"
+        "    client.wait(client.submit(GenerationRequest(prompt='x', model='tiny', seconds=300.0, variations=4)))\n"
+        "if __name__ == '__main__':\n"
+        "    threading.Thread(target=run).start()\n"
+    )
+    owner = subprocess.Popen([sys.executable, "-c", owner_code], env={**os.environ, "PYTHONPATH": str(REPO)},
+                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    try:
+        first_line: list[bytes] = []
+        reader = threading.Thread(target=lambda: first_line.append(owner.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(300)
+        assert first_line == [b"generating\n"], "the owner never reached its job's decoder steps"
+        workers = engine_workers(owner.pid)
+        assert workers
+        owner.kill()
+        owner.wait(10)
+        wait_until(lambda: not any(is_running(pid) for pid in workers), 15, "the orphaned worker to exit")
+    finally:
+        owner.kill()
+        for pid in workers:
+            kill(pid)
