@@ -5,6 +5,7 @@ model's memory, must go too. The worker dies (out of memory, a crash) while it w
 chunk: the panel must learn it at once, not wait forever for the rest of the message.
 """
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -77,6 +78,27 @@ def test_a_worker_killed_halfway_through_a_large_chunk_fails_its_job_and_a_new_o
         assert client._process.pid != worker.pid
 
 
+@contextlib.contextmanager
+def owner_process(command: list[str], **popen):
+    """Start an owner of engine workers; yields (process, list to add its workers' pids to); kills all at the end."""
+    owner = subprocess.Popen(command, **popen)
+    workers: list[int] = []
+    try:
+        yield owner, workers
+    finally:
+        owner.kill()
+        owner.wait(10)
+        for pid in workers:
+            kill(pid)
+
+
+def kill_9_and_see_the_workers_exit(owner: subprocess.Popen, workers: list[int]) -> None:
+    owner.kill()
+    owner.wait(10)
+    # The worker sees its command pipe end, cancels the job within a decoder step and exits.
+    wait_until(lambda: not any(is_running(pid) for pid in workers), 15, "the orphaned worker to exit")
+
+
 @pytest.mark.slow
 def test_kill_9_of_segue_generate_ends_its_engine_worker(tmp_path, segue_cache_dir):
     require_process_table()
@@ -86,22 +108,15 @@ def test_kill_9_of_segue_generate_ends_its_engine_worker(tmp_path, segue_cache_d
            "SEGUE_MODELS_DIR": str(segue_cache_dir / "models")}
     command = [sys.executable, "-m", "bridge.cli", "generate", "a long one", "--model", "tiny",
                "--seconds", "300", "--variations", "4", "--out-dir", str(tmp_path / "out")]
-    owner = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    workers: list[int] = []
-    try:
-        workers = wait_until(lambda: engine_workers(owner.pid), 30, "the engine worker to start")
+    with owner_process(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as (
+        owner, workers
+    ):
+        workers += wait_until(lambda: engine_workers(owner.pid), 30, "the engine worker to start")
         wait_until(lambda: (cache / "load_times.json").exists() or owner.poll() is not None, 300,
                    "the model to load")
         assert owner.poll() is None, owner.stderr.read().decode()
         time.sleep(0.5)  # into the job's decoder steps
-        owner.kill()
-        owner.wait(10)
-        # The worker sees its command pipe end, cancels the job within a decoder step and exits.
-        wait_until(lambda: not any(is_running(pid) for pid in workers), 15, "the orphaned worker to exit")
-    finally:
-        owner.kill()
-        for pid in workers:
-            kill(pid)
+        kill_9_and_see_the_workers_exit(owner, workers)
 
 
 def test_the_worker_starts_with_passive_openmp_threads(monkeypatch):
@@ -140,21 +155,13 @@ def test_kill_9_of_an_owner_whose_client_runs_on_another_thread_ends_its_worker(
         "if __name__ == '__main__':\n"
         "    threading.Thread(target=run).start()\n"
     )
-    owner = subprocess.Popen([sys.executable, "-c", owner_code], env={**os.environ, "PYTHONPATH": str(REPO)},
-                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    workers: list[int] = []
-    try:
+    with owner_process([sys.executable, "-c", owner_code], env={**os.environ, "PYTHONPATH": str(REPO)},
+                       cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as (owner, workers):
         first_line: list[bytes] = []
         reader = threading.Thread(target=lambda: first_line.append(owner.stdout.readline()), daemon=True)
         reader.start()
         reader.join(300)
         assert first_line == [b"generating\n"], "the owner never reached its job's decoder steps"
-        workers = engine_workers(owner.pid)
+        workers += engine_workers(owner.pid)
         assert workers
-        owner.kill()
-        owner.wait(10)
-        wait_until(lambda: not any(is_running(pid) for pid in workers), 15, "the orphaned worker to exit")
-    finally:
-        owner.kill()
-        for pid in workers:
-            kill(pid)
+        kill_9_and_see_the_workers_exit(owner, workers)
