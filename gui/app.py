@@ -2,28 +2,30 @@
 
 Unexpected errors are logged with their traceback to the cache folder and shown in the window as
 one line; PyQt would otherwise abort the whole application on an exception raised in a slot.
+
+The engine process starts with the spawn method, which first imports this (the main) module again
+in the new process: so it imports Qt and the panel only inside main(), and the engine never loads them.
 """
+
+from __future__ import annotations
 
 import logging
 import sys
 import traceback
 from collections.abc import Sequence
-
-from PyQt6.QtWidgets import QApplication, QMessageBox
+from typing import TYPE_CHECKING
 
 from bridge import paths
-from bridge.errors import SegueError
-from bridge.library import ClipLibrary
-from gui.clip_store import ClipStore
-from gui.engine_controller import EngineController
-from gui.main_window import MainWindow
-from gui.theme import apply_theme
+
+if TYPE_CHECKING:
+    from gui.main_window import MainWindow
 
 LOG_NAME = "panel.log"
 
 
 def error_hook(window: MainWindow):
     """A sys.excepthook that logs the traceback to panel.log and shows one line in `window`."""
+    from PyQt6.QtWidgets import QApplication
 
     def hook(kind, error, trace) -> None:
         if issubclass(kind, KeyboardInterrupt):
@@ -38,6 +40,15 @@ def error_hook(window: MainWindow):
 
 
 def main(argv: Sequence[str] | None = None, device: str = "auto") -> int:
+    from PyQt6.QtWidgets import QApplication, QMessageBox
+
+    from bridge.errors import SegueError
+    from bridge.library import ClipLibrary
+    from gui.clip_store import ClipStore
+    from gui.engine_controller import EngineController
+    from gui.main_window import MainWindow
+    from gui.theme import apply_theme
+
     # Warnings from the DAW link, audio and library threads go to the same log as unexpected errors.
     logging.basicConfig(filename=paths.cache_dir() / LOG_NAME, level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

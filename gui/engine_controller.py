@@ -16,6 +16,7 @@ from bridge.engine.events import (
     AudioChunk,
     EngineEvent,
     EngineReady,
+    EngineStopped,
     JobCancelled,
     JobFailed,
     JobFinished,
@@ -164,6 +165,10 @@ class EngineController(QObject):
         elif isinstance(event, EngineReady):
             self.loaded_model, self.loaded_device = event.model_id, event.device
             self._set_state("generating")
+        elif isinstance(event, EngineStopped):
+            # Its jobs failed (job_failed says why); the next submit starts a new worker.
+            self.loaded_model = self.loaded_device = None
+            self._set_state("starting" if self._active else "idle")
         elif isinstance(event, Progress):
             self.progress.emit(event.job_id, event.steps_done, event.steps_total, event.eta_seconds)
         elif isinstance(event, _ClaimedDone):

@@ -135,10 +135,19 @@ def test_cancel_stops_within_one_step(generator):
     assert len(steps_seen) == cancel_after
 
 
-def test_windows_are_planned_like_audiocraft():
+def test_windows_keep_12_s_of_context_and_each_adds_at_least_18_s():
+    # (context frames, new frames) at 50 frames a second, in 30 s (1500-frame) windows.
     assert plan_windows(0, 1500, 50) == [(0, 1500)]
-    assert plan_windows(0, 2000, 50) == [(0, 1500), (500, 500)]
-    assert plan_windows(250, 3000, 50) == [(250, 1250), (500, 1000), (500, 750)]
+    assert plan_windows(0, 2000, 50) == [(0, 1500), (600, 500)]
+    assert plan_windows(250, 3000, 50) == [(250, 1250), (600, 900), (600, 850)]
+    # A 30 s prompt is cut to its last 12 s, not prefilled whole to make one frame.
+    assert plan_windows(1500, 50, 50) == [(600, 50)]
+    assert plan_windows(1500, 3000, 50) == [(600, 900), (600, 900), (600, 900), (600, 300)]
+    for prompt_frames in (0, 1, 599, 600, 1499, 1500, 4000):
+        windows = plan_windows(prompt_frames, 5000, 50)
+        assert sum(frames for _, frames in windows) == 5000
+        assert all(context + frames <= 1500 and context <= 600 for context, frames in windows)
+        assert all(frames >= 900 for _, frames in windows[:-1])
 
 
 def test_a_clip_longer_than_the_window_continues_from_the_last_seconds_of_codes(generator, monkeypatch):

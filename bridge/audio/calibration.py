@@ -11,7 +11,6 @@ path, so bar snapshots are shifted by it (Recorder.latency_frames).
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.signal
 
 from bridge.audio.devices import AudioDevice, chosen_device, portaudio
 from bridge.errors import CalibrationError
@@ -48,6 +47,8 @@ def locate(recording: np.ndarray, reference: np.ndarray) -> tuple[int, float]:
     """Where mono `reference` (frames, 1) starts in `recording` (frames, channels), and how clearly:
     the correlation peak over the largest value outside the reference's own width around it."""
     mono = recording.mean(axis=1)
+    import scipy.signal  # ~0.9 s to import; the CLI's parser loads this module
+
     correlation = np.abs(scipy.signal.correlate(mono, reference[:, 0], mode="valid", method="fft"))
     if not correlation.size or not correlation.max() > 0:
         return 0, 0.0

@@ -8,8 +8,6 @@ bridge.musical_time, so a clip trimmed here lines up with the bar lines found th
 import math
 
 import numpy as np
-import pyloudnorm
-import scipy.ndimage
 
 from bridge.audio.io import as_frames
 from bridge.errors import InvalidParameterError
@@ -106,6 +104,8 @@ def integrated_loudness(audio: np.ndarray, sample_rate: int) -> float:
         )
     if audio.shape[1] > 5:
         raise InvalidParameterError(f"loudness is defined for up to 5 channels, got {audio.shape[1]}")
+    import pyloudnorm  # with scipy: ~0.7 s to import, and the CLI's parser loads this module
+
     return float(pyloudnorm.Meter(sample_rate).integrated_loudness(audio.astype(np.float64)))
 
 
@@ -164,6 +164,8 @@ def limit_peaks_smoothly(
     needed = np.minimum(1.0, ceiling / np.maximum(peaks.astype(np.float64), 1e-12))
     # Running minimum over frames [n - hold, n + attack - 1] (scipy's origin places the window).
     size = attack + hold
+    import scipy.ndimage  # lazily, as pyloudnorm above
+
     held = scipy.ndimage.minimum_filter1d(needed, size, mode="nearest", origin=hold - size // 2)
     # Moving average over frames [n - attack + 1, n]: each of them held frame n's need, so none exceeds it.
     padded = np.concatenate([np.full(attack - 1, held[0]), held])

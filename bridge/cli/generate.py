@@ -4,12 +4,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
 from bridge import paths
 from bridge.audio.io import read_audio
 from bridge.cli.engine_choice import add_engine_options, engine_from_args
-from bridge.engine.events import EngineEvent, ModelLoading, Progress
+from bridge.cli.job_status import JobStatusLine
 from bridge.engine.request import DEFAULT_MODEL, QUALITY_MODES, GenerationRequest
 from bridge.errors import InvalidParameterError
 from bridge.library import ClipLibrary
@@ -92,21 +90,12 @@ def run_continue(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, request: GenerationRequest, include_prompt: bool) -> int:
     if args.sample_rate is not None and not 8000 <= args.sample_rate <= 384000:
         raise InvalidParameterError(f"--sample-rate must be 8000-384000 Hz, got {args.sample_rate}")
-    bar = tqdm(total=1, unit="step", file=sys.stderr, disable=None, dynamic_ncols=True, leave=False)
-
-    def on_event(event: EngineEvent) -> None:
-        if isinstance(event, ModelLoading):
-            expected = f" (about {event.expected_seconds:.0f} s)" if event.expected_seconds else ""
-            bar.set_description(event.message + expected)
-        elif isinstance(event, Progress):
-            bar.set_description("generating")
-            bar.total = event.steps_total
-            bar.n = event.steps_done
-            bar.refresh()
-
-    with engine_from_args(args, on_event) as engine:
-        result = engine.wait(engine.submit(request))
-    bar.close()
+    status = JobStatusLine(request.model, request.quality)  # on a terminal only
+    try:
+        with engine_from_args(args, status.on_event) as engine:
+            result = engine.wait(engine.submit(request))
+    finally:
+        status.close()
     print(
         f"{len(result.takes)} take(s) in {result.seconds_taken:.1f} s on {result.device}, "
         f"quality {result.quality} ({result.precision})",

@@ -6,7 +6,7 @@ import threading
 
 from tqdm import tqdm
 
-from bridge.models import DownloadProgress, all_model_statuses, download_model, model_status, remove_model
+# bridge.models is imported in each handler: it loads huggingface_hub (~0.2 s), which `segue --help` must not wait for.
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from bridge.models import all_model_statuses
+
     print(f"{'model':38} {'size':>8}  {'ch':>2}  {'on disk':>8}  {'state':22} licence / good for")
     for status in all_model_statuses():
         known = status.known
@@ -40,6 +42,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
+    from bridge.models import DownloadProgress, download_model
+
     bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, disable=None, dynamic_ncols=True)
 
     def show(progress: DownloadProgress) -> None:
@@ -62,6 +66,8 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def run_remove(args: argparse.Namespace) -> int:
+    from bridge.models import model_status, remove_model
+
     before = model_status(args.model_id)
     freed = remove_model(args.model_id)
     if freed == 0 and before.disk_bytes == 0:

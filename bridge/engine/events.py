@@ -99,6 +99,15 @@ class EngineReady:
     details: dict = field(default_factory=dict)
 
 
+@dataclass
+class EngineStopped:
+    """The worker process ended without being asked to (a crash, kill -9, out of memory): any job it ran
+    has failed with `message`, no model is loaded any more, and the next job starts a new worker."""
+
+    message: str
+
+
 EngineEvent = (
     JobStarted | ModelLoading | Progress | AudioChunk | JobFinished | JobFailed | JobCancelled | EngineReady
+    | EngineStopped
 )

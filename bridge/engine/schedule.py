@@ -8,14 +8,15 @@ in bursts, behind the generator by the streaming decoder's hold-back and chunk s
 the lag is added, and the measured speed is divided by a safety factor against slow-downs.
 """
 
-from bridge.engine.musicgen.codec import HOLDBACK_FRAMES
-
 MAX_CHUNK_FRAMES = 25  # StreamingDecoder's default largest chunk
 SAFETY = 1.25
 
 
 def stream_lag_seconds(frame_rate: int, codebook_delay_steps: int = 3) -> float:
     """How far emitted audio trails the generator at most: delay pattern, hold-back, one chunk."""
+    # Imported here: the codec needs torch, and the parents of an engine process (CLI, panel) never load it.
+    from bridge.engine.musicgen.codec import HOLDBACK_FRAMES
+
     return (codebook_delay_steps + HOLDBACK_FRAMES + MAX_CHUNK_FRAMES) / frame_rate
 
 

@@ -1,16 +1,26 @@
 """The engine in its own process, behind a small job API shared by the CLI, the panel and `segue serve`.
 
 Generation holds the GIL for long stretches; in its own process it can never starve audio callbacks
-or the GUI. The parent talks to the worker through two queues: commands in (submit, cancel, stop)
-and events out (bridge.engine.events). Cancellation is read by a listener thread in the worker and
-takes effect after the current decoder step.
+or the GUI. The parent talks to the worker through two one-way pipes: commands in (submit, cancel,
+stop) and events out (bridge.engine.events). Cancellation is read by a listener thread in the worker
+and takes effect after the current decoder step.
+
+Each end of each pipe is held by exactly one process, so a death is an end of file on the other side:
+- the owner dies (kill -9, a crashed panel): the worker's command pipe ends; it cancels its job and
+  exits (on Linux the kernel also kills it, PR_SET_PDEATHSIG);
+- the worker dies, even halfway through writing a large AudioChunk: the owner's event pipe ends, its
+  jobs fail at once with the reason, and the next submit starts a new worker.
 """
 
+import contextlib
 import itertools
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import queue
+import signal
+import sys
 import threading
 import time
 import traceback
@@ -22,6 +32,7 @@ from bridge.engine.events import (
     AudioChunk,
     EngineEvent,
     EngineReady,
+    EngineStopped,
     GenerationResult,
     JobCancelled,
     JobFailed,
@@ -36,37 +47,46 @@ from bridge.errors import CancelledError, SegueError
 
 PROGRESS_INTERVAL_SECONDS = 0.1
 WORKER_NICENESS = 10
+# After its owner is gone the worker cancels its job (one decoder step); a model load cannot be
+# interrupted, so after this long the process ends regardless.
+ORPHAN_EXIT_SECONDS = 2.0
+# Idle threads of OpenMP sleep instead of spinning. On a busy machine (a DAW, other apps) spinning
+# threads fight for the cores and a decoder step can take 5x longer. OpenMP reads it once, when torch
+# loads; spawn re-imports the parent's main module (a script or app that imports torch) before the
+# worker's code runs, so it is put in the environment the worker starts with.
+OMP_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE"}
 _STOP = ("stop",)
 
 
 # ---------------------------------------------------------------- worker side
 
 
-def _worker_main(commands: multiprocessing.Queue, events: multiprocessing.Queue, device: str) -> None:
-    # Before torch loads OpenMP: idle threads sleep instead of spinning. On a busy machine (a DAW,
-    # other apps) spinning threads fight for the cores and a decoder step can take 5x longer.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import signal
-
+def _worker_main(commands, events, device: str, die_with_parent: bool) -> None:
+    for name, value in OMP_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    if die_with_parent:
+        _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     if hasattr(os, "nice"):
         # Audio callbacks and the panel must win the CPU when both want it; generation can wait.
         os.nice(WORKER_NICENESS)
+    outbox = _Outbox(events)
     jobs: queue.Queue = queue.Queue()
     cancelled: set[int] = set()
-    orphaned = threading.Event()
-    parent = os.getppid()
+    owner_gone = threading.Event()
 
     def listen() -> None:
         while True:
             try:
-                command = commands.get(timeout=1.0)
-            except queue.Empty:
-                if os.getppid() != parent:  # orphaned: the app died without stopping us
-                    orphaned.set()  # the running job stops too: its memory (a GPU's) is wanted elsewhere
-                    jobs.put(None)
-                    return
-                continue
+                command = commands.recv()
+            except (EOFError, OSError):
+                # No stop command, yet the pipe ended: only the owner held its other end, so it is gone.
+                owner_gone.set()
+                jobs.put(None)
+                deadline = threading.Timer(ORPHAN_EXIT_SECONDS, os._exit, (0,))
+                deadline.daemon = True  # a clean, quicker exit need not wait for it
+                deadline.start()
+                return
             if command[0] == "submit":
                 jobs.put(command[1:])
             elif command[0] == "cancel":
@@ -76,19 +96,52 @@ def _worker_main(commands: multiprocessing.Queue, events: multiprocessing.Queue,
                 return
 
     threading.Thread(target=listen, name="segue-engine-commands", daemon=True).start()
-    engine = _WorkerEngine(device, events)
+    engine = _WorkerEngine(device, outbox)
     while (job := jobs.get()) is not None:
         job_id, request = job
-        if job_id in cancelled:
-            events.put(JobCancelled(job_id))
+        if job_id in cancelled or owner_gone.is_set():
+            outbox.put(JobCancelled(job_id))
             continue
-        engine.run(job_id, request, should_cancel=lambda job_id=job_id: job_id in cancelled or orphaned.is_set())
+        engine.run(
+            job_id, request, should_cancel=lambda job_id=job_id: job_id in cancelled or owner_gone.is_set()
+        )
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel SIGKILL this process when the thread that started it ends.
+
+    A second line behind the command pipe: it acts even while a long C call holds the GIL. The kernel
+    ties it to the parent's *thread*, which is why the parent asks for it only from its main thread.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    parent = multiprocessing.parent_process()
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL) == 0 and (
+        parent is not None and os.getppid() != parent.pid
+    ):
+        os._exit(0)  # the parent died before the request took effect
+
+
+class _Outbox:
+    """The event pipe, for the worker's threads. Once the owner is gone there is nobody to tell."""
+
+    def __init__(self, connection) -> None:
+        self.connection = connection
+        self.lock = threading.Lock()
+
+    def put(self, event: EngineEvent) -> None:
+        # OSError: the owner died; the command listener ends this process.
+        with self.lock, contextlib.suppress(OSError):
+            self.connection.send(event)
 
 
 class _WorkerEngine:
     """Keeps one model loaded; runs jobs and turns their callbacks into events."""
 
-    def __init__(self, device: str, events: multiprocessing.Queue) -> None:
+    def __init__(self, device: str, events: _Outbox) -> None:
         self.device = device
         self.events = events
         self.generator = None
@@ -155,8 +208,8 @@ class EngineClient:
     """Start the engine process and run jobs in it.
 
     `on_event(event)` is called for every event on a background thread of this process. Jobs run
-    one at a time, in submission order. If the worker dies, its jobs fail with a clear message and
-    the next submit starts a new worker.
+    one at a time, in submission order. If the worker dies, its jobs fail with a clear message,
+    `EngineStopped` is reported, and the next submit starts a new worker.
     """
 
     def __init__(self, device: str = "auto", on_event: Callable[[EngineEvent], None] | None = None) -> None:
@@ -166,16 +219,26 @@ class EngineClient:
         self._ids = itertools.count(1)
         self._jobs: dict[int, _JobState] = {}
         self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
         self._closed = False
         self._start_worker()
 
     def _start_worker(self) -> None:
-        self._commands = self._context.Queue()
-        self._events = self._context.Queue()
+        command_reader, self._commands = self._context.Pipe(duplex=False)
+        self._events, event_writer = self._context.Pipe(duplex=False)
+        for name, value in OMP_ENVIRONMENT.items():
+            os.environ.setdefault(name, value)  # inherited by the worker from its first instruction
+        on_main_thread = threading.current_thread() is threading.main_thread()
         self._process = self._context.Process(
-            target=_worker_main, args=(self._commands, self._events, self.device), name="segue-engine", daemon=True
+            target=_worker_main,
+            args=(command_reader, event_writer, self.device, on_main_thread),
+            name="segue-engine",
+            daemon=True,
         )
         self._process.start()
+        # The worker has its own copies now. Ours must go, or neither side would ever see the other's end.
+        command_reader.close()
+        event_writer.close()
         self._reader = threading.Thread(
             target=self._read_events, args=(self._process, self._events), name="segue-engine-events", daemon=True
         )
@@ -195,12 +258,12 @@ class EngineClient:
                 self._start_worker()
             job_id = next(self._ids)
             self._jobs[job_id] = _JobState(process=self._process)
-        self._commands.put(("submit", job_id, request))
+        self._send(("submit", job_id, request))
         return job_id
 
     def cancel(self, job_id: int) -> None:
         """Stop a queued or running job (within one decoder step); unknown or finished ids are ignored."""
-        self._commands.put(("cancel", job_id))
+        self._send(("cancel", job_id))
 
     def wait(self, job_id: int, timeout: float | None = None) -> GenerationResult:
         """Block until the job ends; return its result or raise its SegueError (CancelledError if cancelled)."""
@@ -219,11 +282,12 @@ class EngineClient:
         for job_id, state in list(self._jobs.items()):
             if not state.done.is_set():
                 self.cancel(job_id)
-        self._commands.put(_STOP)
+        self._send(_STOP)
         self._process.join(timeout)
         if self._process.is_alive():
             self._process.kill()
             self._process.join(timeout)
+        self._commands.close()
 
     def __enter__(self) -> "EngineClient":
         return self
@@ -231,25 +295,34 @@ class EngineClient:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _read_events(self, process, events: multiprocessing.Queue) -> None:
+    def _send(self, command: tuple) -> None:
+        # OSError: the worker is dead; the event reader fails its jobs.
+        with self._send_lock, contextlib.suppress(OSError):
+            self._commands.send(command)
+
+    def _read_events(self, process, events) -> None:
+        # The process sentinel is a second witness: it fires even if the pipe somehow stayed open.
         while True:
-            try:
-                event = events.get(timeout=0.2)
-            except queue.Empty:
-                if process.is_alive():
-                    continue
-                self._fail_unfinished(
-                    f"the engine process stopped unexpectedly (exit code {process.exitcode})", process
-                )
-                return
-            except (EOFError, OSError):
-                return
-            self._record(event)
-            if self.on_event is not None:
+            ready = multiprocessing.connection.wait([events, process.sentinel], timeout=1.0)
+            if events in ready:
                 try:
-                    self.on_event(event)
-                except Exception:  # a listener's bug must not stop event delivery
-                    logging.getLogger(__name__).exception("engine event listener failed")
+                    event = events.recv()
+                except (EOFError, OSError):  # the worker is gone, perhaps halfway through a message
+                    break
+                self._deliver(event)
+            elif process.sentinel in ready:
+                break
+        events.close()
+        process.join(1.0)
+        self._worker_stopped(process)
+
+    def _deliver(self, event: EngineEvent) -> None:
+        self._record(event)
+        if self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception:  # a listener's bug must not stop event delivery
+                logging.getLogger(__name__).exception("engine event listener failed")
 
     def _record(self, event: EngineEvent) -> None:
         state = self._jobs.get(getattr(event, "job_id", -1))
@@ -265,12 +338,30 @@ class EngineClient:
             return
         state.done.set()
 
-    def _fail_unfinished(self, message: str, process) -> None:
+    def _worker_stopped(self, process) -> None:
         if self._closed:
             message = "the engine was shut down"
-        for job_id, state in list(self._jobs.items()):
-            if state.process is process and not state.done.is_set():
-                failed = JobFailed(job_id, message)
+        else:
+            message = f"the engine process stopped unexpectedly ({_exit_reason(process.exitcode)})"
+        unfinished = [
+            job_id for job_id, state in list(self._jobs.items()) if state.process is process and not state.done.is_set()
+        ]
+        for job_id in unfinished:
+            failed = JobFailed(job_id, message)
+            if self._closed:
                 self._record(failed)
-                if self.on_event is not None and not self._closed:
-                    self.on_event(failed)
+            else:
+                self._deliver(failed)
+        if not self._closed:
+            self._deliver(EngineStopped(message))
+
+
+def _exit_reason(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "it no longer answers"
+    if exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"

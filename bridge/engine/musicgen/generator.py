@@ -2,8 +2,8 @@
 
 Lengths are exact: the request's duration becomes a sample count (bars at a tempo are rounded once,
 at the end), enough codec frames are generated to cover it, and the audio is cut to it.
-Clips longer than the model's 30 s window are generated in sliding windows: each new window is
-prompted with the last 10 s of codes, as audiocraft does.
+Clips longer than the model's 30 s window are generated in sliding windows (plan_windows): every
+window, the first included, sees at most the last 12 s of codes, so each adds at least 18 s.
 """
 
 import math
@@ -31,7 +31,9 @@ from bridge.errors import AudioFileError, CancelledError
 from bridge.musical_time import bars_to_samples
 
 WINDOW_SECONDS = 30.0
-WINDOW_CONTEXT_SECONDS = 10.0
+# audiocraft's MusicGen default (models/musicgen.py, set_generation_params: extend_stride=18 s of a
+# 30 s window) re-prompts each later window with the last 12 s.
+WINDOW_CONTEXT_SECONDS = 12.0
 
 ProgressCallback = Callable[[int, int, float | None], None]
 ChunkCallback = Callable[[int, np.ndarray], None]
@@ -170,11 +172,17 @@ class MusicGenerator:
 
 
 def plan_windows(prompt_frames: int, new_frames: int, frame_rate: int) -> list[tuple[int, int]]:
-    """Split generation into (context frames, new frames) windows of at most 30 s each."""
+    """Split generation into (context frames, new frames) windows of at most WINDOW_SECONDS each.
+
+    Every window's context is at most the last WINDOW_CONTEXT_SECONDS of codes: later windows, as
+    audiocraft's, and the first one too, where audiocraft would take the whole prompt (a 30 s prompt
+    would be a full-window prefill for a single new frame). So every window but the last adds at
+    least WINDOW_SECONDS - WINDOW_CONTEXT_SECONDS of audio (18 s); the last adds what remains.
+    """
     window = round(WINDOW_SECONDS * frame_rate)
-    context_cap = round(WINDOW_CONTEXT_SECONDS * frame_rate)
+    context_cap = min(round(WINDOW_CONTEXT_SECONDS * frame_rate), window - 1)
     windows = []
-    context = min(prompt_frames, window - 1)
+    context = min(prompt_frames, context_cap)
     remaining = new_frames
     while remaining > 0:
         frames = min(remaining, window - context)
