@@ -148,7 +148,9 @@ def test_producers_take_turns_on_a_replica(remote_engine):
         wait_until(lambda: alice.of(Progress), 30, "alice's first job to start")
         later = [alice_engine.submit(GenerationRequest(prompt=f"a{n}", model="tiny", seconds=1.0, seed=20 + n))
                  for n in (1, 2, 3)]
-        time.sleep(0.5)  # her three are queued on the replica before Bob asks
+        # Her three are queued on the replica before Bob asks (waiting on the replica's own count, not a
+        # sleep: on a loaded machine the three requests can take longer than any fixed pause).
+        wait_until(lambda: alice_engine.info()["replica"]["queued"] >= 3, 30, "alice's three jobs to queue")
         bobs = bob_engine.submit(GenerationRequest(prompt="b", model="tiny", seconds=1.0, seed=30))
         for job in (first, *later):
             alice_engine.wait(job, timeout=60)
