@@ -231,15 +231,15 @@ def _missing_folders(root: Path, relative_paths: list[str]) -> set[str]:
     missing = set()
     for relative_path in relative_paths:
         folder = (root / relative_path).parent
-        while folder != root and not folder.exists():
-            missing.add(folder.relative_to(root).as_posix())
+        while not folder.exists() and (folder == root or root in folder.parents):
+            missing.add(folder.relative_to(root).as_posix())  # "." when the root itself is new
             folder = folder.parent
     return missing
 
 
 def _remove_empty_folders(root: Path, relative_folders: set[str]) -> None:
     """Remove the folders Segue created, deepest first, if nothing else was put in them."""
-    for relative in sorted(relative_folders, key=lambda name: name.count("/"), reverse=True):
+    for relative in sorted(relative_folders, key=lambda name: len(Path(name).parts), reverse=True):
         folder = root / relative
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
