@@ -17,6 +17,7 @@ from bridge.library import ClipLibrary
 from gui.clip_store import ClipStore
 from gui.engine_controller import EngineController
 from gui.main_window import MainWindow
+from gui.setup_page import open_setup_page
 from gui.theme import apply_theme
 
 LOG_NAME = "panel.log"
@@ -54,6 +55,7 @@ def main(argv: Sequence[str] | None = None, device: str = "auto") -> int:
     window = MainWindow(engine)
     sys.excepthook = error_hook(window)
     window.show()
+    open_setup_page(window, only_first_time=True)  # `segue doctor`'s checks, the first time the panel opens
     try:
         return app.exec()
     finally:

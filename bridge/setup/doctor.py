@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bridge import paths
 from bridge.errors import SegueError
@@ -18,6 +19,9 @@ from bridge.setup import reaper as reaper_setup
 from bridge.setup.changes import SetupError, pending_steps
 from bridge.setup.locations import find_reaper_resource_dir, find_remote_scripts_dir
 from bridge.setup.processes import udp_port_state
+
+if TYPE_CHECKING:
+    from bridge.daw.link import DawLink
 
 OK, PROBLEM, INFO = "ok", "problem", "info"
 SERVE_PORT = 9030  # `segue serve`'s default OSC port
@@ -44,6 +48,7 @@ def run_checks(
     resource_dir: Path | None = None,
     remote_scripts_dir: Path | None = None,
     answer_seconds: float = DAW_ANSWER_SECONDS,
+    check_link: bool = True,
 ) -> list[Finding]:
     """All checks, in the order a producer fixes things: DAW, ports, companions, audio, models, engine."""
     choice = load_settings().daw
@@ -51,7 +56,7 @@ def run_checks(
         choice.daw = daw
     findings: list[Finding] = []
     steps: list[Callable[[], list[Finding]]] = [
-        lambda: check_daw(choice, answer_seconds),
+        lambda: check_daw(choice, answer_seconds) if check_link else [],
         lambda: check_ports(choice),
         lambda: check_companions(choice.daw, resource_dir, remote_scripts_dir),
         check_audio,
@@ -68,14 +73,10 @@ def run_checks(
 
 def check_daw(choice: DawSettings, answer_seconds: float) -> list[Finding]:
     from bridge.daw.connect import open_link
-    from bridge.errors import DawError
 
-    if choice.daw == "none":
-        return [Finding("DAW", INFO, "no DAW chosen: clips go to the export folder",
-                        "segue serve --daw ableton|reaper, or choose one in the panel's Settings")]
     listen_port = choice.ableton_reply_port if choice.daw == "ableton" else choice.reaper_listen_port
-    port = udp_port_state(listen_port)  # before the link binds it
-    if not port.free:
+    port = udp_port_state(listen_port) if choice.daw != "none" else None  # before the link binds it
+    if port is not None and not port.free:
         owner = port.owner or "another program"
         return [Finding("DAW", PROBLEM, f"port {port.port}, where Segue hears the DAW, is taken by {owner}",
                         f"quit {owner}, or change the port in Settings and in the DAW")]
@@ -83,20 +84,30 @@ def check_daw(choice: DawSettings, answer_seconds: float) -> list[Finding]:
         deadline = time.monotonic() + answer_seconds
         while not _has_answered(link.transport.snapshot(), choice.daw) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if not link.connected:
-            return [Finding("DAW", PROBLEM, f"{link.describe()}", link._not_connected_hint())]
-        snapshot = link.transport.snapshot()
-        version = f" {snapshot.daw_version}" if snapshot.daw_version else ""
-        found = [Finding("DAW", OK, f"{link.display_name}{version} answers at "
-                         f"{link.daw_address[0]}:{link.daw_address[1]} (tempo {snapshot.tempo_bpm or '?'} BPM)")]
-        if choice.daw == "reaper":
-            try:
-                info = link.project_info()
-                found.append(Finding("DAW", OK, "Segue's REAPER scripts answer (project info: "
-                                     f"{info.get('signature_numerator', '?')}/{info.get('signature_denominator', '?')})"))
-            except DawError as error:
-                found.append(Finding("DAW", PROBLEM, str(error), "quit REAPER, run: segue setup reaper"))
-        return found
+        return link_findings(link)
+
+
+def link_findings(link: "DawLink") -> list[Finding]:
+    """What an open link says about the DAW and its companion (the panel passes its own link)."""
+    from bridge.errors import DawError
+
+    if link.name == "none":
+        return [Finding("DAW", INFO, "no DAW chosen: clips go to the export folder",
+                        "choose Ableton Live or REAPER in Settings (or segue serve --daw ...)")]
+    if not link.connected:
+        return [Finding("DAW", PROBLEM, f"{link.describe()}", link._not_connected_hint())]
+    snapshot = link.transport.snapshot()
+    version = f" {snapshot.daw_version}" if snapshot.daw_version else ""
+    found = [Finding("DAW", OK, f"{link.display_name}{version} answers at "
+                     f"{link.daw_address[0]}:{link.daw_address[1]} (tempo {snapshot.tempo_bpm or '?'} BPM)")]
+    if link.name == "reaper":
+        try:
+            info = link.project_info()
+            found.append(Finding("DAW", OK, "Segue's REAPER scripts answer (project info: "
+                                 f"{info.get('signature_numerator', '?')}/{info.get('signature_denominator', '?')})"))
+        except DawError as error:
+            found.append(Finding("DAW", PROBLEM, str(error), "quit REAPER, run: segue setup reaper"))
+    return found
 
 
 def _has_answered(snapshot, daw: str) -> bool:
