@@ -63,6 +63,8 @@ def test_setup_installs_patched_abletonosc_and_uninstall_takes_it_out(tmp_path, 
     assert main(setup_args(remote_scripts, zip_file)) == 0
     assert "nothing to change" in capsys.readouterr().out
 
+    (installed / "abletonosc" / "__pycache__").mkdir()  # Live compiled the script when it loaded it
+    (installed / "abletonosc" / "__pycache__" / "track.cpython-311.pyc").write_bytes(b"\x00")
     assert main(setup_args(remote_scripts, zip_file, "--uninstall")) == 0
     assert folder_snapshot(library) == before  # Remote Scripts, created by setup, is gone again
 

@@ -241,6 +241,8 @@ def _remove_empty_folders(root: Path, relative_folders: set[str]) -> None:
     """Remove the folders Segue created, deepest first, if nothing else was put in them."""
     for relative in sorted(relative_folders, key=lambda name: len(Path(name).parts), reverse=True):
         folder = root / relative
+        # Python caches the DAW wrote beside Segue's scripts (Live compiles Remote Scripts) go with them.
+        shutil.rmtree(folder / "__pycache__", ignore_errors=True)
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
 
@@ -255,11 +257,17 @@ def _read(path: Path) -> bytes | None:
 
 
 def _write_bytes(path: Path, content: bytes) -> None:
-    mode = path.stat().st_mode & 0o777 if path.exists() else None
+    # A replaced file keeps its permissions; a new one gets the usual ones (the temporary file is 0600).
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
     with replacing(path, suffix=".segue-part") as temporary:
         temporary.write_bytes(content)
-        if mode is not None:
-            os.chmod(temporary, mode)
+        os.chmod(temporary, mode)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _load_state(daw: str, root: Path) -> tuple[dict[str, _Installed], set[str]]:
