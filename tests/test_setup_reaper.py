@@ -158,3 +158,14 @@ def test_an_older_segue_line_for_the_same_command_id_is_replaced_in_place():
     old = b'KEY 1 32 40044 0\nSCR 4 0 SEGUE_INSERT_CLIP "old" "Segue/old.lua"\nKEY 1 33 40045 0\n'
     merged = reaper.merge_keymap(old, (b'SCR 4 0 SEGUE_INSERT_CLIP "Segue: insert clip" "Segue/Segue_insert_clip.lua"',))
     assert merged == old.replace(b'"old" "Segue/old.lua"', b'"Segue: insert clip" "Segue/Segue_insert_clip.lua"')
+
+
+def test_a_portable_reaper_is_set_up_in_its_own_folder(tmp_path, capsys):
+    # A portable install keeps reaper.ini and the resource folders beside the program.
+    portable = tmp_path / "REAPER (x64)"
+    resource = reaper_resource_dir(tmp_path, "windows")
+    shutil.move(resource, portable)
+    (portable / "reaper.exe").write_bytes(b"MZ")
+    assert main(["setup", "reaper", "--resource-dir", str(portable)]) == 0
+    assert (portable / "Scripts/Segue/Segue_insert_clip.lua").is_file()
+    assert capsys.readouterr().out.startswith(f"REAPER: {portable}\n")
