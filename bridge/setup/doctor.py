@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bridge import paths
 from bridge.errors import SegueError
 from bridge.settings import DawSettings, load_settings
 from bridge.setup import ableton as ableton_setup
@@ -26,8 +25,6 @@ if TYPE_CHECKING:
 OK, PROBLEM, INFO = "ok", "problem", "info"
 SERVE_PORT = 9030  # `segue serve`'s default OSC port
 DAW_ANSWER_SECONDS = 3.0
-# The per-machine kernel choice the engine caches (if this Segue has it): a JSON file in the cache folder.
-KERNEL_CACHE_NAMES = ("kernel_choice.json", "kernels.json", "engine_kernels.json")
 
 
 @dataclass(frozen=True)
@@ -206,13 +203,17 @@ def check_engine() -> list[Finding]:
     flags = _cpu_flags()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     machine = f"CPU flags {flags or 'unknown'}" + (f", load average {load:.1f}" if load is not None else "")
-    for name in KERNEL_CACHE_NAMES:
-        path = paths.cache_dir() / name
-        if path.is_file():
-            return [Finding("Engine", OK, f"kernel choice for this machine ({path.name}): "
-                            f"{path.read_text(encoding='utf-8', errors='replace').strip()[:200]}; {machine}")]
-    return [Finding("Engine", INFO, f"kernel and speed on this machine: not measured yet ({machine})",
-                    "they are measured the first time a model generates here")]
+    try:  # the per-machine kernel choice fast mode measures at a model's first load (cached)
+        from bridge.engine.cpu_kernels import choices_for_this_cpu
+    except ImportError:
+        choices = {}
+    else:
+        choices = choices_for_this_cpu()
+    if not choices:
+        return [Finding("Engine", INFO, f"fast mode's kernel and speed on this machine: not measured yet ({machine})",
+                        "measured once, the first time a model loads here (or: python bench/engine_speed.py)")]
+    measured = "; ".join(f"{model}: {choice.describe()}" for model, choice in choices.items())
+    return [Finding("Engine", OK, f"fast mode's kernel on this machine: {measured} ({machine})")]
 
 
 def _cpu_flags() -> str:
