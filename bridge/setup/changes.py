@@ -92,6 +92,19 @@ def apply(plan: Plan) -> list[Step]:
     _check_writable(plan.root, [step.relative_path for step, _ in writes])
     folder = state_folder(plan.daw, plan.root)
     created_folders |= _missing_folders(plan.root, [step.relative_path for step, _ in writes])
+    try:
+        _record(plan, state, created_folders, writes)
+    except OSError as error:
+        raise SetupError(f"cannot keep backups in {folder} ({error.strerror}); nothing was changed") from None
+    _write_all(plan.root, [(step.relative_path, content) for step, content in writes])
+    if not state:
+        shutil.rmtree(folder, ignore_errors=True)
+    return [step for step, _ in writes]
+
+
+def _record(plan: Plan, state: dict[str, "_Installed"], created_folders: set[str], writes: list) -> None:
+    """Back up what is about to change (first time only) and save the state, before any write."""
+    folder = state_folder(plan.daw, plan.root)
     for step, _ in writes:
         path = plan.root / step.relative_path
         if step.relative_path not in state:
@@ -102,18 +115,17 @@ def apply(plan: Plan) -> list[Step]:
             change = next((c for c in plan.changes if c.relative_path == step.relative_path), None)
             lines = [line.decode("utf-8") for line in change.added_lines] if change else []
             state[step.relative_path] = _Installed(backup=backup, added_lines=lines)
-    for change in plan.changes:  # the lines to take out may change with an upgrade
+    for change in plan.changes:  # an upgrade may add lines: uninstall takes out every line Segue ever added
         if change.added_lines and change.relative_path in state:
-            state[change.relative_path].added_lines = [line.decode("utf-8") for line in change.added_lines]
+            installed = state[change.relative_path]
+            new = [line.decode("utf-8") for line in change.added_lines]
+            installed.added_lines = list(dict.fromkeys(installed.added_lines + new))
     wanted = {change.relative_path for change in plan.changes}
     for step, _ in writes:
         if step.relative_path not in wanted:  # an older Segue's file, put back as it was
             del state[step.relative_path]
-    _save_state(plan.daw, plan.root, state, created_folders)  # before the writes: a crash leaves it describing more, not less
-    _write_all(plan.root, [(step.relative_path, content) for step, content in writes])
-    if not state:
-        shutil.rmtree(folder, ignore_errors=True)
-    return [step for step, _ in writes]
+    # Saved before the writes: a crash then leaves it describing more than was done, never less.
+    _save_state(plan.daw, plan.root, state, created_folders)
 
 
 def uninstall_steps(daw: str, root: Path) -> list[Step]:
