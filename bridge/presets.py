@@ -1,6 +1,7 @@
 """Presets: named, reusable prompts with the settings that suit them.
 
-Built-in presets ship in the install's `presets/` folder; a producer's own presets live in
+Built-in presets ship inside the package (`bridge/presets_builtin/`, package data in the wheel,
+found through importlib.resources); a producer's own presets live in
 `config_dir()/presets`, never in the install. One preset per TOML file, the file name (without
 `.toml`) is its id. Every field is checked on load, and a bad file is reported as a PresetError
 naming the file and the field, so a typo in a hand-edited preset is easy to find.
@@ -22,6 +23,7 @@ import re
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from bridge.audio.io import write_text_atomic
@@ -103,8 +105,8 @@ class PresetCatalogue:
 
 
 def builtin_presets_dir() -> Path:
-    """The presets shipped with Segue (the repository's `presets/` folder)."""
-    return Path(__file__).resolve().parent.parent / "presets"
+    """The presets shipped with Segue, wherever the package is installed (a wheel installs unzipped)."""
+    return Path(str(resources.files("bridge") / "presets_builtin"))
 
 
 def user_presets_dir() -> Path:

@@ -47,6 +47,7 @@ def main(argv: Sequence[str] | None = None, device: str = "auto") -> int:
     from gui.clip_store import ClipStore
     from gui.engine_controller import EngineController
     from gui.main_window import MainWindow
+    from gui.setup_page import open_setup_page
     from gui.theme import apply_theme
 
     # Warnings from the DAW link, audio and library threads go to the same log as unexpected errors.
@@ -65,6 +66,7 @@ def main(argv: Sequence[str] | None = None, device: str = "auto") -> int:
     window = MainWindow(engine)
     sys.excepthook = error_hook(window)
     window.show()
+    open_setup_page(window, only_first_time=True)  # `segue doctor`'s checks, the first time the panel opens
     try:
         return app.exec()
     finally:

@@ -44,6 +44,7 @@ from gui.generate_form import GenerateForm
 from gui.model_downloads import ModelDownloads, describe_download
 from gui.results import ResultsModel, ResultsView
 from gui.settings_dialog import SettingsDialog
+from gui.setup_page import open_setup_page
 from gui.status_bar import PanelStatusBar
 
 # The end of the audio a continuation listens to (the engine's limit is 30 s).
@@ -204,6 +205,7 @@ class MainWindow(QMainWindow):
         self._add_shortcut("Audition", "Ctrl+P", lambda: self.audition(self.results.selected_entry()))
         self._add_shortcut("Settings", QKeySequence(QKeySequence.StandardKey.Preferences).toString() or "Ctrl+,",
                            self.open_settings)
+        self._add_shortcut("Setup checks", "Ctrl+Shift+D", lambda: open_setup_page(self))
 
         engine.job_started.connect(self._job_started)
         engine.model_loading.connect(self._model_loading)

@@ -12,7 +12,9 @@ from bridge import __version__
 from bridge.errors import SegueError
 
 # Subcommand modules, in the order `segue --help` lists them.
-SUBCOMMANDS = ["generate", "continue_track", "models", "library", "serve", "gui", "devices", "engine"]
+SUBCOMMANDS = [
+    "generate", "continue_track", "models", "library", "serve", "gui", "devices", "engine", "setup", "presets", "doctor",
+]
 
 EXIT_USER_ERROR = 2
 

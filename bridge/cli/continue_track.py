@@ -2,6 +2,7 @@
 
 import argparse
 import contextlib
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from tqdm import tqdm
 
 from bridge import paths
 from bridge.cli.engine_choice import add_engine_options, engine_from_args
+from bridge.cli.presets import add_preset_option, apply_preset
 from bridge.daw.connect import open_link
 from bridge.daw.link import DawLink
 from bridge.daw.placement import ROUTE_DRAG_AND_DROP
@@ -59,11 +61,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     add_engine_options(parser)
     parser.add_argument("--quality", choices=QUALITY_MODES, default="auto")
+    add_preset_option(parser)
     parser.set_defaults(handler=run_continue_track)
 
 
 def run_continue_track(args: argparse.Namespace) -> int:
+    preset = apply_preset(args, lengths=False)
     options = _options(args)
+    if preset is not None:  # the preset's sound settings; the length stays the command line's
+        options = dataclasses.replace(options, cfg=preset.guidance, temperature=preset.temperature)
     source_kind = args.source or "auto"
     file_source = source_kind not in ("auto", "capture", "render")
     if file_source and not Path(source_kind).is_file():

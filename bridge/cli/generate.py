@@ -8,6 +8,7 @@ from bridge import paths
 from bridge.audio.io import read_audio
 from bridge.cli.engine_choice import add_engine_options, engine_from_args
 from bridge.cli.job_status import JobStatusLine
+from bridge.cli.presets import add_preset_option, apply_preset
 from bridge.engine.request import DEFAULT_MODEL, QUALITY_MODES, GenerationRequest
 from bridge.errors import InvalidParameterError
 from bridge.library import ClipLibrary
@@ -15,7 +16,7 @@ from bridge.library import ClipLibrary
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     generate = subparsers.add_parser("generate", help="make clips from a text prompt")
-    generate.add_argument("prompt", help='what to play, e.g. "lo-fi hip-hop drums, dusty, 90 bpm"')
+    generate.add_argument("prompt", nargs="?", default="", help='what to play, e.g. "lo-fi hip-hop drums, dusty, 90 bpm"')
     _add_common_options(generate)
     generate.set_defaults(handler=run_generate)
 
@@ -53,9 +54,11 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--out-dir", type=Path, help="output folder (default: Segue's clip folder)")
     parser.add_argument("--sample-rate", type=int, help="write at this rate (default: the model's, 32000)")
     parser.add_argument("--bit-depth", choices=["float", "24", "16"], default="float")
+    add_preset_option(parser)
 
 
 def _request(args: argparse.Namespace, **extra) -> GenerationRequest:
+    apply_preset(args, lengths=True)
     return GenerationRequest(
         prompt=args.prompt,
         model=args.model,
@@ -75,7 +78,10 @@ def _request(args: argparse.Namespace, **extra) -> GenerationRequest:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    return _run(args, _request(args), include_prompt=False)
+    request = _request(args)
+    if not request.prompt.strip():
+        raise InvalidParameterError("say what to play: a prompt, or --preset NAME (see `segue presets`)")
+    return _run(args, request, include_prompt=False)
 
 
 def run_continue(args: argparse.Namespace) -> int:
