@@ -6,6 +6,7 @@ import socket
 import pytest
 
 from bridge.cli import main
+from bridge.daw.ableton import TEST_REPLY_PORT_VARIABLE
 from bridge.settings import update_settings
 from bridge.setup import doctor
 from bridge.setup.abletonosc import PINNED_COMMIT
@@ -33,14 +34,15 @@ def by_topic(findings: list[doctor.Finding], topic: str) -> list[doctor.Finding]
     return [finding for finding in findings if finding.topic == topic]
 
 
-def test_doctor_finds_live_its_version_and_the_patched_abletonosc(tmp_path):
+def test_doctor_finds_live_its_version_and_the_patched_abletonosc(tmp_path, monkeypatch):
     remote_scripts = user_library(tmp_path, "macos") / "Remote Scripts"
     (tmp_path / "AbletonOSC.zip").write_bytes(abletonosc_zip())
     assert main(["setup", "ableton", "--remote-scripts-dir", str(remote_scripts), "--abletonosc-zip",
                  str(tmp_path / "AbletonOSC.zip"), "--abletonosc-sha256", abletonosc_sha256()]) == 0
     reply_port = free_udp_port()
     with FakeLive(reply_port=reply_port, version=(12, 1)) as live:
-        choose_daw("ableton", ableton_port=live.port, ableton_reply_port=reply_port)
+        monkeypatch.setenv(TEST_REPLY_PORT_VARIABLE, str(reply_port))  # 11001 may be taken by a parallel run
+        choose_daw("ableton", ableton_port=live.port)
         findings = doctor.run_checks(remote_scripts_dir=remote_scripts)
     daw = by_topic(findings, "DAW")
     assert daw[0].status == doctor.OK and f"Ableton Live 12.1 answers at 127.0.0.1:{live.port}" in daw[0].message

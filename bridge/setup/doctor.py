@@ -69,9 +69,10 @@ def run_checks(
 
 
 def check_daw(choice: DawSettings, answer_seconds: float) -> list[Finding]:
+    from bridge.daw.ableton import reply_port
     from bridge.daw.connect import open_link
 
-    listen_port = choice.ableton_reply_port if choice.daw == "ableton" else choice.reaper_listen_port
+    listen_port = reply_port() if choice.daw == "ableton" else choice.reaper_listen_port
     port = udp_port_state(listen_port) if choice.daw != "none" else None  # before the link binds it
     if port is not None and not port.free:
         owner = port.owner or "another program"
