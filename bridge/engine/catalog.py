@@ -27,19 +27,20 @@ KNOWN_MODELS: tuple[KnownModel, ...] = (
     # Melody models are a different architecture (MusicgenMelody: text + chromagram conditioning);
     # sizes are estimates from their 1.5B / 3.3B parameter counts, the Hub gives the real ones.
     KnownModel("facebook/musicgen-melody", 6.0, MUSICGEN_LICENCE, 1,
-               "1.5B, follows a hummed or played melody: not supported by Segue's engine yet", supported=False),
+               "1.5B, follows a melody or chords you give it (--melody): strings that follow your chord track"),
     KnownModel("facebook/musicgen-melody-large", 13.0, MUSICGEN_LICENCE, 1,
-               "3.3B melody-conditioned: not supported by Segue's engine yet", supported=False),
+               "3.3B, follows a melody or chords: best quality, needs a GPU"),
     KnownModel("facebook/musicgen-stereo-melody", 6.0, MUSICGEN_LICENCE, 2,
-               "1.5B stereo melody-conditioned: not supported by Segue's engine yet", supported=False),
+               "1.5B stereo, follows a melody or chords"),
     KnownModel("facebook/musicgen-stereo-melody-large", 13.0, MUSICGEN_LICENCE, 2,
-               "3.3B stereo melody-conditioned: not supported by Segue's engine yet", supported=False),
+               "3.3B stereo, follows a melody or chords: best quality, needs a GPU"),
     KnownModel("tiny", 0.004, "MIT (random weights)", 1, "tiny random model built locally: makes noise, for tests/offline", "-"),
     KnownModel("tiny-stereo", 0.004, "MIT (random weights)", 2, "tiny random stereo model built locally: makes noise", "-"),
+    KnownModel("tiny-melody", 0.004, "MIT (random weights)", 1, "tiny random melody model built locally: makes noise", "-"),
 )
 
 # Built locally by bridge.engine.musicgen.random_models instead of downloaded.
-LOCAL_RANDOM_MODELS = ("tiny", "tiny-stereo", "small-random")
+LOCAL_RANDOM_MODELS = ("tiny", "tiny-stereo", "small-random", "tiny-melody", "melody-random")
 
 
 def find_known_model(model_id: str) -> KnownModel | None:

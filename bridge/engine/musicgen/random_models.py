@@ -21,6 +21,9 @@ from transformers import (
     MusicgenConfig,
     MusicgenDecoderConfig,
     MusicgenForConditionalGeneration,
+    MusicgenMelodyConfig,
+    MusicgenMelodyDecoderConfig,
+    MusicgenMelodyForConditionalGeneration,
     MusicgenProcessor,
     T5Config,
     T5Tokenizer,
@@ -71,6 +74,22 @@ ARCHITECTURES = {
         decoder=dict(hidden_size=1024, num_hidden_layers=2, num_attention_heads=16, ffn_dim=4096),
         audio_channels=1,
     ),
+    # Melody models (bridge/engine/musicgen/melody.py): text + chromagram prefix, no cross-attention.
+    # At the default init (0.02) a melody barely moves greedy choices; 0.2 lets tests tell melodies apart.
+    "tiny-melody": dict(
+        text_encoder=_TINY_TEXT_ENCODER, audio_encoder=_TINY_CODEC, decoder=_TINY_DECODER, audio_channels=1,
+        melody=True, initializer_factor=0.2,
+    ),
+    # musicgen-melody's real shapes (1.5B: t5-base, 48 layers of 1536): benchmarks only.
+    "melody-random": dict(
+        text_encoder=dict(
+            d_model=768, d_ff=3072, d_kv=64, num_heads=12, num_layers=12, feed_forward_proj="relu", vocab_size=32128
+        ),
+        audio_encoder=dict(num_filters=64, hidden_size=128, codebook_dim=128, num_lstm_layers=2),
+        decoder=dict(hidden_size=1536, num_hidden_layers=48, num_attention_heads=24, ffn_dim=6144),
+        audio_channels=1,
+        melody=True,
+    ),
 }
 
 
@@ -84,7 +103,9 @@ def tiny_tokenizer() -> T5Tokenizer:
     return T5Tokenizer(vocab=pieces, extra_ids=0)
 
 
-def build_random_musicgen(architecture: str, seed: int = 0) -> tuple[MusicgenForConditionalGeneration, MusicgenProcessor]:
+def build_random_musicgen(
+    architecture: str, seed: int = 0
+) -> tuple[MusicgenForConditionalGeneration | MusicgenMelodyForConditionalGeneration, MusicgenProcessor]:
     # MusicGen's pad id (= codebook size) trips a harmless config warning; users need not see it.
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
@@ -104,13 +125,15 @@ def build_random_musicgen(architecture: str, seed: int = 0) -> tuple[MusicgenFor
         tie_word_embeddings=False,
         **spec["decoder"],
     )
-    config = MusicgenConfig(
-        text_encoder=T5Config(**text_kwargs),
-        audio_encoder=EncodecConfig(**_ENCODEC_32KHZ, **spec["audio_encoder"]),
-        decoder=MusicgenDecoderConfig(**decoder_kwargs),
-    )
+    text_config, codec_config = T5Config(**text_kwargs), EncodecConfig(**_ENCODEC_32KHZ, **spec["audio_encoder"])
     torch.manual_seed(seed)
-    model = MusicgenForConditionalGeneration(config).eval()
+    if spec.get("melody"):
+        decoder_config = MusicgenMelodyDecoderConfig(initializer_factor=spec.get("initializer_factor", 0.02), **decoder_kwargs)
+        config = MusicgenMelodyConfig(text_encoder=text_config, audio_encoder=codec_config, decoder=decoder_config)
+        model = MusicgenMelodyForConditionalGeneration(config).eval()
+    else:
+        config = MusicgenConfig(text_encoder=text_config, audio_encoder=codec_config, decoder=MusicgenDecoderConfig(**decoder_kwargs))
+        model = MusicgenForConditionalGeneration(config).eval()
     # EnCodec's codebooks are buffers that start at zero (they are learnt by k-means): give them
     # random vectors so different codes decode to different audio.
     with torch.no_grad():
