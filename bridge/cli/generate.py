@@ -11,7 +11,7 @@ from bridge.audio.io import read_audio
 from bridge.engine.events import EngineEvent, ModelLoading, Progress
 from bridge.engine.request import DEFAULT_MODEL, QUALITY_MODES, GenerationRequest
 from bridge.engine.worker import EngineClient
-from bridge.errors import InvalidParameterError
+from bridge.errors import AudioFileError, InvalidParameterError
 from bridge.library import ClipLibrary
 
 
@@ -54,9 +54,19 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--out-dir", type=Path, help="output folder (default: Segue's clip folder)")
     parser.add_argument("--sample-rate", type=int, help="write at this rate (default: the model's, 32000)")
     parser.add_argument("--bit-depth", choices=["float", "24", "16"], default="float")
+    parser.add_argument(
+        "--melody", type=Path, metavar="FILE",
+        help="audio whose melody and chords to follow, from a bar line (melody models, e.g. facebook/musicgen-melody)",
+    )
 
 
 def _request(args: argparse.Namespace, **extra) -> GenerationRequest:
+    if args.melody is not None:
+        try:  # fail fast, before starting the engine, on a missing or unreadable file
+            read_audio(args.melody)
+        except AudioFileError as error:
+            raise AudioFileError(f"melody: {error}") from None
+        extra["melody_path"] = str(args.melody.resolve())
     return GenerationRequest(
         prompt=args.prompt,
         model=args.model,

@@ -68,7 +68,10 @@ def check_melody_request(loaded: LoadedModel, request: GenerationRequest) -> Non
 def load_melody(request: GenerationRequest, sample_rate: int) -> np.ndarray | None:
     """The request's melody as mono float32 at `sample_rate`, or None when it has none."""
     if request.melody_path is not None:
-        audio, rate = read_audio(request.melody_path)
+        try:
+            audio, rate = read_audio(request.melody_path)
+        except AudioFileError as error:
+            raise AudioFileError(f"melody: {error}") from None
     elif request.melody is not None:
         audio, rate = np.asarray(request.melody, dtype=np.float32), int(request.melody_sample_rate)
     else:
