@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from bridge.audio.io import read_audio, resample
+from bridge.engine.catalog import no_melody_message
 from bridge.engine.musicgen.chroma import chroma_frames, to_mono
 from bridge.engine.musicgen.codec import decode_codes
 from bridge.engine.musicgen.loading import LoadedModel
@@ -29,7 +30,6 @@ from bridge.errors import AudioFileError, InvalidParameterError
 
 # The melody models were trained on 30 s segments: their chroma prefix always spans 30 s.
 MELODY_WINDOW_SECONDS = 30.0
-MELODY_MODELS_HINT = "facebook/musicgen-melody"
 
 
 @dataclass
@@ -60,9 +60,7 @@ class MelodyTimeline:
 def check_melody_request(loaded: LoadedModel, request: GenerationRequest) -> None:
     """A melody for a model that takes none is a mistake the producer should hear about, not silently drop."""
     if request.has_melody and not loaded.takes_melody:
-        raise InvalidParameterError(
-            f"{loaded.model_id} does not follow a melody: choose a melody model (e.g. {MELODY_MODELS_HINT})"
-        )
+        raise InvalidParameterError(no_melody_message(loaded.model_id))
 
 
 def load_melody(request: GenerationRequest, sample_rate: int) -> np.ndarray | None:
