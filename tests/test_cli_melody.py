@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
+from bridge.cli import main
 from tests.test_cli import segue
 
 
@@ -46,3 +47,24 @@ def test_a_melody_with_a_model_that_takes_none_ends_with_exit_2_and_one_line(tmp
     last = done.stderr.strip().splitlines()[-1]
     assert last == "segue: error: tiny does not follow a melody: choose a melody model (e.g. facebook/musicgen-melody)"
     assert "Traceback" not in done.stderr
+
+
+def test_continue_track_continues_a_file_and_follows_a_melody_together(tmp_path, capsys):
+    rate, bpm = 44100, 240.0
+    source = write_melody(tmp_path / "loop.wav", frequency_hz=220.0, seconds=2.0, rate=rate)  # 2 bars at 240 BPM
+    melody = write_melody(tmp_path / "chords.wav", frequency_hz=392.0, seconds=1.0, rate=rate)
+    code = main([
+        "continue-track", "strings", "--source", str(source), "--bpm", str(bpm), "--source-bars", "2",
+        "--bars", "1", "--takes", "1", "--daw", "none", "--model", "tiny-melody", "--device", "cpu",
+        "--seed", "2", "--melody", str(melody),
+    ])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    take_path = next(line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("take 1: /"))
+    assert soundfile.info(take_path).frames == rate  # one bar at 240 BPM, at the source's rate
+
+
+def test_continue_track_refuses_a_melody_for_a_model_that_takes_none(tmp_path, capsys):
+    melody = write_melody(tmp_path / "chords.wav")
+    assert main(["continue-track", "--model", "tiny", "--melody", str(melody), "--daw", "none"]) == 2
+    assert "tiny does not follow a melody" in capsys.readouterr().err

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from bridge.engine.melody_timeline import MelodyTimeline
 from bridge.engine.musicgen.fast_decoder import FastDecoder
 from bridge.engine.musicgen.generator import MusicGenerator
-from bridge.engine.musicgen.melody import MelodyTimeline, melody_prefix, window_chroma
+from bridge.engine.musicgen.melody import melody_prefix, window_chroma
 from bridge.engine.musicgen.sampling import build_sequence, encode_text
 from bridge.engine.request import GenerationRequest
 from bridge.errors import InvalidParameterError

@@ -4,16 +4,17 @@ import librosa
 import numpy as np
 import pytest
 
+from bridge.engine.melody_timeline import MelodyTimeline, fit_melody, melody_with_lead_in
 from bridge.engine.musicgen.chroma import (
     CHROMA_FFT_SAMPLES,
     CHROMA_HOP_SAMPLES,
-    PITCH_CLASS_NAMES,
     chroma_frames,
     pitch_class_filters,
 )
-from bridge.engine.musicgen.melody import MelodyTimeline, fit_melody
+from bridge.musical_time import TimeSignature
 
 RATE = 32000
+PITCH_CLASS_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
 def chord(frequencies_hz: list[float], seconds: float) -> np.ndarray:
@@ -83,3 +84,11 @@ def test_each_window_reads_the_prompt_then_the_looped_melody(start):
     positions = np.arange(start, start + 1_000)
     expected = np.where(positions < 0, prompt[np.clip(positions + 500, 0, 499)], melody[positions % 1_000])
     np.testing.assert_array_equal(audio, expected)
+
+
+def test_a_continuations_melody_starts_early_by_the_lead_in_so_its_bar_lines_stay_on_the_takes():
+    bar_seconds = 2.0  # 120 BPM, 4/4
+    melody = np.arange(round(3 * bar_seconds * 100), dtype=np.float32)  # 3 bars at 100 Hz
+    shifted = melody_with_lead_in(melody, 100, bars=2, bpm=120, signature=TimeSignature(4, 4), lead_in_seconds=0.05)
+    np.testing.assert_array_equal(shifted[5:], melody[:400])  # bars 1-2 start after the 5-sample lead-in
+    np.testing.assert_array_equal(shifted[:5], melody[395:400])  # the lead-in is the end of bar 2

@@ -9,9 +9,10 @@ from tqdm import tqdm
 from bridge import paths
 from bridge.audio.io import read_audio
 from bridge.engine.events import EngineEvent, ModelLoading, Progress
+from bridge.engine.melody_timeline import read_melody_file
 from bridge.engine.request import DEFAULT_MODEL, QUALITY_MODES, GenerationRequest
 from bridge.engine.worker import EngineClient
-from bridge.errors import AudioFileError, InvalidParameterError
+from bridge.errors import InvalidParameterError
 from bridge.library import ClipLibrary
 
 
@@ -62,10 +63,7 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
 
 def _request(args: argparse.Namespace, **extra) -> GenerationRequest:
     if args.melody is not None:
-        try:  # fail fast, before starting the engine, on a missing or unreadable file
-            read_audio(args.melody)
-        except AudioFileError as error:
-            raise AudioFileError(f"melody: {error}") from None
+        read_melody_file(args.melody)  # fail fast, before starting the engine, on a missing or unreadable file
         extra["melody_path"] = str(args.melody.resolve())
     return GenerationRequest(
         prompt=args.prompt,

@@ -20,10 +20,11 @@ import numpy as np
 import torch
 from transformers.audio_utils import chroma_filter_bank
 
+from bridge.engine.melody_timeline import to_mono
+
 CHROMA_FFT_SAMPLES = 2**14
 CHROMA_HOP_SAMPLES = 2**12
 NUM_PITCH_CLASSES = 12
-PITCH_CLASS_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 _filter_banks: dict[int, torch.Tensor] = {}
 
@@ -39,13 +40,13 @@ def pitch_class_filters(sample_rate: int) -> torch.Tensor:
 
 
 def chroma_frames(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """One-hot chromagram (frames, 12) of mono float audio (samples,) at `sample_rate`.
+    """One-hot chromagram (frames, 12) of float audio (samples,) or (samples, channels) at `sample_rate`.
 
     Frame f covers the window centred on sample f * 4096; there are 1 + samples // 4096 frames.
     Silence (an all-zero spectrum) gives pitch class 0 (C) in every frame, as audiocraft's argmax
     does: that is also the melody models' "no melody" input.
     """
-    wave = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+    wave = torch.from_numpy(np.ascontiguousarray(to_mono(audio)))
     if wave.shape[-1] < CHROMA_FFT_SAMPLES:  # audiocraft pads short input to one window, centred
         missing = CHROMA_FFT_SAMPLES - wave.shape[-1]
         wave = torch.nn.functional.pad(wave, (missing // 2, missing - missing // 2))
@@ -63,17 +64,3 @@ def chroma_frames(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     energy = pitch_class_filters(sample_rate) @ power  # (12, frames)
     strongest = energy.argmax(dim=0)
     return torch.nn.functional.one_hot(strongest, NUM_PITCH_CLASSES).float().numpy()
-
-
-def to_mono(audio: np.ndarray) -> np.ndarray:
-    """(samples,) or (samples, channels) -> (samples,) float32, channels averaged."""
-    audio = np.asarray(audio, dtype=np.float32)
-    return audio if audio.ndim == 1 else audio.mean(axis=1)
-
-
-def describe_chroma(chroma: np.ndarray) -> str:
-    """The pitch classes a chromagram holds, most frames first (e.g. 'D 60%, A 25%, F# 15%'): for logs and tests."""
-    counts = chroma.sum(axis=0)
-    order = np.argsort(-counts, kind="stable")
-    total = max(1.0, float(counts.sum()))
-    return ", ".join(f"{PITCH_CLASS_NAMES[i]} {100 * counts[i] / total:.0f}%" for i in order if counts[i] > 0)

@@ -5,92 +5,35 @@ chroma frames covering 30 s, then the projected text (audiocraft's "prepend" fus
 `MusicgenMelodyForConditionalGeneration`). It has no cross-attention. With guidance, the
 unconditional rows read one-hot C chroma (the models' "no melody" input) and zero text.
 
-The melody is laid on the clip's timeline: its start is the clip's first bar line; it is cut to the
-clip's length or, when shorter, looped in whole bars (a 2-bar chord loop under an 8-bar clip plays
-four times, on the bar grid). Each 30 s generation window reads the 30 s of that timeline it covers
+The melody is laid on the clip's timeline, fitted to its bars (bridge/engine/melody_timeline.py).
+Each 30 s generation window reads the 30 s of that timeline it covers
 (audiocraft loops the melody the same way for long clips, audiocraft/models/musicgen.py
 `_generate_tokens`); the part of a window before the new material (an audio prompt being continued)
 reads the prompt's own chroma, so the model hears the music it continues as it is.
 """
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from bridge.audio.io import read_audio, resample
 from bridge.engine.catalog import no_melody_message
-from bridge.engine.musicgen.chroma import chroma_frames, to_mono
+from bridge.engine.melody_timeline import MelodyTimeline, bar_samples_of, fit_melody, load_melody, to_mono
+from bridge.engine.musicgen.chroma import chroma_frames
 from bridge.engine.musicgen.codec import decode_codes
 from bridge.engine.musicgen.loading import LoadedModel
 from bridge.engine.musicgen.sampling import Conditioning
 from bridge.engine.request import GenerationRequest
-from bridge.errors import AudioFileError, InvalidParameterError
+from bridge.errors import InvalidParameterError
 
 # The melody models were trained on 30 s segments: their chroma prefix always spans 30 s.
 MELODY_WINDOW_SECONDS = 30.0
-
-
-@dataclass
-class MelodyTimeline:
-    """What the chroma of each generation window is computed from, mono at the model rate.
-
-    `melody` (samples,) starts at the first new sample and repeats forever after its end;
-    `before` (samples,) is the audio prompt that precedes the new material, or None.
-    """
-
-    melody: np.ndarray | None
-    before: np.ndarray | None
-    sample_rate: int
-
-    def window_audio(self, start_sample: int, length_samples: int) -> np.ndarray:
-        """Audio of the timeline from `start_sample` (0 = first new sample; negative = in the prompt)."""
-        positions = np.arange(start_sample, start_sample + length_samples)
-        audio = np.zeros(length_samples, dtype=np.float32)
-        if self.melody is not None:
-            after = positions >= 0
-            audio[after] = self.melody[positions[after] % len(self.melody)]
-        if self.before is not None:
-            inside = (positions < 0) & (positions >= -len(self.before))
-            audio[inside] = self.before[positions[inside] + len(self.before)]
-        return audio
 
 
 def check_melody_request(loaded: LoadedModel, request: GenerationRequest) -> None:
     """A melody for a model that takes none is a mistake the producer should hear about, not silently drop."""
     if request.has_melody and not loaded.takes_melody:
         raise InvalidParameterError(no_melody_message(loaded.model_id))
-
-
-def load_melody(request: GenerationRequest, sample_rate: int) -> np.ndarray | None:
-    """The request's melody as mono float32 at `sample_rate`, or None when it has none."""
-    if request.melody_path is not None:
-        try:
-            audio, rate = read_audio(request.melody_path)
-        except AudioFileError as error:
-            raise AudioFileError(f"melody: {error}") from None
-    elif request.melody is not None:
-        audio, rate = np.asarray(request.melody, dtype=np.float32), int(request.melody_sample_rate)
-    else:
-        return None
-    if audio.size == 0:
-        raise AudioFileError("the melody is empty")
-    return to_mono(resample(audio, rate, sample_rate))
-
-
-def fit_melody(melody: np.ndarray, clip_samples: int, bar_samples: float | None) -> np.ndarray:
-    """Cut `melody` to `clip_samples`, or loop it up to that length: in whole bars when it holds one or more.
-
-    A melody of 2.5 bars under a 4-bar clip loops its first 2 bars, so every repeat starts on a bar
-    line; one shorter than a bar (or a clip measured in seconds) loops as it is.
-    """
-    if len(melody) >= clip_samples:
-        return melody[:clip_samples]
-    unit = melody
-    if bar_samples is not None and len(melody) >= bar_samples:
-        unit = melody[: round(math.floor(len(melody) / bar_samples) * bar_samples)]
-    return np.resize(unit, clip_samples)
 
 
 class MelodyConditioner:
@@ -127,10 +70,7 @@ def melody_timeline(
     rate = loaded.sample_rate
     melody = load_melody(request, rate)
     if melody is not None:
-        bar_samples = None
-        if request.bars is not None:
-            bar_samples = clip_samples / request.bars
-        melody = fit_melody(melody, clip_samples, bar_samples)
+        melody = fit_melody(melody, clip_samples, bar_samples_of(request, rate))
     before = None if prompt_audio is None else to_mono(prompt_audio)
     return MelodyTimeline(melody, before, rate)
 
