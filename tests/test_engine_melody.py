@@ -10,7 +10,9 @@ import torch
 from bridge.engine.melody_timeline import MelodyTimeline
 from bridge.engine.musicgen.fast_decoder import FastDecoder
 from bridge.engine.musicgen.generator import MusicGenerator
+from bridge.engine.musicgen.loading import LoadedModel
 from bridge.engine.musicgen.melody import melody_prefix, window_chroma
+from bridge.engine.musicgen.random_models import build_random_musicgen
 from bridge.engine.musicgen.sampling import build_sequence, encode_text
 from bridge.engine.request import GenerationRequest
 from bridge.errors import InvalidParameterError
@@ -129,3 +131,25 @@ def test_a_melody_for_a_model_that_takes_none_is_a_clear_error(tiny_model):
     request = melody_request(D_TONE, model="tiny")
     with pytest.raises(InvalidParameterError, match="tiny does not follow a melody: choose a melody model"):
         MusicGenerator(tiny_model).generate(request)
+
+
+def test_a_stereo_melody_model_follows_a_melody_and_its_greedy_codes_equal_transformers_generate():
+    model, processor = build_random_musicgen("tiny-stereo-melody", seed=3)
+    stereo = LoadedModel("tiny-stereo-melody", model, processor, torch.device("cpu"), torch.float32, torch.device("cpu"), True)
+    frames = 20
+    melody = np.stack([D_TONE, 0.5 * D_TONE], axis=1)  # stereo melodies are heard as their mono mix
+    text = processor.tokenizer(["warm strings"], return_tensors="pt")
+    features = chroma_of(stereo, D_TONE * 0.75, frames * 640)
+    decoded = []  # transformers decodes the left codebooks (0, 2, ...), then the right ones
+    codec, original = stereo.model.audio_encoder, stereo.model.audio_encoder.decode
+    codec.decode = lambda codes, *args, **kwargs: decoded.append(codes.clone()) or original(codes, *args, **kwargs)
+    try:
+        with torch.inference_mode():
+            stereo.model.generate(**text, input_features=features, do_sample=False, guidance_scale=3.0, max_new_tokens=frames + 3)
+    finally:
+        del codec.decode
+    ours = MusicGenerator(stereo).generate(
+        melody_request(melody, model="tiny-stereo-melody", seconds=frames / 50, greedy=True, quality="exact")
+    ).takes[0].codes
+    np.testing.assert_array_equal(ours[0::2], decoded[0][0, 0].numpy())
+    np.testing.assert_array_equal(ours[1::2], decoded[1][0, 0].numpy())

@@ -80,6 +80,10 @@ ARCHITECTURES = {
         text_encoder=_TINY_TEXT_ENCODER, audio_encoder=_TINY_CODEC, decoder=_TINY_DECODER, audio_channels=1,
         melody=True, initializer_factor=0.2,
     ),
+    "tiny-stereo-melody": dict(
+        text_encoder=_TINY_TEXT_ENCODER, audio_encoder=_TINY_CODEC, decoder=_TINY_DECODER, audio_channels=2,
+        melody=True, initializer_factor=0.2,
+    ),
     # musicgen-melody's real shapes (1.5B: t5-base, 48 layers of 1536): benchmarks only.
     "melody-random": dict(
         text_encoder=dict(
