@@ -5,10 +5,8 @@ import pytest
 import soundfile
 
 from bridge.daw.ableton import AbletonLink
-from bridge.daw.control_server import ControlServer
 from bridge.musical_time import TimeSignature, bars_to_seconds
-from tests.osc_client import OscTestClient
-from tests.test_control_server import engine, live, run_job  # noqa: F401  (fixtures)
+from tests.test_control_server import engine, live, run_job, start_server  # noqa: F401  (fixtures)
 
 MELODY_ADDRESS = "/segue/generate_bars_melody"
 
@@ -22,14 +20,6 @@ def link(live):  # noqa: F811  (the imported fixture)
         yield link
 
 
-def control_for(engine, link, model: str):  # noqa: F811
-    server = ControlServer(engine, link=link, model=model, port=0, reply_port=0).start()
-    engine.relay.target = server.on_engine_event
-    client = OscTestClient(server.port)
-    server.reply_port = client.port
-    return server, client
-
-
 @pytest.fixture
 def melody_file(tmp_path):
     t = np.arange(44100 * 2) / 44100
@@ -39,7 +29,7 @@ def melody_file(tmp_path):
 
 
 def test_a_melody_model_makes_a_clip_in_the_daws_bars(engine, link, melody_file):  # noqa: F811
-    server, client = control_for(engine, link, "tiny-melody")
+    server, client = start_server(engine, link, model="tiny-melody")
     try:
         _, _, path = run_job(client, MELODY_ADDRESS, "warm strings", 1, str(melody_file))
     finally:
@@ -61,7 +51,7 @@ def test_a_melody_model_makes_a_clip_in_the_daws_bars(engine, link, melody_file)
     ],
 )
 def test_bad_melody_requests_are_answered_with_one_error(engine, link, melody_file, model, args, message):  # noqa: F811
-    server, client = control_for(engine, link, model)
+    server, client = start_server(engine, link, model=model)
     try:
         args = tuple(str(melody_file) if arg == "MELODY" else arg for arg in args)
         reply = client.ask(MELODY_ADDRESS, *args)

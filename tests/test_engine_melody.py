@@ -122,9 +122,12 @@ def test_cached_steps_equal_one_uncached_pass(tiny_melody):
         whole = tiny_melody.model.decoder(
             input_ids=rows.reshape(-1, length), encoder_hidden_states=conditioning.hidden_states, use_cache=False
         ).logits.reshape(2, 4, -1, 2048)[:, :, -length:]
-        session = FastDecoder(tiny_melody).start(conditioning.hidden_states, conditioning.attention_mask, 1, 2, length, prefix=True)
-        stepped = [session(rows[:, :, :1])] + [session(rows[:, :, p : p + 1]) for p in range(1, length)]
-    torch.testing.assert_close(torch.stack(stepped, dim=2), whole, atol=1e-4, rtol=1e-4)
+        for graphed in (False, True):  # True: the fixed-shape steps a CUDA graph replays (run eagerly here)
+            session = FastDecoder(tiny_melody, graphed=graphed).start(
+                conditioning.hidden_states, conditioning.attention_mask, 1, 2, length, prefix=True
+            )
+            stepped = [session(rows[:, :, p : p + 1]) for p in range(length)]
+            torch.testing.assert_close(torch.stack(stepped, dim=2), whole, atol=1e-4, rtol=1e-4)
 
 
 def test_a_melody_for_a_model_that_takes_none_is_a_clear_error(tiny_model):
@@ -153,3 +156,11 @@ def test_a_stereo_melody_model_follows_a_melody_and_its_greedy_codes_equal_trans
     ).takes[0].codes
     np.testing.assert_array_equal(ours[0::2], decoded[0][0, 0].numpy())
     np.testing.assert_array_equal(ours[1::2], decoded[1][0, 0].numpy())
+
+
+def test_a_long_prompt_fits_before_a_full_window(tiny_melody, generator):
+    """235 chroma frames + a 2000-character prompt + 30 s of codes outgrow the model's 2048 positions."""
+    text = encode_text(tiny_melody, "warm strings " * 150, 1, guided=True)
+    assert 235 + text.hidden_states.shape[1] + 1504 > tiny_melody.model.config.decoder.max_position_embeddings
+    result = generator.generate(melody_request(D_TONE, prompt="warm strings " * 150, seconds=0.2))
+    assert result.takes[0].audio.shape[0] == round(0.2 * RATE)

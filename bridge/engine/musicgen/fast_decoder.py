@@ -92,16 +92,17 @@ class FastDecoder:
         self.layers = []
         for block in decoder.layers:
             attention, cross = block.self_attn, getattr(block, "encoder_attn", None)
+            has_cross = cross is not None
             self.layers.append(
                 _Layer(
                     self_norm=_Norm.of(block.self_attn_layer_norm),
                     qkv=linear(attention.q_proj, attention.k_proj, attention.v_proj),
                     self_out=linear(attention.out_proj),
-                    cross_norm=cross and _Norm.of(block.encoder_attn_layer_norm),
-                    cross_q=cross and linear(cross.q_proj),
-                    cross_k=cross and cross.k_proj.weight,
-                    cross_v=cross and cross.v_proj.weight,
-                    cross_out=cross and linear(cross.out_proj),
+                    cross_norm=_Norm.of(block.encoder_attn_layer_norm) if has_cross else None,
+                    cross_q=linear(cross.q_proj) if has_cross else None,
+                    cross_k=cross.k_proj.weight if has_cross else None,
+                    cross_v=cross.v_proj.weight if has_cross else None,
+                    cross_out=linear(cross.out_proj) if has_cross else None,
                     ffn_norm=_Norm.of(block.final_layer_norm),
                     fc1=linear(block.fc1),
                     fc2=linear(block.fc2),
@@ -272,7 +273,7 @@ class GraphedStep:
 
     def __call__(self, input_ids: torch.Tensor) -> torch.Tensor:
         session = self.session
-        if input_ids.shape[-1] > 1:
+        if input_ids.shape[-1] > 1 or session.position == 0:  # the prefill (a melody prefix too) stays eager
             return session(input_ids)
         self.input_ids.copy_(input_ids)
         self.position.fill_(session.position)

@@ -123,6 +123,9 @@ def load_model(model_id: str, device: str = "auto") -> LoadedModel:
     except (ValueError, KeyError, RuntimeError) as error:
         raise ModelError(f"{model_id} is not a loadable MusicGen checkpoint: {_first_line(error)}") from None
 
+    if melody:  # a 235-frame chroma and the text precede up to 30 s of codes: room for a long prompt
+        positions = model.decoder.model.decoder.embed_positions
+        positions.make_weights(2 * positions.num_positions, positions.embedding_dim)
     dtype = torch.float16 if target.type in ("cuda", "mps") else torch.float32
     model.eval()
     model.text_encoder.to(target, dtype)

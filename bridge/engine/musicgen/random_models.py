@@ -52,6 +52,9 @@ _ENCODEC_32KHZ = dict(
 _TINY_TEXT_ENCODER = dict(d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=2, feed_forward_proj="relu")
 _TINY_CODEC = dict(num_filters=4, hidden_size=16, codebook_dim=16, num_lstm_layers=1)
 _TINY_DECODER = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, ffn_dim=64)
+# The real models' text encoder (t5-base) and codec shapes.
+_T5_BASE = dict(d_model=768, d_ff=3072, d_kv=64, num_heads=12, num_layers=12, feed_forward_proj="relu", vocab_size=32128)
+_ENCODEC_32KHZ_SHAPES = dict(num_filters=64, hidden_size=128, codebook_dim=128, num_lstm_layers=2)
 
 ARCHITECTURES = {
     "tiny": dict(text_encoder=_TINY_TEXT_ENCODER, audio_encoder=_TINY_CODEC, decoder=_TINY_DECODER, audio_channels=1),
@@ -59,10 +62,8 @@ ARCHITECTURES = {
         text_encoder=_TINY_TEXT_ENCODER, audio_encoder=_TINY_CODEC, decoder=_TINY_DECODER, audio_channels=2
     ),
     "small-random": dict(
-        text_encoder=dict(
-            d_model=768, d_ff=3072, d_kv=64, num_heads=12, num_layers=12, feed_forward_proj="relu", vocab_size=32128
-        ),
-        audio_encoder=dict(num_filters=64, hidden_size=128, codebook_dim=128, num_lstm_layers=2),
+        text_encoder=_T5_BASE,
+        audio_encoder=_ENCODEC_32KHZ_SHAPES,
         decoder=dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, ffn_dim=4096),
         audio_channels=1,
     ),
@@ -86,10 +87,8 @@ ARCHITECTURES = {
     ),
     # musicgen-melody's real shapes (1.5B: t5-base, 48 layers of 1536): benchmarks only.
     "melody-random": dict(
-        text_encoder=dict(
-            d_model=768, d_ff=3072, d_kv=64, num_heads=12, num_layers=12, feed_forward_proj="relu", vocab_size=32128
-        ),
-        audio_encoder=dict(num_filters=64, hidden_size=128, codebook_dim=128, num_lstm_layers=2),
+        text_encoder=_T5_BASE,
+        audio_encoder=_ENCODEC_32KHZ_SHAPES,
         decoder=dict(hidden_size=1536, num_hidden_layers=48, num_attention_heads=24, ffn_dim=6144),
         audio_channels=1,
         melody=True,
