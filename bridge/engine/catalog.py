@@ -25,16 +25,16 @@ KNOWN_MODELS: tuple[KnownModel, ...] = (
     KnownModel("facebook/musicgen-stereo-small", 2.4, MUSICGEN_LICENCE, 2, "300M stereo: wide loops, fast"),
     KnownModel("facebook/musicgen-stereo-medium", 8.0, MUSICGEN_LICENCE, 2, "1.5B stereo"),
     KnownModel("facebook/musicgen-stereo-large", 13.0, MUSICGEN_LICENCE, 2, "3.3B stereo: best quality, needs a GPU"),
-    # Melody models are a different architecture (MusicgenMelody: text + chromagram conditioning);
-    # sizes are estimates from their 1.5B / 3.3B parameter counts, the Hub gives the real ones.
-    KnownModel("facebook/musicgen-melody", 6.0, MUSICGEN_LICENCE, 1,
+    # Melody models are a different architecture (MusicgenMelody: text + chromagram conditioning,
+    # bridge/engine/musicgen/melody.py); sizes are their safetensors shards on the Hub.
+    KnownModel("facebook/musicgen-melody", 6.2, MUSICGEN_LICENCE, 1,
                "1.5B, follows a melody or chords you give it (--melody): strings that follow your chord track",
                follows_melody=True),
-    KnownModel("facebook/musicgen-melody-large", 13.0, MUSICGEN_LICENCE, 1,
+    KnownModel("facebook/musicgen-melody-large", 10.5, MUSICGEN_LICENCE, 1,
                "3.3B, follows a melody or chords: best quality, needs a GPU", follows_melody=True),
-    KnownModel("facebook/musicgen-stereo-melody", 6.0, MUSICGEN_LICENCE, 2,
+    KnownModel("facebook/musicgen-stereo-melody", 6.3, MUSICGEN_LICENCE, 2,
                "1.5B stereo, follows a melody or chords", follows_melody=True),
-    KnownModel("facebook/musicgen-stereo-melody-large", 13.0, MUSICGEN_LICENCE, 2,
+    KnownModel("facebook/musicgen-stereo-melody-large", 10.6, MUSICGEN_LICENCE, 2,
                "3.3B stereo, follows a melody or chords: best quality, needs a GPU",
                follows_melody=True),
     KnownModel("tiny", 0.004, "MIT (random weights)", 1, "tiny random model built locally: makes noise, for tests/offline", "-"),
