@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile
 
 from bridge.cli import main
@@ -49,6 +50,7 @@ def test_a_melody_with_a_model_that_takes_none_ends_with_exit_2_and_one_line(tmp
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_continue_track_continues_a_file_and_follows_a_melody_together(tmp_path, capsys):
     rate, bpm = 44100, 240.0
     source = write_melody(tmp_path / "loop.wav", frequency_hz=220.0, seconds=2.0, rate=rate)  # 2 bars at 240 BPM

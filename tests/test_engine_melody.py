@@ -55,7 +55,7 @@ def chroma_of(loaded, melody: np.ndarray, clip_samples: int, start_sample: int =
     return torch.from_numpy(window_chroma(loaded, timeline, start_sample))[None]
 
 
-@pytest.mark.parametrize("cfg", [3.0, 1.0])
+@pytest.mark.parametrize("cfg", [3.0, pytest.param(1.0, marks=pytest.mark.slow)])
 def test_greedy_codes_with_a_melody_equal_transformers_generate(tiny_melody, generator, cfg):
     clip_samples = FRAMES * tiny_melody.samples_per_frame
     text = tiny_melody.processor.tokenizer(["warm strings"], return_tensors="pt")
@@ -104,7 +104,7 @@ def test_silence_as_a_melody_is_the_models_no_melody_input(generator):
     np.testing.assert_array_equal(silent, without)
 
 
-@pytest.mark.parametrize("melody_seconds", [0.3, 5.0])
+@pytest.mark.parametrize("melody_seconds", [0.3, pytest.param(5.0, marks=pytest.mark.slow)])
 def test_a_melody_shorter_or_longer_than_the_clip_gives_a_whole_clip(generator, melody_seconds):
     result = generator.generate(melody_request(tone(293.66, melody_seconds), bars=1, bpm=240, seconds=None))
     assert result.takes[0].audio.shape[0] == RATE  # one bar at 240 BPM in 4/4
@@ -136,6 +136,7 @@ def test_a_melody_for_a_model_that_takes_none_is_a_clear_error(tiny_model):
         MusicGenerator(tiny_model).generate(request)
 
 
+@pytest.mark.slow
 def test_a_stereo_melody_model_follows_a_melody_and_its_greedy_codes_equal_transformers_generate():
     model, processor = build_random_musicgen("tiny-stereo-melody", seed=3)
     stereo = LoadedModel("tiny-stereo-melody", model, processor, torch.device("cpu"), torch.float32, torch.device("cpu"), True)
@@ -158,6 +159,7 @@ def test_a_stereo_melody_model_follows_a_melody_and_its_greedy_codes_equal_trans
     np.testing.assert_array_equal(ours[1::2], decoded[1][0, 0].numpy())
 
 
+@pytest.mark.slow
 def test_a_long_prompt_fits_before_a_full_window(tiny_melody, generator):
     """235 chroma frames + a 2000-character prompt + 30 s of codes outgrow the model's 2048 positions."""
     text = encode_text(tiny_melody, "warm strings " * 150, 1, guided=True)
