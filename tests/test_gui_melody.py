@@ -1,6 +1,7 @@
 """The panel's Melody well, driven like a producer would: drop a chord part, generate on a melody model.
 
-The screenshot of the well in use goes to docs/melody/panel.png (the README shows it).
+The screenshot of the well in use goes to test-artifacts/gui/melody-panel.png (docs/melody/panel.png,
+which the README shows, is a copy).
 """
 
 import json
@@ -18,12 +19,11 @@ from tests.test_gui import (  # noqa: F401  (fixtures)
     engine,
     library,
     models_dir,
+    screenshot,
     set_length,
     type_prompt,
     window,
 )
-
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "melody"
 
 
 def write_chords(path: Path, seconds: float = 4.0, rate: int = 44100) -> Path:
@@ -60,9 +60,7 @@ def test_drop_a_chord_part_on_the_melody_well_and_generate_clips_that_follow_it(
     sidecar = json.loads(Path(clip.path).with_suffix(".json").read_text())
     assert sidecar["parameters"]["melody_path"] == str(chords.resolve())
     assert window.banner.message == ""
-    DOCS.mkdir(parents=True, exist_ok=True)
-    QApplication.processEvents()
-    assert window.grab().save(str(DOCS / "panel.png"))
+    screenshot(window, "melody-panel")
 
 
 def test_the_well_is_greyed_out_for_a_model_that_follows_no_melody(window, tmp_path):  # noqa: F811

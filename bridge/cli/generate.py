@@ -8,6 +8,7 @@ from tqdm import tqdm
 
 from bridge import paths
 from bridge.audio.io import read_audio
+from bridge.engine.catalog import known_to_take_no_melody, no_melody_message
 from bridge.engine.events import EngineEvent, ModelLoading, Progress
 from bridge.engine.melody_timeline import read_melody_file
 from bridge.engine.request import DEFAULT_MODEL, QUALITY_MODES, GenerationRequest
@@ -63,6 +64,8 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
 
 def _request(args: argparse.Namespace, **extra) -> GenerationRequest:
     if args.melody is not None:
+        if known_to_take_no_melody(args.model):  # a catalogued model: no need to start the engine to know
+            raise InvalidParameterError(no_melody_message(args.model))
         read_melody_file(args.melody)  # fail fast, before starting the engine, on a missing or unreadable file
         extra["melody_path"] = str(args.melody.resolve())
     return GenerationRequest(
