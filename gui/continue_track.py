@@ -42,6 +42,7 @@ from gui.banner import MessageBanner
 from gui.clip_store import ClipEntry, ClipStore
 from gui.controls import muted_label, push_button
 from gui.daw_capture import DawCapture
+from gui.melody_well import MelodyWell
 from gui.waveform import envelope, paint_envelope
 
 SOURCE_DAW, SOURCE_FILE = "daw", "file"
@@ -142,6 +143,9 @@ class ContinueTrackWindow(QDialog):
         self.use_tempo = push_button("Use it", "Continue the file at the estimated tempo")
         self.use_tempo.setVisible(False)
         self.text_preview = _wrapped("")
+        self.melody = MelodyWell()  # follow a melody too (melody models): a file, a take, the DAW's bars
+        self.melody.offer_daw(capture, background)
+        self.melody.failed.connect(lambda message: self.banner.show_message(message))
 
         self.new_bars = _spin(1, 32, 4, " bars")
         self.takes = _spin(1, 8, 2, " takes")
@@ -181,7 +185,10 @@ class ContinueTrackWindow(QDialog):
         grid.addWidget(self.use_key, 6, 0, 1, 2)
         grid.addWidget(self.tempo_info, 6, 2)
         grid.addWidget(self.use_tempo, 6, 3)
-        grid.addWidget(self.text_preview, 7, 0, 1, 4)
+        describe_tail = QVBoxLayout()
+        describe_tail.addWidget(self.text_preview)
+        describe_tail.addWidget(self.melody)
+        grid.addLayout(describe_tail, 7, 0, 1, 4)
         grid.addWidget(_section("3 · GENERATE"), 8, 0, 1, 4)
         grid.addWidget(self.new_bars, 9, 0)
         grid.addWidget(self.takes, 9, 1)
@@ -295,7 +302,7 @@ class ContinueTrackWindow(QDialog):
         key = self.suggestions.key_text if self.suggestions is not None and self.use_key.isChecked() else None
         return ContinueOptions(
             prompt=self.prompt.text(), bars=self.new_bars.value(), takes=self.takes.value(), key=key,
-            model=self._model_id(), reroll_silent_start=self.reroll.isChecked(),
+            model=self._model_id(), reroll_silent_start=self.reroll.isChecked(), **self.melody.options_fields(),
         )
 
     def continue_(self) -> None:
@@ -420,6 +427,7 @@ class ContinueTrackWindow(QDialog):
 
     def _update(self, *_args) -> None:
         busy = self._busy
+        self.melody.follow_model(self._model_id())
         has_take = self.selected() is not None and not busy
         self.take_button.setEnabled(not busy)
         self.file_bpm.setVisible(self.source_kind.currentData() == SOURCE_FILE)

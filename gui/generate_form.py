@@ -27,6 +27,7 @@ from bridge.models.store import BUILT, BUILT_ON_USE, FAILED, PARTIAL
 from bridge.musical_time import TimeSignature, seconds_per_bar
 from bridge.presets import Preset
 from bridge.settings import PanelSettings
+from gui.melody_well import MelodyWell
 
 MAX_PANEL_VARIATIONS = 4
 MAX_HISTORY = 30
@@ -153,6 +154,11 @@ class GenerateForm(QWidget):
             advanced.addWidget(_label(label))
             advanced.addWidget(widget, 1)
         self.advanced.setVisible(False)
+        self.melody = MelodyWell()
+        self.model.currentIndexChanged.connect(lambda: self.melody.follow_model(self.model.currentData() or ""))
+        self.tempo.valueChanged.connect(lambda bpm: self.melody.follow_tempo(bpm, self.signature.currentText()))
+        self.melody.follow_model(self.model.currentData() or DEFAULT_MODEL)
+        self.melody.follow_tempo(self.tempo.value(), self.signature.currentText())
 
         for spin in (self.length, self.tempo, self.variations, self.top_k, self.seed):
             spin.setButtonSymbols(QAbstractSpinBox.ButtonSymbols.NoButtons)
@@ -189,8 +195,10 @@ class GenerateForm(QWidget):
         length_row.addWidget(self.variations)
         length_row.addStretch(1)
         grid.addLayout(length_row, 4, 1)
-        grid.addWidget(self.advanced_toggle, 5, 0, 1, 2, Qt.AlignmentFlag.AlignLeft)
-        grid.addWidget(self.advanced, 6, 1)
+        grid.addWidget(_label("Melody"), 5, 0)
+        grid.addWidget(self.melody, 5, 1)
+        grid.addWidget(self.advanced_toggle, 6, 0, 1, 2, Qt.AlignmentFlag.AlignLeft)
+        grid.addWidget(self.advanced, 7, 1)
         grid.setColumnStretch(1, 1)
 
         layout = QVBoxLayout(self)
@@ -200,7 +208,8 @@ class GenerateForm(QWidget):
     # -- values ----------------------------------------------------------------------------------
 
     def build_request(self, **extra) -> GenerationRequest:
-        """The request the form describes, validated; `extra` adds the audio to continue."""
+        """The request the form describes, validated; `extra` adds the audio to continue (the melody well its melody)."""
+        extra = self.melody.request_fields() | extra
         prompt = self.prompt.currentText().strip()
         seconds, bars = (None, self.length.value()) if self.length_unit.currentText() == BARS else (
             self.length.value(), None)

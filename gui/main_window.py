@@ -95,6 +95,8 @@ class MainWindow(QMainWindow):
         self.settings_button.clicked.connect(self.open_settings)
         self.form = GenerateForm(presets.presets, list_models, corner=self.settings_button)
         self.form.submitted.connect(self.generate)
+        self.form.melody.failed.connect(self.show_error)
+        self.form.melody.offer_daw(self.capture, self.background)
 
         self.generate_button = _button("Generate", "Make new clips from the prompt (Ctrl+Enter)", primary=True)
         self.continue_button = _button("Continue", "Continue the chosen audio with the prompt (Ctrl+Shift+Enter)")

@@ -43,8 +43,8 @@ def engine(segue_cache_dir):
     client.close()
 
 
-def start_server(engine, link=None, library=None) -> tuple[ControlServer, OscTestClient]:
-    server = ControlServer(engine, link=link, model="tiny", port=0, reply_port=0, library=library).start()
+def start_server(engine, link=None, library=None, model: str = "tiny") -> tuple[ControlServer, OscTestClient]:
+    server = ControlServer(engine, link=link, model=model, port=0, reply_port=0, library=library).start()
     engine.relay.target = server.on_engine_event
     client = OscTestClient(server.port)
     server.reply_port = client.port

@@ -8,6 +8,8 @@ import pytest
 from huggingface_hub import constants
 
 from bridge.cli import main
+from bridge.engine import catalog
+from bridge.engine.catalog import KnownModel
 from bridge.engine.musicgen.loading import resolve_checkpoint
 from bridge.errors import CancelledError, ModelError
 from bridge.models import (
@@ -125,11 +127,13 @@ def test_an_unreachable_hub_gets_a_clear_message_with_a_hint(hub, monkeypatch):
     assert "\n" not in str(caught.value)
 
 
-def test_unknown_unsupported_and_local_models_are_refused(hub, tmp_path):
+def test_unknown_unsupported_and_local_models_are_refused(hub, tmp_path, monkeypatch):
     with pytest.raises(ModelError, match="no such repository"):
         download_model("segue-test/nothing-here")
+    future = KnownModel("facebook/musicgen-future", 1.0, "CC-BY-NC 4.0", 1, "not supported by Segue's engine yet", supported=False)
+    monkeypatch.setattr(catalog, "KNOWN_MODELS", (*catalog.KNOWN_MODELS, future))
     with pytest.raises(ModelError, match="not supported"):
-        download_model("facebook/musicgen-melody")
+        download_model("facebook/musicgen-future")
     with pytest.raises(ModelError, match="built locally"):
         download_model("tiny")
     with pytest.raises(ModelError, match="your own folder"):

@@ -14,6 +14,8 @@ from bridge.cli.presets import add_preset_option, apply_preset
 from bridge.daw.connect import open_link
 from bridge.daw.link import DawLink
 from bridge.daw.placement import ROUTE_DRAG_AND_DROP
+from bridge.engine.catalog import known_to_take_no_melody, no_melody_message
+from bridge.engine.melody_timeline import read_melody_file
 from bridge.engine.request import DEFAULT_MODEL, QUALITY_MODES
 from bridge.errors import DawError, InvalidParameterError
 from bridge.library import ClipLibrary
@@ -61,6 +63,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     add_engine_options(parser)
     parser.add_argument("--quality", choices=QUALITY_MODES, default="auto")
+    parser.add_argument(
+        "--melody", type=Path, metavar="FILE",
+        help="also follow the melody and chords of FILE, from a bar line (melody models, e.g. facebook/musicgen-melody)",
+    )
     add_preset_option(parser)
     parser.set_defaults(handler=run_continue_track)
 
@@ -150,7 +156,14 @@ def _missing(link: DawLink) -> str:
 
 
 def _options(args: argparse.Namespace) -> ContinueOptions:
+    melody = {}
+    if args.melody is not None:
+        if known_to_take_no_melody(args.model):
+            raise InvalidParameterError(no_melody_message(args.model))
+        audio, rate = read_melody_file(args.melody)
+        melody = {"melody": audio, "melody_sample_rate": rate}
     return ContinueOptions(
+        **melody,
         prompt=args.prompt,
         bars=args.bars,
         takes=args.takes,

@@ -9,6 +9,8 @@ from bridge.audio.io import read_audio
 from bridge.cli.engine_choice import add_engine_options, engine_from_args
 from bridge.cli.job_status import JobStatusLine
 from bridge.cli.presets import add_preset_option, apply_preset
+from bridge.engine.catalog import known_to_take_no_melody, no_melody_message
+from bridge.engine.melody_timeline import read_melody_file
 from bridge.engine.request import DEFAULT_MODEL, QUALITY_MODES, GenerationRequest
 from bridge.errors import InvalidParameterError
 from bridge.library import ClipLibrary
@@ -54,11 +56,20 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--out-dir", type=Path, help="output folder (default: Segue's clip folder)")
     parser.add_argument("--sample-rate", type=int, help="write at this rate (default: the model's, 32000)")
     parser.add_argument("--bit-depth", choices=["float", "24", "16"], default="float")
+    parser.add_argument(
+        "--melody", type=Path, metavar="FILE",
+        help="audio whose melody and chords to follow, from a bar line (melody models, e.g. facebook/musicgen-melody)",
+    )
     add_preset_option(parser)
 
 
 def _request(args: argparse.Namespace, **extra) -> GenerationRequest:
     apply_preset(args, lengths=True)
+    if args.melody is not None:
+        if known_to_take_no_melody(args.model):  # a catalogued model: no need to start the engine to know
+            raise InvalidParameterError(no_melody_message(args.model))
+        read_melody_file(args.melody)  # fail fast, before starting the engine, on a missing or unreadable file
+        extra["melody_path"] = str(args.melody.resolve())
     return GenerationRequest(
         prompt=args.prompt,
         model=args.model,

@@ -3,6 +3,8 @@
 Inbound (UDP, 127.0.0.1:9030 by default):
     /segue/generate       s:prompt f:seconds
     /segue/generate_bars  s:prompt i:bars              length from the DAW's tempo and time signature
+    /segue/generate_bars_melody  s:prompt i:bars s:melody_path   as generate_bars, following the melody
+                                                       in an audio file (absolute path; melody models only)
     /segue/continue       s:audio_path s:prompt f:seconds   continue an audio file (absolute path)
     /segue/cancel                                      stop the running job
     /segue/status
@@ -33,6 +35,7 @@ from bridge import paths
 from bridge.clips import write_take
 from bridge.daw.link import DawLink, NoDawLink
 from bridge.daw.osc_link import LOCALHOST, Address, OscEndpoint, OscMessage
+from bridge.engine.catalog import known_to_take_no_melody, no_melody_message
 from bridge.engine.events import EngineEvent, JobCancelled, JobFailed, JobFinished, Progress
 from bridge.engine.request import DEFAULT_MODEL, GenerationRequest
 from bridge.errors import AudioFileError, InvalidParameterError, SegueError
@@ -109,6 +112,9 @@ class ControlServer:
             "/segue/generate": _Command("sf", "/segue/generate s:prompt f:seconds", self._generate),
             "/segue/generate_bars": _Command(
                 "si", "/segue/generate_bars s:prompt i:bars", self._generate_bars
+            ),
+            "/segue/generate_bars_melody": _Command(
+                "sis", "/segue/generate_bars_melody s:prompt i:bars s:melody_path", self._generate_bars_melody
             ),
             "/segue/continue": _Command(
                 "ssf", "/segue/continue s:audio_path s:prompt f:seconds", self._continue
@@ -193,7 +199,7 @@ class ControlServer:
     def _generate(self, reply_to: Address, prompt: str, seconds: float) -> None:
         self._submit(reply_to, GenerationRequest(prompt=prompt, model=self.model, seconds=seconds))
 
-    def _generate_bars(self, reply_to: Address, prompt: str, bars: int) -> None:
+    def _generate_bars(self, reply_to: Address, prompt: str, bars: int, melody_path: str | None = None) -> None:
         snapshot = self.link.transport.snapshot()
         if not snapshot.tempo_and_signature_known:
             missing = "time signature" if snapshot.connected and snapshot.tempo_bpm else "tempo"
@@ -202,9 +208,16 @@ class ControlServer:
                 f"{self.link.describe()}"
             )
         request = GenerationRequest(
-            prompt=prompt, model=self.model, bars=float(bars), bpm=snapshot.tempo_bpm, signature=str(snapshot.signature)
+            prompt=prompt, model=self.model, bars=float(bars), bpm=snapshot.tempo_bpm, signature=str(snapshot.signature),
+            melody_path=melody_path,
         )
         self._submit(reply_to, request)
+
+    def _generate_bars_melody(self, reply_to: Address, prompt: str, bars: int, melody_path: str) -> None:
+        if known_to_take_no_melody(self.model):
+            raise InvalidParameterError(no_melody_message(self.model))
+        path, _ = _check_audio_file(melody_path)
+        self._generate_bars(reply_to, prompt, bars, melody_path=str(path))
 
     def _continue(self, reply_to: Address, audio_path: str, prompt: str, seconds: float) -> None:
         path, duration_seconds = _check_audio_file(audio_path)

@@ -15,6 +15,7 @@ class KnownModel:
     languages: str = "English prompts"
     # False: listed so producers know it exists, but Segue's engine cannot run it (yet).
     supported: bool = True
+    follows_melody: bool = False  # MusicGen-Melody: takes a melody (a chromagram) besides the text
 
 
 KNOWN_MODELS: tuple[KnownModel, ...] = (
@@ -24,23 +25,38 @@ KNOWN_MODELS: tuple[KnownModel, ...] = (
     KnownModel("facebook/musicgen-stereo-small", 2.4, MUSICGEN_LICENCE, 2, "300M stereo: wide loops, fast"),
     KnownModel("facebook/musicgen-stereo-medium", 8.0, MUSICGEN_LICENCE, 2, "1.5B stereo"),
     KnownModel("facebook/musicgen-stereo-large", 13.0, MUSICGEN_LICENCE, 2, "3.3B stereo: best quality, needs a GPU"),
-    # Melody models are a different architecture (MusicgenMelody: text + chromagram conditioning);
-    # sizes are estimates from their 1.5B / 3.3B parameter counts, the Hub gives the real ones.
-    KnownModel("facebook/musicgen-melody", 6.0, MUSICGEN_LICENCE, 1,
-               "1.5B, follows a hummed or played melody: not supported by Segue's engine yet", supported=False),
-    KnownModel("facebook/musicgen-melody-large", 13.0, MUSICGEN_LICENCE, 1,
-               "3.3B melody-conditioned: not supported by Segue's engine yet", supported=False),
-    KnownModel("facebook/musicgen-stereo-melody", 6.0, MUSICGEN_LICENCE, 2,
-               "1.5B stereo melody-conditioned: not supported by Segue's engine yet", supported=False),
-    KnownModel("facebook/musicgen-stereo-melody-large", 13.0, MUSICGEN_LICENCE, 2,
-               "3.3B stereo melody-conditioned: not supported by Segue's engine yet", supported=False),
+    # Melody models are a different architecture (MusicgenMelody: text + chromagram conditioning,
+    # bridge/engine/musicgen/melody.py); sizes are their safetensors shards on the Hub.
+    KnownModel("facebook/musicgen-melody", 6.2, MUSICGEN_LICENCE, 1,
+               "1.5B, follows a melody or chords you give it (--melody): strings that follow your chord track",
+               follows_melody=True),
+    KnownModel("facebook/musicgen-melody-large", 10.5, MUSICGEN_LICENCE, 1,
+               "3.3B, follows a melody or chords: best quality, needs a GPU", follows_melody=True),
+    KnownModel("facebook/musicgen-stereo-melody", 6.3, MUSICGEN_LICENCE, 2,
+               "1.5B stereo, follows a melody or chords", follows_melody=True),
+    KnownModel("facebook/musicgen-stereo-melody-large", 10.6, MUSICGEN_LICENCE, 2,
+               "3.3B stereo, follows a melody or chords: best quality, needs a GPU",
+               follows_melody=True),
     KnownModel("tiny", 0.004, "MIT (random weights)", 1, "tiny random model built locally: makes noise, for tests/offline", "-"),
     KnownModel("tiny-stereo", 0.004, "MIT (random weights)", 2, "tiny random stereo model built locally: makes noise", "-"),
+    KnownModel("tiny-melody", 0.004, "MIT (random weights)", 1, "tiny random melody model built locally: makes noise", "-",
+               follows_melody=True),
 )
 
 # Built locally by bridge.engine.musicgen.random_models instead of downloaded.
-LOCAL_RANDOM_MODELS = ("tiny", "tiny-stereo", "small-random")
+LOCAL_RANDOM_MODELS = ("tiny", "tiny-stereo", "small-random", "tiny-melody", "melody-random")
 
 
 def find_known_model(model_id: str) -> KnownModel | None:
     return next((model for model in KNOWN_MODELS if model.model_id == model_id), None)
+
+
+def no_melody_message(model_id: str) -> str:
+    """What a producer reads when they give a melody to a model that takes none."""
+    return f"{model_id} does not follow a melody: choose a melody model (e.g. facebook/musicgen-melody)"
+
+
+def known_to_take_no_melody(model_id: str) -> bool:
+    """True for a catalogued model without melody input (a folder or an unknown id is known only once loaded)."""
+    known = find_known_model(model_id)
+    return known is not None and not known.follows_melody

@@ -44,10 +44,19 @@ class GenerationRequest:
     prompt_codes: np.ndarray | None = field(default=None, repr=False)
     prompt_seconds: float | None = None
     prompt_bars: float | None = None
+    # A melody to follow (models that take one, e.g. MusicGen-Melody): a file or an array, like the
+    # audio prompt; it starts at the clip's first bar line and is cut or looped to the clip's bars.
+    melody_path: str | None = None
+    melody: np.ndarray | None = field(default=None, repr=False)
+    melody_sample_rate: int | None = None
 
     @property
     def time_signature(self) -> TimeSignature:
         return TimeSignature.parse(self.signature)
+
+    @property
+    def has_melody(self) -> bool:
+        return self.melody_path is not None or self.melody is not None
 
     @property
     def is_continuation(self) -> bool:
@@ -102,6 +111,12 @@ class GenerationRequest:
             raise InvalidParameterError(f"the audio prompt must be more than 0 and at most 30 s, got {window:g} s")
         if self.audio is not None and self.audio_sample_rate is None:
             raise InvalidParameterError("audio given as an array needs its sample rate")
+        if self.melody_path is not None and self.melody is not None:
+            raise InvalidParameterError("give the melody as a file or as audio, not both")
+        if self.melody_path is not None and (not isinstance(self.melody_path, str) or not self.melody_path.strip()):
+            raise InvalidParameterError("the melody file name is empty")
+        if self.melody is not None and not (isinstance(self.melody_sample_rate, int) and self.melody_sample_rate > 0):
+            raise InvalidParameterError("a melody given as audio needs its sample rate")
         return self
 
     def describe(self) -> dict:
@@ -109,4 +124,5 @@ class GenerationRequest:
         data = asdict(self)
         data.pop("audio")
         data.pop("prompt_codes")
+        data.pop("melody")
         return data

@@ -40,6 +40,7 @@ from bridge.engine.events import (
     JobFinished,
     Progress,
 )
+from bridge.engine.melody_timeline import melody_with_lead_in
 from bridge.engine.request import DEFAULT_MODEL, MAX_VARIATIONS, GenerationRequest
 from bridge.engine.schedule import start_threshold_seconds, stream_lag_seconds
 from bridge.errors import CancelledError, DawError, InvalidParameterError, SegueError
@@ -108,6 +109,10 @@ class ContinueOptions:
     quality: str = "auto"
     reroll_silent_start: bool = True
     max_rerolls: int = 2
+    # A melody to follow as well (melody models): (frames,) or (frames, channels) audio at
+    # `melody_sample_rate` that starts on a bar line, e.g. the chord track's captured bars or a take.
+    melody: np.ndarray | None = field(default=None, repr=False)
+    melody_sample_rate: int | None = None
 
     def check(self) -> "ContinueOptions":
         if not isinstance(self.bars, int) or not 1 <= self.bars <= MAX_NEW_BARS:
@@ -370,6 +375,12 @@ class ContinueMyTrack:
         lead = source.codes_prompt.lead_frames if source.codes_prompt is not None else 0
         frames = bars_to_samples(options.bars, source.bpm, source.signature, MUSICGEN_SAMPLE_RATE)
         audio = {} if source.codes_prompt is not None else {"audio": source.audio, "audio_sample_rate": source.sample_rate}
+        if options.melody is not None:
+            audio["melody"] = melody_with_lead_in(
+                options.melody, options.melody_sample_rate, options.bars, source.bpm, source.signature,
+                lead / MUSICGEN_SAMPLE_RATE,
+            )
+            audio["melody_sample_rate"] = options.melody_sample_rate
         return GenerationRequest(
             prompt=text,
             model=options.model,

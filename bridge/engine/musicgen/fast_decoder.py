@@ -49,11 +49,12 @@ class _Layer:
     self_norm: _Norm
     qkv: DenseLinear | Int8Linear
     self_out: DenseLinear | Int8Linear
-    cross_norm: _Norm
-    cross_q: DenseLinear | Int8Linear
-    cross_k: torch.Tensor  # used once per window: the module's own weights
-    cross_v: torch.Tensor
-    cross_out: DenseLinear | Int8Linear
+    # None for MusicGen-Melody, whose layers have no cross-attention (its conditioning is a prefix)
+    cross_norm: _Norm | None
+    cross_q: DenseLinear | Int8Linear | None
+    cross_k: torch.Tensor | None  # used once per window: the module's own weights
+    cross_v: torch.Tensor | None
+    cross_out: DenseLinear | Int8Linear | None
     ffn_norm: _Norm
     fc1: DenseLinear | Int8Linear
     fc2: DenseLinear | Int8Linear
@@ -90,17 +91,18 @@ class FastDecoder:
 
         self.layers = []
         for block in decoder.layers:
-            attention, cross = block.self_attn, block.encoder_attn
+            attention, cross = block.self_attn, getattr(block, "encoder_attn", None)
+            has_cross = cross is not None
             self.layers.append(
                 _Layer(
                     self_norm=_Norm.of(block.self_attn_layer_norm),
                     qkv=linear(attention.q_proj, attention.k_proj, attention.v_proj),
                     self_out=linear(attention.out_proj),
-                    cross_norm=_Norm.of(block.encoder_attn_layer_norm),
-                    cross_q=linear(cross.q_proj),
-                    cross_k=cross.k_proj.weight,
-                    cross_v=cross.v_proj.weight,
-                    cross_out=linear(cross.out_proj),
+                    cross_norm=_Norm.of(block.encoder_attn_layer_norm) if has_cross else None,
+                    cross_q=linear(cross.q_proj) if has_cross else None,
+                    cross_k=cross.k_proj.weight if has_cross else None,
+                    cross_v=cross.v_proj.weight if has_cross else None,
+                    cross_out=linear(cross.out_proj) if has_cross else None,
                     ffn_norm=_Norm.of(block.final_layer_norm),
                     fc1=linear(block.fc1),
                     fc2=linear(block.fc2),
@@ -119,18 +121,24 @@ class FastDecoder:
         parts = [self.lm_heads]
         for layer in self.layers:
             parts += [layer.qkv, layer.self_out, layer.cross_q, layer.cross_out, layer.fc1, layer.fc2]
-        return sum(part.nbytes for part in parts)
+        return sum(part.nbytes for part in parts if part is not None)
 
     @torch.inference_mode()
     def start(
-        self, text_states: torch.Tensor, text_mask: torch.Tensor, guided_rows: int, rows: int, length: int
+        self, text_states: torch.Tensor, text_mask: torch.Tensor, guided_rows: int, rows: int, length: int,
+        prefix: bool = False,
     ) -> "DecoderSession | GraphedStep":
         """A fresh cache for one window of `length` positions; call the result with input ids.
 
         `text_states` (rows, tokens, hidden) are the projected, masked text states of every row;
         only the first `guided_rows` rows have any (the rest are the unguided branch).
+        With `prefix` (MusicGen-Melody), `text_states` are instead the states of every row that the
+        decoder reads before the first token (bridge/engine/musicgen/melody.py).
         """
-        session = DecoderSession(self, text_states[:guided_rows], text_mask[:guided_rows], rows, length)
+        if prefix:
+            session = DecoderSession(self, None, None, rows, length, prefix=text_states)
+        else:
+            session = DecoderSession(self, text_states[:guided_rows], text_mask[:guided_rows], rows, length)
         return GraphedStep(session) if self.graphed else session
 
     def embed(self, input_ids: torch.Tensor, start: int) -> torch.Tensor:
@@ -148,22 +156,31 @@ class FastDecoder:
 class DecoderSession:
     """One window: the static self-attention cache and the text's cross-attention keys/values."""
 
-    def __init__(self, decoder: FastDecoder, text_states: torch.Tensor, text_mask: torch.Tensor, rows: int, length: int):
+    def __init__(
+        self, decoder: FastDecoder, text_states: torch.Tensor | None, text_mask: torch.Tensor | None, rows: int,
+        length: int, prefix: torch.Tensor | None = None,
+    ):
         self.decoder = decoder
         self.rows = rows
-        self.guided_rows = text_states.shape[0]
-        self.length = length
+        self.prefix = prefix  # (rows, positions, hidden) fed before the first token, or None
+        self.prefix_length = 0 if prefix is None else prefix.shape[1]
+        self.length = length + self.prefix_length
         self.position = 0
         heads, head_dim = decoder.num_heads, decoder.head_dim
-        dtype, device = text_states.dtype, text_states.device
-        shape = (len(decoder.layers), rows, heads, length, head_dim)
+        states = text_states if prefix is None else prefix
+        dtype, device = states.dtype, states.device
+        shape = (len(decoder.layers), rows, heads, self.length, head_dim)
         # In the model's dtype even with int8 weights: late in a window this cache is read each step
         # and outweighs the weights, but PyTorch's CPU attention ran 2x slower on a bf16 cache than on
         # fp32 (measured at 1200 positions). Zeros, not empty: the fixed-shape step reads it all.
         self.keys = torch.zeros(shape, dtype=dtype, device=device)
         self.values = torch.zeros(shape, dtype=dtype, device=device)
+        self.cross_keys, self.cross_values, self.cross_mask = [], [], None
+        if text_states is None:
+            self.guided_rows = 0
+            return
+        self.guided_rows = text_states.shape[0]
         tokens = text_states.shape[1]
-        self.cross_keys, self.cross_values = [], []
         for layer in decoder.layers:
             self.cross_keys.append(F.linear(text_states, layer.cross_k).view(-1, tokens, heads, head_dim).transpose(1, 2))
             self.cross_values.append(F.linear(text_states, layer.cross_v).view(-1, tokens, heads, head_dim).transpose(1, 2))
@@ -172,16 +189,19 @@ class DecoderSession:
 
     def __call__(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Feed (rows, codebooks, tokens) at the next positions; return the last position's logits."""
-        start, tokens = self.position, input_ids.shape[-1]
-        if tokens > 1 and start != 0:
+        start = self.position
+        if input_ids.shape[-1] > 1 and start != 0:
             raise ValueError("several tokens at once only as the first call of a window (the prefill)")
+        decoder = self.decoder
+        hidden = decoder.embed(input_ids, start + (self.prefix_length if start == 0 else 0))
+        if start == 0 and self.prefix is not None:
+            hidden = torch.cat([self.prefix + decoder.positions[: self.prefix_length], hidden], dim=1)
+        tokens = hidden.shape[1]
         end = start + tokens
         if end > self.length:
             raise ValueError(f"window of {self.length} positions is full")
-        decoder = self.decoder
         rows, hidden_size, heads, head_dim = self.rows, decoder.hidden_size, decoder.num_heads, decoder.head_dim
         guided = self.guided_rows
-        hidden = decoder.embed(input_ids, start)
         for index, layer in enumerate(decoder.layers):
             qkv = layer.qkv(layer.self_norm(hidden)).view(rows, tokens, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
             self.keys[index, :, :, start:end] = qkv[1]
@@ -191,11 +211,12 @@ class DecoderSession:
             )
             hidden = hidden + layer.self_out(attended.transpose(1, 2).reshape(rows, tokens, hidden_size))
 
-            query = layer.cross_q(layer.cross_norm(hidden[:guided])).view(guided, tokens, heads, head_dim).transpose(1, 2)
-            attended = F.scaled_dot_product_attention(
-                query, self.cross_keys[index], self.cross_values[index], attn_mask=self.cross_mask
-            )
-            hidden[:guided] += layer.cross_out(attended.transpose(1, 2).reshape(guided, tokens, hidden_size))
+            if guided:
+                query = layer.cross_q(layer.cross_norm(hidden[:guided])).view(guided, tokens, heads, head_dim).transpose(1, 2)
+                attended = F.scaled_dot_product_attention(
+                    query, self.cross_keys[index], self.cross_values[index], attn_mask=self.cross_mask
+                )
+                hidden[:guided] += layer.cross_out(attended.transpose(1, 2).reshape(guided, tokens, hidden_size))
 
             hidden = hidden + layer.fc2(F.gelu(layer.fc1(layer.ffn_norm(hidden))))
         self.position = end
@@ -223,11 +244,12 @@ class DecoderSession:
             self.values[index].index_copy_(2, where, qkv[2])
             attended = F.scaled_dot_product_attention(qkv[0], self.keys[index], self.values[index], attn_mask=visible)
             hidden = hidden + layer.self_out(attended.transpose(1, 2).reshape(rows, 1, hidden_size))
-            query = layer.cross_q(layer.cross_norm(hidden[:guided])).view(guided, 1, heads, head_dim).transpose(1, 2)
-            attended = F.scaled_dot_product_attention(
-                query, self.cross_keys[index], self.cross_values[index], attn_mask=self.cross_mask
-            )
-            hidden[:guided] += layer.cross_out(attended.transpose(1, 2).reshape(guided, 1, hidden_size))
+            if guided:
+                query = layer.cross_q(layer.cross_norm(hidden[:guided])).view(guided, 1, heads, head_dim).transpose(1, 2)
+                attended = F.scaled_dot_product_attention(
+                    query, self.cross_keys[index], self.cross_values[index], attn_mask=self.cross_mask
+                )
+                hidden[:guided] += layer.cross_out(attended.transpose(1, 2).reshape(guided, 1, hidden_size))
             hidden = hidden + layer.fc2(F.gelu(layer.fc1(layer.ffn_norm(hidden))))
         return decoder.logits(hidden[:, -1])
 
@@ -251,7 +273,7 @@ class GraphedStep:
 
     def __call__(self, input_ids: torch.Tensor) -> torch.Tensor:
         session = self.session
-        if input_ids.shape[-1] > 1:
+        if input_ids.shape[-1] > 1 or session.position == 0:  # the prefill (a melody prefix too) stays eager
             return session(input_ids)
         self.input_ids.copy_(input_ids)
         self.position.fill_(session.position)

@@ -25,6 +25,7 @@ from bridge.engine.musicgen.fast_decoder import (
     resolve_quality,
 )
 from bridge.engine.musicgen.loading import LoadedModel
+from bridge.engine.musicgen.melody import check_melody_request, melody_conditioner
 from bridge.engine.musicgen.sampling import SamplingParams, codebook_delays, encode_text, sample_codes
 from bridge.engine.request import GenerationRequest
 from bridge.errors import AudioFileError, CancelledError
@@ -109,6 +110,7 @@ class MusicGenerator:
         started = time.monotonic()
         request.validate()
         loaded = self.loaded
+        check_melody_request(loaded, request)
         base_seed = request.seed if request.seed is not None else random.randrange(2**31)
         seeds = [base_seed + index for index in range(request.variations)]
         prompt_audio, prompt_codes = self.prepare_prompt(request)
@@ -123,6 +125,7 @@ class MusicGenerator:
         params = SamplingParams(request.temperature, request.top_k, request.top_p, request.cfg, request.greedy)
         decoder, precision = self.decoder_for(request.quality)
         conditioning = encode_text(loaded, request.prompt, request.variations, params.guided)
+        melody = melody_conditioner(loaded, request, conditioning, total_samples, prompt_audio, prompt_codes)
         generators = [torch.Generator(device=loaded.device).manual_seed(seed) for seed in seeds]
         stream = StreamingDecoder(
             loaded,
@@ -148,6 +151,10 @@ class MusicGenerator:
                 whole = complete if history is None else torch.cat([history, complete[..., context_frames:]], -1)
                 stream.update(whole)
 
+            if melody is not None:  # the window's own 30 s of the melody, from its first context frame
+                new_before = (0 if history is None else history.shape[-1]) - prompt_frames
+                window_start = (new_before - context_frames) * loaded.samples_per_frame
+                conditioning = melody.for_window(window_start)
             window_codes = sample_codes(loaded, conditioning, context, frames, params, generators, on_step, decoder)
             new_part = window_codes[..., context_frames:]
             codes = new_part if codes is None else torch.cat([codes, new_part], dim=-1)

@@ -11,7 +11,15 @@ from pathlib import Path
 import huggingface_hub
 import torch
 import transformers
-from transformers import AutoProcessor, MusicgenForConditionalGeneration, MusicgenProcessor
+from transformers import (
+    AutoConfig,
+    AutoProcessor,
+    AutoTokenizer,
+    EncodecFeatureExtractor,
+    MusicgenForConditionalGeneration,
+    MusicgenMelodyForConditionalGeneration,
+    MusicgenProcessor,
+)
 
 from bridge import paths
 from bridge.engine.catalog import LOCAL_RANDOM_MODELS
@@ -20,12 +28,13 @@ from bridge.errors import InvalidParameterError, ModelError
 from bridge.models.store import installed_model_dir
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+MELODY_MODEL_TYPE = "musicgen_melody"
 
 
 @dataclass
 class LoadedModel:
     model_id: str
-    model: MusicgenForConditionalGeneration
+    model: MusicgenForConditionalGeneration | MusicgenMelodyForConditionalGeneration
     processor: MusicgenProcessor
     device: torch.device  # where the text encoder and decoder run
     dtype: torch.dtype
@@ -51,6 +60,11 @@ class LoadedModel:
     @property
     def num_codebooks(self) -> int:
         return int(self.model.decoder.num_codebooks)
+
+    @property
+    def takes_melody(self) -> bool:
+        """A MusicGen-Melody checkpoint: conditioned on a chromagram prefix as well as text."""
+        return self.model.config.model_type == MELODY_MODEL_TYPE
 
 
 def resolve_device(device: str) -> torch.device:
@@ -99,15 +113,19 @@ def load_model(model_id: str, device: str = "auto") -> LoadedModel:
     transformers.utils.logging.disable_progress_bar()
     huggingface_hub.utils.logging.set_verbosity_error()
     try:
-        model = MusicgenForConditionalGeneration.from_pretrained(
-            checkpoint, use_safetensors=True, trust_remote_code=False
-        )
-        processor = AutoProcessor.from_pretrained(checkpoint, trust_remote_code=False)
+        config = AutoConfig.from_pretrained(checkpoint, trust_remote_code=False)
+        melody = config.model_type == MELODY_MODEL_TYPE
+        model_class = MusicgenMelodyForConditionalGeneration if melody else MusicgenForConditionalGeneration
+        model = model_class.from_pretrained(checkpoint, use_safetensors=True, trust_remote_code=False)
+        processor = _text_processor(checkpoint, config) if melody else AutoProcessor.from_pretrained(checkpoint, trust_remote_code=False)
     except OSError as error:
         raise ModelError(_describe_load_failure(model_id, error)) from None
     except (ValueError, KeyError, RuntimeError) as error:
         raise ModelError(f"{model_id} is not a loadable MusicGen checkpoint: {_first_line(error)}") from None
 
+    if melody:  # a 235-frame chroma and the text precede up to 30 s of codes: room for a long prompt
+        positions = model.decoder.model.decoder.embed_positions
+        positions.make_weights(2 * positions.num_positions, positions.embedding_dim)
     dtype = torch.float16 if target.type in ("cuda", "mps") else torch.float32
     model.eval()
     model.text_encoder.to(target, dtype)
@@ -126,6 +144,18 @@ def load_model(model_id: str, device: str = "auto") -> LoadedModel:
         codec_device=codec_device,
         is_random=is_random_model(Path(checkpoint)),
     )
+
+
+def _text_processor(checkpoint: str, config: transformers.PretrainedConfig) -> MusicgenProcessor:
+    """The tokenizer of a melody checkpoint, in a MusicgenProcessor like the other models'.
+
+    Its own processor's chroma extractor needs torchaudio, which does not load with Segue's torch;
+    Segue computes the chromagram itself (bridge/engine/musicgen/chroma.py).
+    """
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint, trust_remote_code=False)
+    codec = config.audio_encoder
+    features = EncodecFeatureExtractor(feature_size=config.decoder.audio_channels, sampling_rate=codec.sampling_rate)
+    return MusicgenProcessor(feature_extractor=features, tokenizer=tokenizer)
 
 
 def _fold_weight_norm(module: torch.nn.Module) -> None:

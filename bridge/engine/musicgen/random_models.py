@@ -21,6 +21,9 @@ from transformers import (
     MusicgenConfig,
     MusicgenDecoderConfig,
     MusicgenForConditionalGeneration,
+    MusicgenMelodyConfig,
+    MusicgenMelodyDecoderConfig,
+    MusicgenMelodyForConditionalGeneration,
     MusicgenProcessor,
     T5Config,
     T5Tokenizer,
@@ -49,6 +52,9 @@ _ENCODEC_32KHZ = dict(
 _TINY_TEXT_ENCODER = dict(d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=2, feed_forward_proj="relu")
 _TINY_CODEC = dict(num_filters=4, hidden_size=16, codebook_dim=16, num_lstm_layers=1)
 _TINY_DECODER = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, ffn_dim=64)
+# The real models' text encoder (t5-base) and codec shapes.
+_T5_BASE = dict(d_model=768, d_ff=3072, d_kv=64, num_heads=12, num_layers=12, feed_forward_proj="relu", vocab_size=32128)
+_ENCODEC_32KHZ_SHAPES = dict(num_filters=64, hidden_size=128, codebook_dim=128, num_lstm_layers=2)
 
 ARCHITECTURES = {
     "tiny": dict(text_encoder=_TINY_TEXT_ENCODER, audio_encoder=_TINY_CODEC, decoder=_TINY_DECODER, audio_channels=1),
@@ -56,10 +62,8 @@ ARCHITECTURES = {
         text_encoder=_TINY_TEXT_ENCODER, audio_encoder=_TINY_CODEC, decoder=_TINY_DECODER, audio_channels=2
     ),
     "small-random": dict(
-        text_encoder=dict(
-            d_model=768, d_ff=3072, d_kv=64, num_heads=12, num_layers=12, feed_forward_proj="relu", vocab_size=32128
-        ),
-        audio_encoder=dict(num_filters=64, hidden_size=128, codebook_dim=128, num_lstm_layers=2),
+        text_encoder=_T5_BASE,
+        audio_encoder=_ENCODEC_32KHZ_SHAPES,
         decoder=dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, ffn_dim=4096),
         audio_channels=1,
     ),
@@ -70,6 +74,24 @@ ARCHITECTURES = {
         audio_encoder=_TINY_CODEC,
         decoder=dict(hidden_size=1024, num_hidden_layers=2, num_attention_heads=16, ffn_dim=4096),
         audio_channels=1,
+    ),
+    # Melody models (bridge/engine/musicgen/melody.py): text + chromagram prefix, no cross-attention.
+    # At the default init (0.02) a melody barely moves greedy choices; 0.2 lets tests tell melodies apart.
+    "tiny-melody": dict(
+        text_encoder=_TINY_TEXT_ENCODER, audio_encoder=_TINY_CODEC, decoder=_TINY_DECODER, audio_channels=1,
+        melody=True, initializer_factor=0.2,
+    ),
+    "tiny-stereo-melody": dict(
+        text_encoder=_TINY_TEXT_ENCODER, audio_encoder=_TINY_CODEC, decoder=_TINY_DECODER, audio_channels=2,
+        melody=True, initializer_factor=0.2,
+    ),
+    # musicgen-melody's real shapes (1.5B: t5-base, 48 layers of 1536): benchmarks only.
+    "melody-random": dict(
+        text_encoder=_T5_BASE,
+        audio_encoder=_ENCODEC_32KHZ_SHAPES,
+        decoder=dict(hidden_size=1536, num_hidden_layers=48, num_attention_heads=24, ffn_dim=6144),
+        audio_channels=1,
+        melody=True,
     ),
 }
 
@@ -84,7 +106,9 @@ def tiny_tokenizer() -> T5Tokenizer:
     return T5Tokenizer(vocab=pieces, extra_ids=0)
 
 
-def build_random_musicgen(architecture: str, seed: int = 0) -> tuple[MusicgenForConditionalGeneration, MusicgenProcessor]:
+def build_random_musicgen(
+    architecture: str, seed: int = 0
+) -> tuple[MusicgenForConditionalGeneration | MusicgenMelodyForConditionalGeneration, MusicgenProcessor]:
     # MusicGen's pad id (= codebook size) trips a harmless config warning; users need not see it.
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
@@ -104,13 +128,15 @@ def build_random_musicgen(architecture: str, seed: int = 0) -> tuple[MusicgenFor
         tie_word_embeddings=False,
         **spec["decoder"],
     )
-    config = MusicgenConfig(
-        text_encoder=T5Config(**text_kwargs),
-        audio_encoder=EncodecConfig(**_ENCODEC_32KHZ, **spec["audio_encoder"]),
-        decoder=MusicgenDecoderConfig(**decoder_kwargs),
-    )
+    text_config, codec_config = T5Config(**text_kwargs), EncodecConfig(**_ENCODEC_32KHZ, **spec["audio_encoder"])
     torch.manual_seed(seed)
-    model = MusicgenForConditionalGeneration(config).eval()
+    if spec.get("melody"):
+        decoder_config = MusicgenMelodyDecoderConfig(initializer_factor=spec.get("initializer_factor", 0.02), **decoder_kwargs)
+        config = MusicgenMelodyConfig(text_encoder=text_config, audio_encoder=codec_config, decoder=decoder_config)
+        model = MusicgenMelodyForConditionalGeneration(config).eval()
+    else:
+        config = MusicgenConfig(text_encoder=text_config, audio_encoder=codec_config, decoder=MusicgenDecoderConfig(**decoder_kwargs))
+        model = MusicgenForConditionalGeneration(config).eval()
     # EnCodec's codebooks are buffers that start at zero (they are learnt by k-means): give them
     # random vectors so different codes decode to different audio.
     with torch.no_grad():

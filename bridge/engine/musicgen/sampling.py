@@ -49,6 +49,9 @@ class Conditioning:
     attention_mask: torch.Tensor
     batch_size: int
     guided: bool
+    # True for MusicGen-Melody: `hidden_states` (every row) are a prefix the decoder reads before the
+    # first audio token, chroma then text (bridge/engine/musicgen/melody.py), not cross-attention states.
+    prefix: bool = False
 
 
 StepCallback = Callable[[int, int, torch.Tensor], None]
@@ -131,6 +134,8 @@ Runner = Callable[[torch.Tensor], torch.Tensor]
 def reference_runner(loaded: LoadedModel, conditioning: Conditioning) -> Runner:
     """The transformers decoder with its dynamic cache: (rows, codebooks, tokens) -> last logits (rows, codebooks, vocab)."""
     decoder = loaded.model.decoder
+    if conditioning.prefix:
+        return _prefix_reference_runner(decoder, conditioning)
     cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
 
     def run(input_ids: torch.Tensor) -> torch.Tensor:
@@ -140,6 +145,24 @@ def reference_runner(loaded: LoadedModel, conditioning: Conditioning) -> Runner:
             encoder_hidden_states=conditioning.hidden_states,
             encoder_attention_mask=conditioning.attention_mask,
             past_key_values=cache,
+            use_cache=True,
+        )
+        return outputs.logits[:, -1].reshape(rows, codebooks, -1)
+
+    return run
+
+
+def _prefix_reference_runner(decoder: torch.nn.Module, conditioning: Conditioning) -> Runner:
+    """As transformers' MusicGen-Melody `generate` runs its decoder: the prefix on the first call only."""
+    cache = DynamicCache()
+    prefix = [conditioning.hidden_states]
+
+    def run(input_ids: torch.Tensor) -> torch.Tensor:
+        rows, codebooks, tokens = input_ids.shape
+        outputs = decoder(
+            input_ids=input_ids.reshape(rows * codebooks, tokens),
+            encoder_hidden_states=prefix.pop() if prefix else None,
+            cache=cache,
             use_cache=True,
         )
         return outputs.logits[:, -1].reshape(rows, codebooks, -1)
@@ -174,7 +197,9 @@ def sample_codes(
     if decoder is None:
         run = reference_runner(loaded, conditioning)
     else:
-        run = decoder.start(conditioning.hidden_states, conditioning.attention_mask, batch, rows, length)
+        run = decoder.start(
+            conditioning.hidden_states, conditioning.attention_mask, batch, rows, length, prefix=conditioning.prefix
+        )
     inputs = sequence[:, :, :position]
     for step in range(total_steps):
         logits = run(inputs.repeat(2, 1, 1) if conditioning.guided else inputs)
