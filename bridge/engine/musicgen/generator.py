@@ -114,7 +114,8 @@ class MusicGenerator:
 
         total_samples = self.target_samples(request)
         new_frames = math.ceil(total_samples / loaded.samples_per_frame)
-        windows = plan_windows(prompt_frames, new_frames, loaded.frame_rate)
+        windows = plan_windows(prompt_frames, new_frames, loaded.frame_rate, loaded.windows.seconds,
+                               loaded.windows.context_seconds)
         max_delay = max(codebook_delays(loaded))
         steps_total = sum(frames + max_delay for _, frames in windows)
 
@@ -169,10 +170,17 @@ class MusicGenerator:
         )
 
 
-def plan_windows(prompt_frames: int, new_frames: int, frame_rate: int) -> list[tuple[int, int]]:
-    """Split generation into (context frames, new frames) windows of at most 30 s each."""
-    window = round(WINDOW_SECONDS * frame_rate)
-    context_cap = round(WINDOW_CONTEXT_SECONDS * frame_rate)
+def plan_windows(
+    prompt_frames: int,
+    new_frames: int,
+    frame_rate: int,
+    window_seconds: float = WINDOW_SECONDS,
+    context_seconds: float = WINDOW_CONTEXT_SECONDS,
+) -> list[tuple[int, int]]:
+    """Split generation into (context frames, new frames) windows of at most `window_seconds` each
+    (MusicGen 30 s re-prompted with 10 s; AudioGen 10 s with 8 s)."""
+    window = round(window_seconds * frame_rate)
+    context_cap = round(context_seconds * frame_rate)
     windows = []
     context = min(prompt_frames, window - 1)
     remaining = new_frames

@@ -15,6 +15,12 @@ from transformers import AutoProcessor, MusicgenForConditionalGeneration, Musicg
 
 from bridge import paths
 from bridge.engine.catalog import LOCAL_RANDOM_MODELS
+from bridge.engine.musicgen.audiogen import (
+    MUSICGEN_CONTEXT_SECONDS,
+    MUSICGEN_WINDOW_SECONDS,
+    Windows,
+    windows_for,
+)
 from bridge.engine.musicgen.random_models import is_random_model, save_random_musicgen
 from bridge.errors import InvalidParameterError, ModelError
 from bridge.models.store import installed_model_dir
@@ -31,6 +37,7 @@ class LoadedModel:
     dtype: torch.dtype
     codec_device: torch.device  # where EnCodec runs (fp32)
     is_random: bool
+    windows: Windows = Windows(MUSICGEN_WINDOW_SECONDS, MUSICGEN_CONTEXT_SECONDS)  # AudioGen's are shorter
 
     @property
     def sample_rate(self) -> int:
@@ -125,6 +132,7 @@ def load_model(model_id: str, device: str = "auto") -> LoadedModel:
         dtype=dtype,
         codec_device=codec_device,
         is_random=is_random_model(Path(checkpoint)),
+        windows=windows_for(checkpoint),
     )
 
 
