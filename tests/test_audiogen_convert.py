@@ -201,3 +201,40 @@ def test_a_config_that_disagrees_with_the_weights_is_refused(tmp_path, t5_dir):
     with pytest.raises(ModelError, match="positional_embedding"):
         convert_audiogen(rope, t5_dir, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def audiogen_hub(tmp_path, monkeypatch, t5_dir):
+    """A stand-in Hub with an audiocraft-format AudioGen repository and the T5 repository it names."""
+    from huggingface_hub import constants
+
+    from tests.fake_hub import FakeHub
+
+    checkpoint = write_checkpoint(tmp_path / "repo-audiogen", _TINY_TEXT_ENCODER["d_model"])
+    (checkpoint / "README.md").write_text("---\nlicense: cc-by-nc-4.0\n---\n")
+    monkeypatch.setenv("SEGUE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    with FakeHub({"facebook/audiogen-medium": checkpoint, "google-t5/t5-large": t5_dir}) as running:
+        monkeypatch.setenv("HF_ENDPOINT", running.endpoint)
+        yield running
+
+
+@pytest.mark.slow  # two child processes (convert, verify) that each import torch and transformers
+def test_download_converts_once_into_the_store_and_generates_offline(audiogen_hub):
+    from bridge.models import download_model, model_status, store
+
+    stages = []
+    installed = download_model("facebook/audiogen-medium", on_progress=lambda p: stages.append(p.stage))
+    assert stages[-2:] == ["converting", "verifying"] and stages[0] == "downloading"
+    names = {path.name for path in installed.iterdir()}
+    assert "model.safetensors" in names and not any(name.endswith(".bin") for name in names)
+    assert not (store.model_dir("facebook/audiogen-medium") / "downloads").exists()  # pickles deleted
+    manifest = store.read_manifest("facebook/audiogen-medium")
+    assert manifest["state"] == "ready" and manifest["text_encoder"]["repo"] == "google-t5/t5-large"
+    assert model_status("facebook/audiogen-medium").state == "ready"
+    requests_before = len(audiogen_hub.requests)
+    assert download_model("facebook/audiogen-medium") == installed  # ready: nothing fetched again
+    assert len(audiogen_hub.requests) == requests_before
+    loaded = load_model("facebook/audiogen-medium", "cpu")
+    assert loaded.sample_rate == 16000 and loaded.windows.seconds == 10.0
