@@ -238,3 +238,19 @@ def test_download_converts_once_into_the_store_and_generates_offline(audiogen_hu
     assert len(audiogen_hub.requests) == requests_before
     loaded = load_model("facebook/audiogen-medium", "cpu")
     assert loaded.sample_rate == 16000 and loaded.windows.seconds == 10.0
+
+
+def test_greedy_codes_of_the_converted_model_equal_transformers_generate(converted):
+    """Unlike `tiny-audiogen`, the converted model projects T5's states (enc_to_dec_proj), as the real one does."""
+    import numpy as np
+
+    from tests.test_engine_reference import reference_codes
+
+    loaded = load_model(str(converted), "cpu")
+    frames = 30
+    inputs = loaded.processor(text=["dog barking in a hall"], return_tensors="pt")
+    expected = reference_codes(loaded, **inputs, guidance_scale=3.0, max_new_tokens=frames + 3)
+    ours = MusicGenerator(loaded).generate(GenerationRequest(
+        prompt="dog barking in a hall", model=str(converted), seconds=frames / 50, greedy=True, quality="exact"))
+    assert expected.shape == (1, 4, frames)
+    np.testing.assert_array_equal(ours.takes[0].codes, expected[0])

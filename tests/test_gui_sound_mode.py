@@ -13,26 +13,16 @@ from bridge.presets import MUSIC, SOUND, load_presets
 from bridge.settings import PanelSettings
 from gui.generate_form import GenerateForm
 from gui.sound_mode import mode_of_model
-from tests.test_gui import JOB_TIMEOUT_MS, engine, library, models_dir, open_window, set_length  # noqa: F401
+from tests.test_gui import JOB_TIMEOUT_MS, engine, library, models_dir, set_length, window  # noqa: F401
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-
-
-@pytest.fixture
-def window(qtbot, engine, library):  # noqa: F811 - the fixtures imported above
-    window = open_window(qtbot, engine)
-    yield window
-    if engine.busy:
-        engine.cancel_all()
-        qtbot.waitUntil(lambda: not engine.busy, timeout=JOB_TIMEOUT_MS)
-    window.background.shutdown()
 
 
 def combo_data(combo) -> list:
     return [combo.itemData(row) for row in range(combo.count())]
 
 
-def test_sound_mode_shows_audiogen_presets_and_models_and_makes_a_16khz_take_in_bars(qtbot, window):
+def test_sound_mode_shows_audiogen_presets_and_models_and_makes_a_16khz_take_in_bars(qtbot, window):  # noqa: F811
     form = window.form
     music_presets = combo_data(form.preset)
     assert "techno-loop" in music_presets and "sound-riser" not in music_presets

@@ -10,7 +10,6 @@ must not take down), verified to load like any download, and installed as `files
 and the raw T5 are then deleted: the converted folder is all Segue loads.
 """
 
-import multiprocessing
 import os
 import shutil
 import threading
@@ -25,7 +24,7 @@ from bridge.errors import ModelError
 from bridge.models import download, store
 from bridge.models.audiocraft_convert import COMPRESSION_FILE, LM_FILE
 from bridge.models.audiocraft_pickles import checkpoint_config, config_value, load_checkpoint_pickle
-from bridge.models.verify import verify_model_loads
+from bridge.models.verify import run_in_child, verify_model_loads
 
 AUDIOCRAFT_FILES = (LM_FILE, COMPRESSION_FILE)
 DEFAULT_TEXT_ENCODER = "t5-large"  # audiocraft config/conditioner/text2sound.yaml
@@ -129,17 +128,8 @@ def _text_encoder_repo(lm_checkpoint: Path) -> str:
 
 
 def _convert_in_child(checkpoint_dir: Path, text_encoder_dir: Path, out_dir: Path) -> None:
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    args = (str(checkpoint_dir), str(text_encoder_dir), str(out_dir), sender)
-    process = context.Process(target=_convert, args=args, name="segue-convert-audiogen", daemon=True)
-    process.start()
-    sender.close()
-    try:
-        problem = receiver.recv()
-    except EOFError:
-        problem = "the converter stopped without an answer (out of memory?)"
-    process.join()
+    args = (str(checkpoint_dir), str(text_encoder_dir), str(out_dir))
+    problem = run_in_child(_convert, args, "segue-convert-audiogen")
     if problem is not None:
         raise ModelError(f"converting the AudioGen checkpoint failed: {problem}")
 
