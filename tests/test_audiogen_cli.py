@@ -38,6 +38,14 @@ def test_models_lists_audiogen_as_supported_with_licence_and_uses(capsys):
     assert "tiny-audiogen" in listing
 
 
+def test_audiogen_not_yet_downloaded_says_how_to_get_it():
+    from bridge.engine.musicgen.loading import resolve_checkpoint
+    from bridge.errors import ModelError
+
+    with pytest.raises(ModelError, match="segue models download facebook/audiogen-medium"):
+        resolve_checkpoint("facebook/audiogen-medium")
+
+
 @pytest.fixture(scope="module")
 def sound_take(segue_cache_dir):
     generator = MusicGenerator(load_model("tiny-audiogen", "cpu"))
@@ -70,3 +78,47 @@ def test_audiogen_windows_are_10_s_with_8_s_of_context():
     # 14 s of new sound: 10 s, then 2 s at a time, each seeing the 8 s before it (audiocraft's AudioGen
     # extends by extend_stride = 2 s the same way).
     assert plan_windows(0, 700, 50, 10.0, 8.0) == [(0, 500), (400, 100), (400, 100)]
+
+
+@pytest.mark.slow  # a `segue serve` process with its engine
+def test_osc_generate_bars_with_audiogen_follows_lives_tempo():
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from bridge import paths
+    from tests.fake_ableton import FakeLive, FakeSong
+    from tests.osc_client import OscTestClient
+    from tests.test_cli_serve import REPO, free_udp_port
+    from tests.waiting import wait_until
+
+    client, live_reply_port = OscTestClient(0), free_udp_port()
+    with FakeLive(reply_port=live_reply_port, song=FakeSong(tempo=180.0)) as live:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bridge.cli", "serve", "--daw", "ableton", "--model", "tiny-audiogen",
+             "--device", "cpu", "--osc-port", "0", "--reply-port", str(client.port), "--ableton-port",
+             str(live.port), "--ableton-reply-port", str(live_reply_port)],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            match = re.search(r"OSC control on 127\.0\.0\.1:(\d+)", process.stdout.readline())
+            assert match, process.stderr.read()
+            client.server = ("127.0.0.1", int(match.group(1)))
+
+            def tempo_known():
+                client.send("/segue/status")
+                args, _ = client.receive_until("/segue/status", 5)
+                return args[1] == 1 and args[2] == 180.0
+
+            wait_until(tempo_known, 30, "Live's tempo")
+            client.send("/segue/generate_bars", "door slam", 2)  # 2 bars of 4/4 at 180 BPM: 8/3 s
+            (job, path), _ = client.receive_until("/segue/clip", 120)
+            assert Path(path).parent == paths.output_dir().resolve()
+            info = soundfile.info(path)
+            assert info.samplerate == 16000 and info.frames == round(8 / 3 * 16000)
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.communicate(timeout=30)
+            client.close()
+    assert process.returncode == 0

@@ -14,7 +14,7 @@ import transformers
 from transformers import AutoProcessor, MusicgenForConditionalGeneration, MusicgenProcessor
 
 from bridge import paths
-from bridge.engine.catalog import LOCAL_RANDOM_MODELS
+from bridge.engine.catalog import LOCAL_RANDOM_MODELS, find_known_model
 from bridge.engine.musicgen.audiogen import (
     MUSICGEN_CONTEXT_SECONDS,
     MUSICGEN_WINDOW_SECONDS,
@@ -95,6 +95,10 @@ def resolve_checkpoint(model_id: str) -> str:
         return str(downloaded)
     if model_id.count("/") != 1 or local.exists() or model_id.startswith((".", "/", "~")):
         raise ModelError(f"unknown model {model_id!r}: give a Hugging Face id (org/name) or a model folder")
+    known = find_known_model(model_id)
+    if known is not None and known.kind == "sound":  # audiocraft pickles: usable only once converted
+        raise ModelError(f"{model_id} is converted for Segue when it is downloaded: run `segue models download "
+                         f"{model_id}` (or pick it in the panel) first")
     return model_id
 
 
