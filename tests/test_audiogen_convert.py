@@ -48,6 +48,17 @@ def test_conversion_writes_a_loadable_16khz_folder_with_safetensors_only(convert
     assert (loaded.windows.seconds, loaded.windows.context_seconds) == (10.0, 8.0)
 
 
+
+def test_the_text_encoder_is_t5_unchanged(converted, t5_dir):
+    loaded = load_model(str(converted), "cpu")
+    original = T5EncoderModel.from_pretrained(t5_dir).eval()
+    tokens = loaded.processor.tokenizer(["rain on a tin roof"], return_tensors="pt")
+    with torch.no_grad():
+        ours = loaded.model.text_encoder(**tokens).last_hidden_state
+        theirs = original(**tokens).last_hidden_state
+    assert torch.equal(ours, theirs)
+
+
 def test_every_weight_round_trips_exactly(converted):
     saved = load_file(converted / "model.safetensors")
     lm, codec, dim = lm_state(_TINY_TEXT_ENCODER["d_model"]), codec_state(), LM_DIMS["dim"]
