@@ -21,10 +21,6 @@ AUDIOGEN_MARKER = "segue_audiogen.json"
 AUDIOGEN_WINDOW_SECONDS = 10.0
 AUDIOGEN_STRIDE_SECONDS = 2.0
 
-# MusicGen: 30 s windows, each re-prompted with the last 10 s.
-MUSICGEN_WINDOW_SECONDS = 30.0
-MUSICGEN_CONTEXT_SECONDS = 10.0
-
 
 @dataclass(frozen=True)
 class Windows:
@@ -45,12 +41,12 @@ def is_audiogen_folder(folder: Path) -> bool:
     return (Path(folder) / AUDIOGEN_MARKER).is_file()
 
 
-def windows_for(folder: Path | str) -> Windows:
-    """The generation window of the model in `folder` (MusicGen's unless it is marked AudioGen)."""
+def windows_for(folder: Path | str) -> Windows | None:
+    """AudioGen's generation window if `folder` holds an AudioGen model; None for MusicGen's own."""
     try:
         marker = json.loads((Path(folder) / AUDIOGEN_MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return Windows(MUSICGEN_WINDOW_SECONDS, MUSICGEN_CONTEXT_SECONDS)
+        return None
     seconds = float(marker.get("window_seconds", AUDIOGEN_WINDOW_SECONDS))
     context = float(marker.get("window_context_seconds", AUDIOGEN_WINDOW_SECONDS - AUDIOGEN_STRIDE_SECONDS))
     if not 0.0 <= context < seconds:  # a hand-edited marker: fall back to audiocraft's stride

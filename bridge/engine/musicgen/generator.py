@@ -114,8 +114,11 @@ class MusicGenerator:
 
         total_samples = self.target_samples(request)
         new_frames = math.ceil(total_samples / loaded.samples_per_frame)
-        windows = plan_windows(prompt_frames, new_frames, loaded.frame_rate, loaded.windows.seconds,
-                               loaded.windows.context_seconds)
+        if loaded.windows is None:
+            windows = plan_windows(prompt_frames, new_frames, loaded.frame_rate, WINDOW_SECONDS, WINDOW_CONTEXT_SECONDS)
+        else:
+            windows = plan_windows(prompt_frames, new_frames, loaded.frame_rate, loaded.windows.seconds,
+                                   loaded.windows.context_seconds)
         max_delay = max(codebook_delays(loaded))
         steps_total = sum(frames + max_delay for _, frames in windows)
 

@@ -15,12 +15,7 @@ from transformers import AutoProcessor, MusicgenForConditionalGeneration, Musicg
 
 from bridge import paths
 from bridge.engine.catalog import LOCAL_RANDOM_MODELS, find_known_model
-from bridge.engine.musicgen.audiogen import (
-    MUSICGEN_CONTEXT_SECONDS,
-    MUSICGEN_WINDOW_SECONDS,
-    Windows,
-    windows_for,
-)
+from bridge.engine.musicgen.audiogen import Windows, windows_for
 from bridge.engine.musicgen.random_models import is_random_model, save_random_musicgen
 from bridge.errors import InvalidParameterError, ModelError
 from bridge.models.store import installed_model_dir
@@ -37,7 +32,7 @@ class LoadedModel:
     dtype: torch.dtype
     codec_device: torch.device  # where EnCodec runs (fp32)
     is_random: bool
-    windows: Windows = Windows(MUSICGEN_WINDOW_SECONDS, MUSICGEN_CONTEXT_SECONDS)  # AudioGen's are shorter
+    windows: Windows | None = None  # AudioGen's 10 s windows; None: MusicGen's (generator.WINDOW_SECONDS)
 
     @property
     def sample_rate(self) -> int:
