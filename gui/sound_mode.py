@@ -17,7 +17,7 @@ from PyQt6.QtWidgets import QButtonGroup, QHBoxLayout, QToolButton, QWidget
 from bridge.engine.catalog import find_known_model
 from bridge.engine.musicgen.audiogen import is_audiogen_folder
 from bridge.engine.request import DEFAULT_MODEL
-from bridge.models import ModelStatus
+from bridge.models import ModelStatus, installed_model_dir
 from bridge.presets import MUSIC, SOUND, Preset
 
 if TYPE_CHECKING:
@@ -40,11 +40,11 @@ MODE_TIPS = {
 
 
 def mode_of_model(model_id: str, folder: Path | None = None) -> str:
-    """SOUND for AudioGen models (by the catalogue, or a converted local folder), else MUSIC."""
+    """SOUND for AudioGen models (by the catalogue, or a converted folder: local or in the store), else MUSIC."""
     known = find_known_model(model_id)
     if known is not None:
         return SOUND if known.kind == SOUND else MUSIC
-    local = folder if folder is not None else Path(model_id).expanduser()
+    local = folder or installed_model_dir(model_id) or Path(model_id).expanduser()
     return SOUND if local.is_dir() and is_audiogen_folder(local) else MUSIC
 
 
