@@ -15,6 +15,7 @@ naming the file and the field, so a typo in a hand-edited preset is easy to find
     guidance = 3.0                           # optional, classifier-free guidance (request.cfg)
     temperature = 1.0                        # optional
     bpm = [70, 90]                           # optional, the tempo range the prompt suits
+    mode = "sound"                           # optional: "music" (MusicGen, default) or "sound" (AudioGen)
 """
 
 import json
@@ -38,7 +39,9 @@ MAX_NAME_CHARS = 80
 DEFAULT_BARS = 4.0
 DEFAULT_GUIDANCE = 3.0
 DEFAULT_TEMPERATURE = 1.0
-FIELDS = ("name", "prompt", "description", "tags", "bars", "signature", "guidance", "temperature", "bpm")
+FIELDS = ("name", "prompt", "description", "tags", "bars", "signature", "guidance", "temperature", "bpm", "mode")
+MUSIC, SOUND = "music", "sound"  # which kind of model a preset is written for (bridge.engine.catalog kind)
+MODES = (MUSIC, SOUND)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class Preset:
     id: str = ""
     is_user: bool = False
     path: Path | None = field(default=None, compare=False)
+    mode: str = MUSIC
 
     def request_fields(self) -> dict:
         """Keyword arguments for GenerationRequest: `GenerationRequest(**p.request_fields(), bpm=...)`."""
@@ -83,6 +87,8 @@ class Preset:
         lines.append(f"temperature = {self.temperature!r}")
         if self.bpm_range is not None:
             lines.append(f"bpm = [{self.bpm_range[0]:g}, {self.bpm_range[1]:g}]")
+        if self.mode != MUSIC:  # music presets stay as they were written before modes existed
+            lines.append(f"mode = {_toml_string(self.mode)}")
         return "\n".join(lines) + "\n"
 
 
@@ -164,6 +170,7 @@ def parse_preset(
         id=preset_id,
         is_user=is_user,
         path=path,
+        mode=check.choice("mode", MODES, MUSIC),
     )
 
 
@@ -240,6 +247,12 @@ class _FieldChecker:
             low = f"more than {above:g}" if above is not None else f"at least {at_least:g}"
             raise self.fail(name, f"must be {low} and at most {at_most:g}, got {value:g}")
         return float(value)
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.data.get(name, default)
+        if value not in choices:
+            raise self.fail(name, f"must be one of {', '.join(map(repr, choices))}, got {value!r}")
+        return value
 
     def tags(self, name: str) -> tuple[str, ...]:
         value = self.data.get(name, [])

@@ -28,6 +28,7 @@ from bridge.musical_time import TimeSignature, seconds_per_bar
 from bridge.presets import Preset
 from bridge.settings import PanelSettings
 from gui.melody_well import MelodyWell
+from gui.sound_mode import MUSIC, ModeSwitch, apply_mode, mode_of_model, models_for, presets_for
 
 MAX_PANEL_VARIATIONS = 4
 MAX_HISTORY = 30
@@ -76,10 +77,12 @@ class GenerateForm(QWidget):
         self._presets = presets
         self._list_models = list_models
         self._statuses: dict[str, ModelStatus] = {}
+        self.mode_switch = ModeSwitch()  # Music (MusicGen) or Sound (AudioGen): gui/sound_mode.py
+        self.mode_switch.changed.connect(lambda mode: apply_mode(self, mode, self._presets))
 
         self.preset = QComboBox()
         self.preset.addItem("No preset", None)
-        for preset in presets:
+        for preset in presets_for(presets, MUSIC):
             self.preset.addItem(preset.name, preset.id)
             self.preset.setItemData(self.preset.count() - 1, preset.description or preset.prompt,
                                     Qt.ItemDataRole.ToolTipRole)
@@ -169,6 +172,7 @@ class GenerateForm(QWidget):
         grid.setVerticalSpacing(6)
         grid.addWidget(_label("Preset"), 0, 0)
         preset_row = QHBoxLayout()
+        preset_row.addWidget(self.mode_switch)
         preset_row.addWidget(self.preset, 1)
         if corner is not None:
             preset_row.addWidget(corner)
@@ -273,6 +277,10 @@ class GenerateForm(QWidget):
         self.prompt.setEditText("")
 
     def select_model(self, model_id: str) -> None:
+        if mode_of_model(model_id) != self.mode_switch.mode():  # an AudioGen model is picked in Sound mode
+            self.mode_switch.last_model[mode_of_model(model_id)] = model_id
+            self.mode_switch.set_mode(mode_of_model(model_id))
+            return
         row = self.model.findData(model_id)
         if row < 0:
             self.model.addItem(model_id, model_id)
@@ -292,7 +300,7 @@ class GenerateForm(QWidget):
         self.model.blockSignals(True)
         self.model.clear()
         self._statuses = {status.model_id: status for status in self._list_models()}
-        for status in self._statuses.values():
+        for status in models_for(self._statuses.values(), self.mode_switch.mode()):
             self.model.addItem(model_label(status), status.model_id)
             self.model.setItemData(self.model.count() - 1, model_details(status), Qt.ItemDataRole.ToolTipRole)
         self.model.blockSignals(False)

@@ -424,7 +424,7 @@ class MainWindow(QMainWindow):
 
     def _download_progress(self, progress: DownloadProgress, eta: float | None) -> None:
         self.activity.setText(describe_download(progress))
-        if progress.stage == "verifying":
+        if progress.stage in ("verifying", "converting"):
             self._busy_progress()
         else:
             self._show_fraction(progress.fraction, eta)

@@ -20,6 +20,8 @@ def describe_download(progress: DownloadProgress) -> str:
     name = progress.model_id.split("/")[-1]
     if progress.stage == "verifying":
         return f"Checking that {name} loads…"
+    if progress.stage == "converting":  # AudioGen: audiocraft's pickles become safetensors, once
+        return f"Converting {name} for Segue…"
     return f"Downloading {name}: {progress.bytes_done / MEGABYTE:.0f} of {progress.bytes_total / MEGABYTE:.0f} MB"
 
 

@@ -54,7 +54,7 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
     out = parser.add_mutually_exclusive_group()
     out.add_argument("-o", "--output", type=Path, help="output WAV (takes get -1, -2 ... when several)")
     out.add_argument("--out-dir", type=Path, help="output folder (default: Segue's clip folder)")
-    parser.add_argument("--sample-rate", type=int, help="write at this rate (default: the model's, 32000)")
+    parser.add_argument("--sample-rate", type=int, help="write at this rate (default: the model's, 32000; AudioGen 16000)")
     parser.add_argument("--bit-depth", choices=["float", "24", "16"], default="float")
     parser.add_argument(
         "--melody", type=Path, metavar="FILE",

@@ -49,7 +49,7 @@ def run_download(args: argparse.Namespace) -> int:
     def show(progress: DownloadProgress) -> None:
         bar.total = progress.bytes_total
         bar.n = progress.bytes_done
-        bar.set_description("verifying" if progress.stage == "verifying" else
+        bar.set_description(progress.stage if progress.stage in ("verifying", "converting") else
                             f"{progress.files_done}/{progress.files_total} files")
         bar.refresh()
 

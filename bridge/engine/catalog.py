@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 
 MUSICGEN_LICENCE = "CC-BY-NC 4.0 (weights, non-commercial)"
+# audiocraft's model_cards/AUDIOGEN_MODEL_CARD.md and LICENSE_weights: CC-BY-NC 4.0, as for MusicGen.
+AUDIOGEN_LICENCE = "CC-BY-NC 4.0 (weights, non-commercial)"
 
 
 @dataclass(frozen=True)
@@ -16,6 +18,8 @@ class KnownModel:
     # False: listed so producers know it exists, but Segue's engine cannot run it (yet).
     supported: bool = True
     follows_melody: bool = False  # MusicGen-Melody: takes a melody (a chromagram) besides the text
+    # "music" (MusicGen) or "sound" (AudioGen: effects and ambiences): the panel's mode picks by it.
+    kind: str = "music"
 
 
 KNOWN_MODELS: tuple[KnownModel, ...] = (
@@ -37,14 +41,20 @@ KNOWN_MODELS: tuple[KnownModel, ...] = (
     KnownModel("facebook/musicgen-stereo-melody-large", 10.6, MUSICGEN_LICENCE, 2,
                "3.3B stereo, follows a melody or chords: best quality, needs a GPU",
                follows_melody=True),
+    # AudioGen: audiocraft pickles on the Hub, converted once at download (bridge/models/audiocraft_convert.py)
+    # to safetensors with T5-large's encoder; the converted folder is about 7.5 GB in fp32.
+    KnownModel("facebook/audiogen-medium", 7.5, AUDIOGEN_LICENCE, 1,
+               "1.5B, 16 kHz sound effects: risers, impacts, whooshes, foley, ambiences", kind="sound"),
     KnownModel("tiny", 0.004, "MIT (random weights)", 1, "tiny random model built locally: makes noise, for tests/offline", "-"),
     KnownModel("tiny-stereo", 0.004, "MIT (random weights)", 2, "tiny random stereo model built locally: makes noise", "-"),
     KnownModel("tiny-melody", 0.004, "MIT (random weights)", 1, "tiny random melody model built locally: makes noise", "-",
                follows_melody=True),
+    KnownModel("tiny-audiogen", 0.004, "MIT (random weights)", 1,
+               "tiny random AudioGen (16 kHz) built locally: makes noise, for tests/offline", "-", kind="sound"),
 )
 
 # Built locally by bridge.engine.musicgen.random_models instead of downloaded.
-LOCAL_RANDOM_MODELS = ("tiny", "tiny-stereo", "small-random", "tiny-melody", "melody-random")
+LOCAL_RANDOM_MODELS = ("tiny", "tiny-stereo", "small-random", "tiny-melody", "melody-random", "tiny-audiogen", "audiogen-medium-random")
 
 
 def find_known_model(model_id: str) -> KnownModel | None:

@@ -55,7 +55,7 @@ class DownloadProgress:
     file_name: str
     files_done: int
     files_total: int
-    stage: str = "downloading"  # "downloading", then "verifying"
+    stage: str = "downloading"  # "downloading", then "verifying" ("converting" before it for AudioGen)
 
     @property
     def fraction(self) -> float:
@@ -99,6 +99,10 @@ def download_model(
             f"cannot download {model_id}: HF_HUB_OFFLINE is set. Unset it to download, or pass a model "
             "folder you already have with --model PATH"
         )
+    from bridge.models import audiocraft_download  # it builds on this module
+
+    if audiocraft_download.is_audiocraft_checkpoint(model_id, revision):  # AudioGen: pickles, converted once
+        return audiocraft_download.download_and_convert(model_id, on_progress, cancel, revision)
     commit, files = list_remote_files(model_id, revision)
     folder = store.model_dir(model_id)
     downloads = folder / "downloads" / commit

@@ -12,18 +12,24 @@ from bridge.errors import ModelError
 
 def verify_model_loads(folder: Path) -> None:
     """Load the checkpoint in `folder` on the CPU in a child process; raise ModelError if it fails."""
+    problem = run_in_child(_load, (str(folder),), "segue-verify-model")
+    if problem is not None:
+        raise ModelError(f"the downloaded model does not load: {problem}")
+
+
+def run_in_child(target, args: tuple, name: str) -> str | None:
+    """Run `target(*args, sender)` in a spawned process; its answer (None: done), or why it died."""
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_load, args=(str(folder), sender), name="segue-verify-model", daemon=True)
+    process = context.Process(target=target, args=(*args, sender), name=name, daemon=True)
     process.start()
     sender.close()
     try:
         problem = receiver.recv()
     except EOFError:
-        problem = "the loader stopped without an answer (out of memory?)"
+        problem = "it stopped without an answer (out of memory?)"
     process.join()
-    if problem is not None:
-        raise ModelError(f"the downloaded model does not load: {problem}")
+    return problem
 
 
 def _load(folder: str, sender) -> None:

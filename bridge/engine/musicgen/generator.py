@@ -118,7 +118,11 @@ class MusicGenerator:
 
         total_samples = self.target_samples(request)
         new_frames = math.ceil(total_samples / loaded.samples_per_frame)
-        windows = plan_windows(prompt_frames, new_frames, loaded.frame_rate)
+        if loaded.windows is None:
+            windows = plan_windows(prompt_frames, new_frames, loaded.frame_rate, WINDOW_SECONDS, WINDOW_CONTEXT_SECONDS)
+        else:
+            windows = plan_windows(prompt_frames, new_frames, loaded.frame_rate, loaded.windows.seconds,
+                                   loaded.windows.context_seconds)
         max_delay = max(codebook_delays(loaded))
         steps_total = sum(frames + max_delay for _, frames in windows)
 
@@ -178,16 +182,23 @@ class MusicGenerator:
         )
 
 
-def plan_windows(prompt_frames: int, new_frames: int, frame_rate: int) -> list[tuple[int, int]]:
-    """Split generation into (context frames, new frames) windows of at most WINDOW_SECONDS each.
+def plan_windows(
+    prompt_frames: int,
+    new_frames: int,
+    frame_rate: int,
+    window_seconds: float = WINDOW_SECONDS,
+    context_seconds: float = WINDOW_CONTEXT_SECONDS,
+) -> list[tuple[int, int]]:
+    """Split generation into (context frames, new frames) windows of at most `window_seconds` each
+    (MusicGen: 30 s windows with 12 s of context; AudioGen: 10 s with 8 s).
 
-    Every window's context is at most the last WINDOW_CONTEXT_SECONDS of codes: later windows, as
+    Every window's context is at most the last `context_seconds` of codes: later windows, as
     audiocraft's, and the first one too, where audiocraft would take the whole prompt (a 30 s prompt
     would be a full-window prefill for a single new frame). So every window but the last adds at
-    least WINDOW_SECONDS - WINDOW_CONTEXT_SECONDS of audio (18 s); the last adds what remains.
+    least `window_seconds - context_seconds` of audio (18 s for MusicGen); the last adds what remains.
     """
-    window = round(WINDOW_SECONDS * frame_rate)
-    context_cap = min(round(WINDOW_CONTEXT_SECONDS * frame_rate), window - 1)
+    window = round(window_seconds * frame_rate)
+    context_cap = min(round(context_seconds * frame_rate), window - 1)
     windows = []
     context = min(prompt_frames, context_cap)
     remaining = new_frames

@@ -22,7 +22,8 @@ from transformers import (
 )
 
 from bridge import paths
-from bridge.engine.catalog import LOCAL_RANDOM_MODELS
+from bridge.engine.catalog import LOCAL_RANDOM_MODELS, find_known_model
+from bridge.engine.musicgen.audiogen import Windows, windows_for
 from bridge.engine.musicgen.random_models import is_random_model, save_random_musicgen
 from bridge.errors import InvalidParameterError, ModelError
 from bridge.models.store import installed_model_dir
@@ -40,6 +41,7 @@ class LoadedModel:
     dtype: torch.dtype
     codec_device: torch.device  # where EnCodec runs (fp32)
     is_random: bool
+    windows: Windows | None = None  # AudioGen's 10 s windows; None: MusicGen's (generator.WINDOW_SECONDS)
 
     @property
     def sample_rate(self) -> int:
@@ -102,6 +104,10 @@ def resolve_checkpoint(model_id: str) -> str:
         return str(downloaded)
     if model_id.count("/") != 1 or local.exists() or model_id.startswith((".", "/", "~")):
         raise ModelError(f"unknown model {model_id!r}: give a Hugging Face id (org/name) or a model folder")
+    known = find_known_model(model_id)
+    if known is not None and known.kind == "sound":  # audiocraft pickles: usable only once converted
+        raise ModelError(f"{model_id} is converted for Segue when it is downloaded: run `segue models download "
+                         f"{model_id}` (or pick it in the panel) first")
     return model_id
 
 
@@ -143,6 +149,7 @@ def load_model(model_id: str, device: str = "auto") -> LoadedModel:
         dtype=dtype,
         codec_device=codec_device,
         is_random=is_random_model(Path(checkpoint)),
+        windows=windows_for(checkpoint),
     )
 
 

@@ -29,6 +29,8 @@ from transformers import (
     T5Tokenizer,
 )
 
+from bridge.engine.musicgen.audiogen import write_audiogen_marker
+
 SAMPLE_RATE = 32000
 CODEBOOK_SIZE = 2048
 MARKER_FILE = "segue_random_model.json"
@@ -56,6 +58,10 @@ _TINY_DECODER = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
 _T5_BASE = dict(d_model=768, d_ff=3072, d_kv=64, num_heads=12, num_layers=12, feed_forward_proj="relu", vocab_size=32128)
 _ENCODEC_32KHZ_SHAPES = dict(num_filters=64, hidden_size=128, codebook_dim=128, num_lstm_layers=2)
 
+# AudioGen's EnCodec: 16 kHz, 320 samples per frame (50 frames/s), 4 codebooks of 2048 at 2.2 kbps.
+AUDIOGEN_SAMPLE_RATE = 16000
+_ENCODEC_16KHZ = {**_ENCODEC_32KHZ, "sampling_rate": AUDIOGEN_SAMPLE_RATE, "upsampling_ratios": [8, 5, 4, 2]}
+
 ARCHITECTURES = {
     "tiny": dict(text_encoder=_TINY_TEXT_ENCODER, audio_encoder=_TINY_CODEC, decoder=_TINY_DECODER, audio_channels=1),
     "tiny-stereo": dict(
@@ -66,6 +72,21 @@ ARCHITECTURES = {
         audio_encoder=_ENCODEC_32KHZ_SHAPES,
         decoder=dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, ffn_dim=4096),
         audio_channels=1,
+    ),
+    # AudioGen (bridge/engine/musicgen/audiogen.py): the MusicGen architecture over a 16 kHz codec.
+    "tiny-audiogen": dict(
+        text_encoder=_TINY_TEXT_ENCODER, audio_encoder=_TINY_CODEC, decoder=_TINY_DECODER, audio_channels=1,
+        codec=_ENCODEC_16KHZ, kind="audiogen",
+    ),
+    # audiogen-medium's shapes (audiocraft config/model/lm/model_scale/medium.yaml; T5-large text encoder;
+    # EnCodec 16 kHz with 64 filters, config/model/encodec/encodec_large_nq4_s320.yaml): benchmarks.
+    "audiogen-medium-random": dict(
+        text_encoder=dict(
+            d_model=1024, d_ff=4096, d_kv=64, num_heads=16, num_layers=24, feed_forward_proj="relu", vocab_size=32128
+        ),
+        audio_encoder=dict(num_filters=64, hidden_size=128, codebook_dim=128, num_lstm_layers=2),
+        decoder=dict(hidden_size=1536, num_hidden_layers=48, num_attention_heads=24, ffn_dim=6144),
+        audio_channels=1, codec=_ENCODEC_16KHZ, kind="audiogen",
     ),
     # musicgen-small's decoder width with 2 of its 24 layers and a tiny text encoder and codec: tests
     # of numerics (quantisation error) at the real matrix sizes, in seconds.
@@ -128,7 +149,8 @@ def build_random_musicgen(
         tie_word_embeddings=False,
         **spec["decoder"],
     )
-    text_config, codec_config = T5Config(**text_kwargs), EncodecConfig(**_ENCODEC_32KHZ, **spec["audio_encoder"])
+    codec = spec.get("codec", _ENCODEC_32KHZ)
+    text_config, codec_config = T5Config(**text_kwargs), EncodecConfig(**codec, **spec["audio_encoder"])
     torch.manual_seed(seed)
     if spec.get("melody"):
         decoder_config = MusicgenMelodyDecoderConfig(initializer_factor=spec.get("initializer_factor", 0.02), **decoder_kwargs)
@@ -153,7 +175,9 @@ def build_random_musicgen(
         bos_token_id=CODEBOOK_SIZE,
         decoder_start_token_id=CODEBOOK_SIZE,
     )
-    feature_extractor = EncodecFeatureExtractor(feature_size=channels, sampling_rate=SAMPLE_RATE, padding_value=0.0)
+    feature_extractor = EncodecFeatureExtractor(
+        feature_size=channels, sampling_rate=codec["sampling_rate"], padding_value=0.0
+    )
     processor = MusicgenProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
     return model, processor
 
@@ -170,6 +194,8 @@ def save_random_musicgen(architecture: str, directory: Path) -> Path:
         (tmp / MARKER_FILE).write_text(
             json.dumps({"architecture": architecture, "note": "random weights: makes noise"}), encoding="utf-8"
         )
+        if ARCHITECTURES[architecture].get("kind") == "audiogen":
+            write_audiogen_marker(tmp)
         try:
             tmp.rename(directory)
         except OSError:
