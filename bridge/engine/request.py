@@ -22,6 +22,10 @@ class GenerationRequest:
     `signature`. The audio prompt is a file (`audio_path`), an array (`audio`, shape (frames,) or
     (frames, channels), at `audio_sample_rate`) or MusicGen codes of an earlier take (`prompt_codes`,
     shape (codebooks, steps)); it is trimmed to its last `prompt_seconds` or `prompt_bars`.
+
+    A variation restyles a whole clip (`init_audio_path`): `strength` 0-1 is how far from it the
+    take may go (1: nothing of it is kept). Not every model family can make variations: the family
+    says so when the request is validated (bridge.engine.families).
     """
 
     prompt: str = ""
@@ -44,6 +48,8 @@ class GenerationRequest:
     prompt_codes: np.ndarray | None = field(default=None, repr=False)
     prompt_seconds: float | None = None
     prompt_bars: float | None = None
+    init_audio_path: str | None = None
+    strength: float = 0.5
 
     @property
     def time_signature(self) -> TimeSignature:
@@ -102,6 +108,13 @@ class GenerationRequest:
             raise InvalidParameterError(f"the audio prompt must be more than 0 and at most 30 s, got {window:g} s")
         if self.audio is not None and self.audio_sample_rate is None:
             raise InvalidParameterError("audio given as an array needs its sample rate")
+        if not 0.0 < self.strength <= 1.0:
+            raise InvalidParameterError(f"the strength must be above 0 and at most 1, got {self.strength:g}")
+        if self.init_audio_path is not None and self.is_continuation:
+            raise InvalidParameterError("a variation restyles one clip; it cannot also continue another")
+        from bridge.engine.families import check_request  # families import this module
+
+        check_request(self)
         return self
 
     def describe(self) -> dict:
