@@ -12,7 +12,7 @@ from bridge import __version__
 from bridge.errors import SegueError
 
 # Subcommand modules, in the order `segue --help` lists them.
-SUBCOMMANDS = ["generate", "continue_track", "models", "library", "serve", "gui", "devices"]
+SUBCOMMANDS = ["generate", "continue_track", "models", "library", "serve", "gui", "devices", "vary"]
 
 EXIT_USER_ERROR = 2
 

@@ -13,12 +13,14 @@ from bridge.engine.request import DEFAULT_MODEL, QUALITY_MODES, GenerationReques
 from bridge.engine.worker import EngineClient
 from bridge.errors import InvalidParameterError
 from bridge.library import ClipLibrary
+from bridge.workflow.loop import loop_request, loop_takes
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     generate = subparsers.add_parser("generate", help="make clips from a text prompt")
     generate.add_argument("prompt", help='what to play, e.g. "lo-fi hip-hop drums, dusty, 90 bpm"')
     _add_common_options(generate)
+    generate.add_argument("--loop", action="store_true", help="a seamless loop of exactly --bars bars (needs --bpm)")
     generate.set_defaults(handler=run_generate)
 
     continue_ = subparsers.add_parser("continue", help="continue an audio file")
@@ -76,6 +78,9 @@ def _request(args: argparse.Namespace, **extra) -> GenerationRequest:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    if args.loop:
+        request = _request(args)
+        return _run(args, loop_request(request), include_prompt=False, loop_of=request)
     return _run(args, _request(args), include_prompt=False)
 
 
@@ -88,7 +93,7 @@ def run_continue(args: argparse.Namespace) -> int:
     return _run(args, request, include_prompt=args.include_prompt)
 
 
-def _run(args: argparse.Namespace, request: GenerationRequest, include_prompt: bool) -> int:
+def _run(args: argparse.Namespace, request: GenerationRequest, include_prompt: bool, loop_of: GenerationRequest | None = None) -> int:
     if args.sample_rate is not None and not 8000 <= args.sample_rate <= 384000:
         raise InvalidParameterError(f"--sample-rate must be 8000-384000 Hz, got {args.sample_rate}")
     bar = tqdm(total=1, unit="step", file=sys.stderr, disable=None, dynamic_ncols=True, leave=False)
@@ -106,6 +111,8 @@ def _run(args: argparse.Namespace, request: GenerationRequest, include_prompt: b
     with EngineClient(device=args.device, on_event=on_event) as engine:
         result = engine.wait(engine.submit(request))
     bar.close()
+    if loop_of is not None:
+        loop_takes(result, int(loop_of.bars), loop_of.bpm, loop_of.time_signature)
     print(
         f"{len(result.takes)} take(s) in {result.seconds_taken:.1f} s on {result.device}, "
         f"quality {result.quality} ({result.precision})",
