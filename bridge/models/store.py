@@ -151,7 +151,7 @@ def _random_model_status(model_id: str, known: KnownModel | None) -> ModelStatus
     from bridge.engine.musicgen.loading import random_model_dir
 
     folder = random_model_dir(model_id)
-    if (folder / "model.safetensors").is_file():
+    if (folder / "segue_random_model.json").is_file():  # written last by every family's builder
         return ModelStatus(model_id, BUILT, folder_bytes(folder), folder, known)
     return ModelStatus(model_id, BUILT_ON_USE, 0, None, known)
 
