@@ -30,6 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.engine_speed import cpu_model  # noqa: E402 - after the path insert above
+
 PROMPT = "deep house loop with warm rhodes chords and a rolling bassline, 124 BPM"
 MODES = ("fp32", "bf16", "int8")
 STEPS = 8
@@ -53,16 +55,6 @@ def cpu_flags() -> set[str]:
     except OSError:
         pass
     return set()
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def build_pipeline(size: str):
@@ -102,13 +94,13 @@ def worker(mode: str, size: str, seconds: float, reference: str | None) -> None:
     import torch
 
     pipeline = build_pipeline(size)
+    parameters = {name: sum(p.numel() for p in getattr(pipeline, name).parameters())
+                  for name in ("text_encoder", "transformer", "vae")}  # counted before int8 packs the weights
     if mode == "int8":
         pipeline.transformer = torch.ao.quantization.quantize_dynamic(
             pipeline.transformer, {torch.nn.Linear}, dtype=torch.qint8
         )
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if mode == "bf16" else contextlib.nullcontext()
-    parameters = {name: sum(p.numel() for p in getattr(pipeline, name).parameters())
-                  for name in ("text_encoder", "transformer", "vae")}
 
     def run() -> tuple[dict, torch.Tensor]:
         stamps = []

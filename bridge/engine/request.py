@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from bridge.errors import InvalidParameterError
-from bridge.musical_time import TimeSignature, bars_to_seconds, check_bpm
+from bridge.musical_time import TimeSignature, bars_to_samples, bars_to_seconds, check_bpm
 
 DEFAULT_MODEL = "facebook/musicgen-small"
 MAX_SECONDS = 300.0
@@ -66,6 +66,12 @@ class GenerationRequest:
                 raise InvalidParameterError("a length in bars needs a tempo (--bpm)")
             return bars_to_seconds(self.bars, self.bpm, self.time_signature)
         return float(self.seconds if self.seconds is not None else 8.0)
+
+    def target_samples(self, sample_rate: int) -> int:
+        """Exact length of the new material in samples at `sample_rate` (bars rounded once, at the end)."""
+        if self.bars is not None:
+            return bars_to_samples(self.bars, self.bpm, self.time_signature, sample_rate)
+        return round(self.duration_seconds() * sample_rate)
 
     def prompt_window_seconds(self) -> float | None:
         """How much of the end of the audio prompt to keep, or None for all of it."""

@@ -15,7 +15,8 @@ from transformers import AutoProcessor, MusicgenForConditionalGeneration, Musicg
 
 from bridge import paths
 from bridge.engine.catalog import LOCAL_RANDOM_MODELS
-from bridge.engine.musicgen.random_models import is_random_model, save_random_musicgen
+from bridge.engine.musicgen.random_models import save_random_musicgen
+from bridge.engine.random_model_folder import is_random_model
 from bridge.errors import InvalidParameterError, ModelError
 from bridge.models.store import installed_model_dir
 

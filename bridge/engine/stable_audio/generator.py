@@ -28,7 +28,6 @@ from bridge.engine.request import GenerationRequest
 from bridge.engine.stable_audio.loading import LoadedStableAudio
 from bridge.engine.stable_audio.prompts import stable_audio_prompt
 from bridge.errors import AudioFileError, CancelledError, InvalidParameterError
-from bridge.musical_time import bars_to_samples
 
 # The distilled checkpoints are trained for 8 steps (diffusers' default when stochastic_sampling).
 DEFAULT_STEPS = 8
@@ -48,10 +47,8 @@ class StableAudioGenerator:
         """Nothing to build ahead: the model runs at its own precision (see bench/stable_audio_speed.py)."""
 
     def target_samples(self, request: GenerationRequest) -> int:
-        rate = self.loaded.sample_rate
-        if request.bars is not None:
-            return bars_to_samples(request.bars, request.bpm, request.time_signature, rate)
-        return round(request.duration_seconds() * rate)
+        """Exact length of the new material in samples at the model rate."""
+        return request.target_samples(self.loaded.sample_rate)
 
     def generate(
         self,

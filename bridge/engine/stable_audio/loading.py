@@ -11,8 +11,9 @@ from pathlib import Path
 import torch
 
 from bridge import paths
+from bridge.engine.random_model_folder import is_random_model
 from bridge.engine.stable_audio.family import folder_pipeline
-from bridge.engine.stable_audio.random_models import ARCHITECTURES, MARKER_FILE, save_random_stable_audio
+from bridge.engine.stable_audio.random_models import ARCHITECTURES, save_random_stable_audio
 from bridge.errors import ModelError
 from bridge.models.store import installed_model_dir
 
@@ -54,7 +55,7 @@ def resolve_checkpoint(model_id: str) -> Path:
     """The diffusers folder for `model_id`; raise ModelError when there is none Segue can load."""
     if model_id in RANDOM_MODELS:
         folder = paths.models_dir() / f"segue-{model_id}"
-        if not (folder / MARKER_FILE).is_file():
+        if not is_random_model(folder):
             save_random_stable_audio(model_id, folder)
         return folder
     local = Path(model_id).expanduser()
@@ -101,5 +102,5 @@ def load_stable_audio(model_id: str, device: str = "auto") -> LoadedStableAudio:
         audio_to_audio=audio_to_audio,
         device=target,
         dtype=dtype,
-        is_random=(folder / MARKER_FILE).is_file(),
+        is_random=is_random_model(folder),
     )

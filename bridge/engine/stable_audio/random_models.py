@@ -10,14 +10,12 @@ trained diffusion models often start): a random model built that way ignores its
 seed and prompt would give the same audio. The builder re-randomises every all-zero matrix.
 """
 
-import json
-import shutil
 import string
-import tempfile
 import warnings
 from pathlib import Path
 
-MARKER_FILE = "segue_random_model.json"
+from bridge.engine.random_model_folder import save_random_model
+
 SAMPLE_RATE = 44100
 # Width shared by the text encoder's output, the DiT's cross/global conditioning and the duration
 # embedding: the duration embedding is appended to the text tokens, so the three must agree.
@@ -115,19 +113,8 @@ def save_random_stable_audio(architecture: str, directory: Path) -> Path:
     diffusers.utils.logging.set_verbosity_error()
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.disable_progress_bar()
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
-        build_random_stable_audio(architecture).save_pretrained(tmp, safe_serialization=True)
-        (tmp / MARKER_FILE).write_text(
-            json.dumps({"architecture": architecture, "note": "random weights: makes noise"}), encoding="utf-8"
-        )
-        try:
-            tmp.rename(directory)
-        except OSError:
-            if not (directory / MARKER_FILE).is_file():  # lost a race to another builder: theirs is fine
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return directory
+    return save_random_model(
+        architecture, directory, lambda folder: build_random_stable_audio(architecture).save_pretrained(
+            folder, safe_serialization=True
+        ),
+    )
