@@ -18,6 +18,7 @@ import math
 import random
 import time
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import torch
@@ -80,16 +81,15 @@ class StableAudioGenerator:
 
         prompt_audio = None
         if request.init_audio_path is not None:
-            init_audio = self._read(request.init_audio_path, None, "the clip to vary")
-            run = lambda seed, on_step: self._vary(text, init_audio, request.strength, seed, on_step)  # noqa: E731
+            init_audio = self._read("the clip to vary", path=request.init_audio_path)
+            run = partial(self._vary, text, init_audio, request.strength)
         elif request.is_continuation:
             prompt_audio = self._prompt_audio(request)
-            new_samples = self.target_samples(request)
-            run = lambda seed, on_step: self._continue(text, prompt_audio, new_samples, seed, on_step)  # noqa: E731
+            run = partial(self._continue, text, prompt_audio, self.target_samples(request))
         else:
             samples = self.target_samples(request)
             self._check_length(samples)
-            run = lambda seed, on_step: self._text_to_audio(text, samples, seed, on_step)  # noqa: E731
+            run = partial(self._text_to_audio, text, samples)
 
         audio = [run(seed, step_callback(index)) for index, seed in enumerate(seeds)]
         if on_chunk is not None:
@@ -175,8 +175,11 @@ class StableAudioGenerator:
         audio = self.loaded.text_to_audio.vae.decode(latents).sample.clamp(-1.0, 1.0)
         return np.ascontiguousarray(audio[0].float().cpu().numpy().T)
 
-    def _read(self, path: str | None, array: np.ndarray | None, what: str, rate: int | None = None) -> np.ndarray:
-        """Audio at the model's rate and channels; AudioFileError when empty or unreadable."""
+    def _read(
+        self, what: str, path: str | None = None, array: np.ndarray | None = None, rate: int | None = None
+    ) -> np.ndarray:
+        """A file's audio (or an array at `rate`) at the model's rate and channels; AudioFileError when
+        empty or unreadable (`what` names it in the message)."""
         if path is not None:
             audio, rate = read_audio(path)
         else:
@@ -187,7 +190,7 @@ class StableAudioGenerator:
 
     def _prompt_audio(self, request: GenerationRequest) -> np.ndarray:
         """The audio prompt's last `prompt_window_seconds`, cut to whole latent frames from its oldest end."""
-        audio = self._read(request.audio_path, request.audio, "the audio to continue", request.audio_sample_rate)
+        audio = self._read("the audio to continue", request.audio_path, request.audio, request.audio_sample_rate)
         window = request.prompt_window_seconds()
         if window is not None:
             audio = audio[-round(window * self.loaded.sample_rate) :]
