@@ -154,6 +154,8 @@ def main() -> int:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or mps (default cpu)")
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {','.join(MODES)}")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the results")
+    parser.add_argument("--family", choices=("musicgen", "stable-audio"), action="append",
+                        help="add stable-audio to time it in the same run after MusicGen (bench/stable_audio_speed.py)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -207,6 +209,10 @@ def main() -> int:
         summary[mode] = {key: (round(value, 3) if isinstance(value, float) else value) for key, value in figures.items()}
     if args.json:
         print(json.dumps(summary))
+    if "stable-audio" in (args.family or ()):
+        from bench.stable_audio_speed import main as stable_audio_main
+
+        return stable_audio_main(["--seconds", str(args.seconds)] + (["--json"] if args.json else []))
     return 0
 
 

@@ -46,6 +46,7 @@ from gui.results import ResultsModel, ResultsView
 from gui.settings_dialog import SettingsDialog
 from gui.setup_page import open_setup_page
 from gui.status_bar import PanelStatusBar
+from gui.vary import VaryAction
 
 # The end of the audio a continuation listens to (the engine's limit is 30 s).
 CONTINUE_PROMPT_SECONDS = 10.0
@@ -148,6 +149,7 @@ class MainWindow(QMainWindow):
         self.results.drag_started.connect(self._mark_dragged)
         self.results.command.connect(self._list_command)
         self.results.clicked.connect(lambda index: self.audition(self.results.selected_entry()))
+        self.vary = VaryAction(self.results, lambda: self.form.model.currentData(), self._run)  # right-click "Vary…"
         results_title = QLabel("RESULTS")
         results_title.setObjectName("section")
         results_hint = _muted("Click to audition · drag into your DAW · drop audio here to continue it")

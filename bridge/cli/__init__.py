@@ -13,7 +13,7 @@ from bridge.errors import SegueError
 
 # Subcommand modules, in the order `segue --help` lists them.
 SUBCOMMANDS = [
-    "generate", "continue_track", "models", "library", "serve", "gui", "devices", "engine", "setup", "presets", "doctor",
+    "generate", "continue_track", "models", "library", "serve", "gui", "devices", "engine", "setup", "presets", "doctor", "vary",
 ]
 
 EXIT_USER_ERROR = 2

@@ -14,12 +14,14 @@ from bridge.engine.melody_timeline import read_melody_file
 from bridge.engine.request import DEFAULT_MODEL, QUALITY_MODES, GenerationRequest
 from bridge.errors import InvalidParameterError
 from bridge.library import ClipLibrary
+from bridge.workflow.loop import loop_request, loop_takes
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     generate = subparsers.add_parser("generate", help="make clips from a text prompt")
     generate.add_argument("prompt", nargs="?", default="", help='what to play, e.g. "lo-fi hip-hop drums, dusty, 90 bpm"')
     _add_common_options(generate)
+    generate.add_argument("--loop", action="store_true", help="a seamless loop of exactly --bars bars (needs --bpm)")
     generate.set_defaults(handler=run_generate)
 
     continue_ = subparsers.add_parser("continue", help="continue an audio file")
@@ -92,6 +94,8 @@ def run_generate(args: argparse.Namespace) -> int:
     request = _request(args)
     if not request.prompt.strip():
         raise InvalidParameterError("say what to play: a prompt, or --preset NAME (see `segue presets`)")
+    if args.loop:
+        return _run(args, loop_request(request), include_prompt=False, loop_of=request)
     return _run(args, request, include_prompt=False)
 
 
@@ -104,7 +108,7 @@ def run_continue(args: argparse.Namespace) -> int:
     return _run(args, request, include_prompt=args.include_prompt)
 
 
-def _run(args: argparse.Namespace, request: GenerationRequest, include_prompt: bool) -> int:
+def _run(args: argparse.Namespace, request: GenerationRequest, include_prompt: bool, loop_of: GenerationRequest | None = None) -> int:
     if args.sample_rate is not None and not 8000 <= args.sample_rate <= 384000:
         raise InvalidParameterError(f"--sample-rate must be 8000-384000 Hz, got {args.sample_rate}")
     status = JobStatusLine(request.model, request.quality)  # on a terminal only
@@ -113,6 +117,8 @@ def _run(args: argparse.Namespace, request: GenerationRequest, include_prompt: b
             result = engine.wait(engine.submit(request))
     finally:
         status.close()
+    if loop_of is not None:
+        loop_takes(result, int(loop_of.bars), loop_of.bpm, loop_of.time_signature)
     print(
         f"{len(result.takes)} take(s) in {result.seconds_taken:.1f} s on {result.device}, "
         f"quality {result.quality} ({result.precision})",

@@ -5,6 +5,12 @@ from dataclasses import dataclass
 MUSICGEN_LICENCE = "CC-BY-NC 4.0 (weights, non-commercial)"
 # audiocraft's model_cards/AUDIOGEN_MODEL_CARD.md and LICENSE_weights: CC-BY-NC 4.0, as for MusicGen.
 AUDIOGEN_LICENCE = "CC-BY-NC 4.0 (weights, non-commercial)"
+# Free for commercial use too below USD 1M annual revenue (stability.ai/news/license-update,
+# stability.ai/license); above it an Enterprise licence is needed.
+STABILITY_LICENCE = "Stability AI Community License (free below USD 1M yearly revenue)"
+# Stability publishes Stable Audio 3 in its own format (stable-audio-3 / stable-audio-tools); diffusers
+# reads it after its scripts/convert_stable_audio_3_to_diffusers.py. Segue does not convert yet.
+SA3_CONVERT = "convert with diffusers' convert_stable_audio_3_to_diffusers.py, then --model FOLDER"
 
 
 @dataclass(frozen=True)
@@ -45,16 +51,30 @@ KNOWN_MODELS: tuple[KnownModel, ...] = (
     # to safetensors with T5-large's encoder; the converted folder is about 7.5 GB in fp32.
     KnownModel("facebook/audiogen-medium", 7.5, AUDIOGEN_LICENCE, 1,
                "1.5B, 16 kHz sound effects: risers, impacts, whooshes, foley, ambiences", kind="sound"),
+    # Stable Audio 3 (44.1 kHz stereo, diffusion: 8 steps for the distilled models). Sizes are estimates
+    # from the parameter counts the Hub shows (0.6B small with its T5Gemma encoder, 2B medium), in fp32.
+    KnownModel("stabilityai/stable-audio-3-small-music", 2.4, STABILITY_LICENCE, 2,
+               f"0.6B: BPM-locked music loops and stems, made to run on a CPU; {SA3_CONVERT}", supported=False),
+    KnownModel("stabilityai/stable-audio-3-small-sfx", 2.4, STABILITY_LICENCE, 2,
+               f"0.6B: sound effects, risers, foley and one-shots; {SA3_CONVERT}", supported=False),
+    KnownModel("stabilityai/stable-audio-3-medium", 8.0, STABILITY_LICENCE, 2,
+               f"2B: full arrangements up to ~6 min (380 s), best quality, wants a GPU; {SA3_CONVERT}", supported=False),
+    KnownModel("stabilityai/stable-audio-open-1.0", 4.8, STABILITY_LICENCE, 2,
+               "1.2B, diffusers format: up to 47 s of sounds and loops; not supported by Segue's engine yet",
+               supported=False),
     KnownModel("tiny", 0.004, "MIT (random weights)", 1, "tiny random model built locally: makes noise, for tests/offline", "-"),
     KnownModel("tiny-stereo", 0.004, "MIT (random weights)", 2, "tiny random stereo model built locally: makes noise", "-"),
     KnownModel("tiny-melody", 0.004, "MIT (random weights)", 1, "tiny random melody model built locally: makes noise", "-",
                follows_melody=True),
     KnownModel("tiny-audiogen", 0.004, "MIT (random weights)", 1,
                "tiny random AudioGen (16 kHz) built locally: makes noise, for tests/offline", "-", kind="sound"),
+    KnownModel("tiny-stable-audio", 0.002, "MIT (random weights)", 2,
+               "tiny random Stable Audio 3 built locally: noise, runs loops, continuation and variations offline", "-"),
 )
 
-# Built locally by bridge.engine.musicgen.random_models instead of downloaded.
-LOCAL_RANDOM_MODELS = ("tiny", "tiny-stereo", "small-random", "tiny-melody", "melody-random", "tiny-audiogen", "audiogen-medium-random")
+# Built locally (bridge.engine.musicgen.random_models, bridge.engine.stable_audio.random_models) instead of downloaded.
+LOCAL_RANDOM_MODELS = ("tiny", "tiny-stereo", "small-random", "tiny-melody", "melody-random", "tiny-audiogen", "audiogen-medium-random",
+                      "tiny-stable-audio")
 
 
 def find_known_model(model_id: str) -> KnownModel | None:

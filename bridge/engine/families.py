@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.errors import InvalidParameterError
+
 
 @dataclass(frozen=True)
 class Family:
@@ -23,6 +25,8 @@ class Family:
     load: Callable[[str, str], Any]
     # claims(model_id) -> True when this family runs the model
     claims: Callable[[str], bool]
+    # check(request) raises InvalidParameterError for what the family cannot do (before any work starts)
+    check: Callable[[Any], None] | None = None
 
 
 def _load_musicgen(model_id: str, device: str):
@@ -32,9 +36,16 @@ def _load_musicgen(model_id: str, device: str):
     return MusicGenerator(load_model(model_id, device))
 
 
+def _check_musicgen(request) -> None:
+    if request.init_audio_path is not None:
+        raise InvalidParameterError(
+            f"{request.model} cannot make variations of a clip (audio to audio); choose a Stable Audio 3 model"
+        )
+
+
 FAMILIES: list[Family] = [
     # MusicGen is the fallback: any id no other family claims is tried as a MusicGen checkpoint.
-    Family("musicgen", _load_musicgen, lambda model_id: True),
+    Family("musicgen", _load_musicgen, lambda model_id: True, _check_musicgen),
 ]
 
 
@@ -50,3 +61,19 @@ def register(family: Family) -> None:
 
 def load_generator(model_id: str, device: str):
     return family_for(model_id).load(model_id, device)
+
+
+def check_request(request) -> None:
+    """Raise InvalidParameterError when the family of `request.model` cannot do what it asks."""
+    family = family_for(request.model)
+    if family.check is not None:
+        family.check(request)
+
+
+def _register_stable_audio() -> None:
+    from bridge.engine.stable_audio import family
+
+    register(Family("stable-audio", family.load, family.claims, family.check))
+
+
+_register_stable_audio()

@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from bridge.errors import InvalidParameterError
-from bridge.musical_time import TimeSignature, bars_to_seconds, check_bpm
+from bridge.musical_time import TimeSignature, bars_to_samples, bars_to_seconds, check_bpm
 
 DEFAULT_MODEL = "facebook/musicgen-small"
 MAX_SECONDS = 300.0
@@ -22,6 +22,10 @@ class GenerationRequest:
     `signature`. The audio prompt is a file (`audio_path`), an array (`audio`, shape (frames,) or
     (frames, channels), at `audio_sample_rate`) or MusicGen codes of an earlier take (`prompt_codes`,
     shape (codebooks, steps)); it is trimmed to its last `prompt_seconds` or `prompt_bars`.
+
+    A variation restyles a whole clip (`init_audio_path`): `strength` 0-1 is how far from it the
+    take may go (1: nothing of it is kept). Not every model family can make variations: the family
+    says so when the request is validated (bridge.engine.families).
     """
 
     prompt: str = ""
@@ -49,6 +53,8 @@ class GenerationRequest:
     melody_path: str | None = None
     melody: np.ndarray | None = field(default=None, repr=False)
     melody_sample_rate: int | None = None
+    init_audio_path: str | None = None
+    strength: float = 0.5
 
     @property
     def time_signature(self) -> TimeSignature:
@@ -69,6 +75,12 @@ class GenerationRequest:
                 raise InvalidParameterError("a length in bars needs a tempo (--bpm)")
             return bars_to_seconds(self.bars, self.bpm, self.time_signature)
         return float(self.seconds if self.seconds is not None else 8.0)
+
+    def target_samples(self, sample_rate: int) -> int:
+        """Exact length of the new material in samples at `sample_rate` (bars rounded once, at the end)."""
+        if self.bars is not None:
+            return bars_to_samples(self.bars, self.bpm, self.time_signature, sample_rate)
+        return round(self.duration_seconds() * sample_rate)
 
     def prompt_window_seconds(self) -> float | None:
         """How much of the end of the audio prompt to keep, or None for all of it."""
@@ -117,6 +129,13 @@ class GenerationRequest:
             raise InvalidParameterError("the melody file name is empty")
         if self.melody is not None and not (isinstance(self.melody_sample_rate, int) and self.melody_sample_rate > 0):
             raise InvalidParameterError("a melody given as audio needs its sample rate")
+        if not 0.0 < self.strength <= 1.0:
+            raise InvalidParameterError(f"the strength must be above 0 and at most 1, got {self.strength:g}")
+        if self.init_audio_path is not None and self.is_continuation:
+            raise InvalidParameterError("a variation restyles one clip; it cannot also continue another")
+        from bridge.engine.families import check_request  # families import this module
+
+        check_request(self)
         return self
 
     def describe(self) -> dict:

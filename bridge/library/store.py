@@ -147,8 +147,9 @@ class ClipLibrary:
             "model_sample_rate": result.sample_rate,
             "includes_prompt_seconds": prompt_frames / result.sample_rate,
         }
-        if parent_id is None and request.audio_path:
-            parent = self.find_by_path(request.audio_path)
+        source_path = request.audio_path or request.init_audio_path  # the clip continued or varied
+        if parent_id is None and source_path:
+            parent = self.find_by_path(source_path)
             parent_id = parent.id if parent else None
         info = ClipInfo(
             prompt=request.prompt,

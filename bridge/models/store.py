@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bridge.audio.io import write_text_atomic
 from bridge.engine.catalog import KNOWN_MODELS, LOCAL_RANDOM_MODELS, KnownModel, find_known_model
+from bridge.engine.random_model_folder import is_random_model
 from bridge.errors import ModelError
 from bridge.paths import models_dir
 
@@ -151,7 +152,7 @@ def _random_model_status(model_id: str, known: KnownModel | None) -> ModelStatus
     from bridge.engine.musicgen.loading import random_model_dir
 
     folder = random_model_dir(model_id)
-    if (folder / "model.safetensors").is_file():
+    if is_random_model(folder):  # the marker is written last, by every family's builder
         return ModelStatus(model_id, BUILT, folder_bytes(folder), folder, known)
     return ModelStatus(model_id, BUILT_ON_USE, 0, None, known)
 

@@ -416,7 +416,9 @@ class ContinueMyTrack:
                 self._finish_audition(job.error is None)
         if job.error is not None:
             raise job.error
-        if job.result.sample_rate != MUSICGEN_SAMPLE_RATE:
+        # Codes chain only at MusicGen's rate; takes without codes (Stable Audio) chain from their audio.
+        has_codes = any(take.codes is not None for take in job.result.takes)
+        if has_codes and job.result.sample_rate != MUSICGEN_SAMPLE_RATE:
             raise SegueError(f"{job.result.model_id} makes {job.result.sample_rate} Hz audio; Segue expects MusicGen's 32 kHz")
         return job.result
 

@@ -29,7 +29,6 @@ from bridge.engine.musicgen.melody import check_melody_request, melody_condition
 from bridge.engine.musicgen.sampling import SamplingParams, codebook_delays, encode_text, sample_codes
 from bridge.engine.request import GenerationRequest
 from bridge.errors import AudioFileError, CancelledError
-from bridge.musical_time import bars_to_samples
 
 WINDOW_SECONDS = 30.0
 # audiocraft's MusicGen default (models/musicgen.py, set_generation_params: extend_stride=18 s of a
@@ -60,10 +59,7 @@ class MusicGenerator:
 
     def target_samples(self, request: GenerationRequest) -> int:
         """Exact length of the new material in samples at the model rate."""
-        rate = self.loaded.sample_rate
-        if request.bars is not None:
-            return bars_to_samples(request.bars, request.bpm, request.time_signature, rate)
-        return round(request.duration_seconds() * rate)
+        return request.target_samples(self.loaded.sample_rate)
 
     def prepare_prompt(self, request: GenerationRequest) -> tuple[np.ndarray | None, torch.Tensor | None]:
         """The audio prompt at the model rate and channels, cut to whole codec frames, and its codes."""

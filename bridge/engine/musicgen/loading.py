@@ -24,7 +24,8 @@ from transformers import (
 from bridge import paths
 from bridge.engine.catalog import LOCAL_RANDOM_MODELS, find_known_model
 from bridge.engine.musicgen.audiogen import Windows, windows_for
-from bridge.engine.musicgen.random_models import is_random_model, save_random_musicgen
+from bridge.engine.musicgen.random_models import save_random_musicgen
+from bridge.engine.random_model_folder import is_random_model
 from bridge.errors import InvalidParameterError, ModelError
 from bridge.models.store import installed_model_dir
 

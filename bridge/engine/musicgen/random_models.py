@@ -6,10 +6,7 @@
 `from_pretrained` path as a downloaded checkpoint.
 """
 
-import json
-import shutil
 import string
-import tempfile
 from pathlib import Path
 
 import torch
@@ -30,10 +27,10 @@ from transformers import (
 )
 
 from bridge.engine.musicgen.audiogen import write_audiogen_marker
+from bridge.engine.random_model_folder import save_random_model
 
 SAMPLE_RATE = 32000
 CODEBOOK_SIZE = 2048
-MARKER_FILE = "segue_random_model.json"
 
 # musicgen-small's EnCodec 32 kHz: 640 samples per frame (50 frames/s), 4 codebooks at 2.2 kbps.
 _ENCODEC_32KHZ = dict(
@@ -184,27 +181,12 @@ def build_random_musicgen(
 
 def save_random_musicgen(architecture: str, directory: Path) -> Path:
     """Build and save atomically (built in a sibling temp dir, then renamed); return `directory`."""
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+
+    def write(folder: Path) -> None:
         model, processor = build_random_musicgen(architecture)
-        model.save_pretrained(tmp, safe_serialization=True)
-        processor.save_pretrained(tmp)
-        (tmp / MARKER_FILE).write_text(
-            json.dumps({"architecture": architecture, "note": "random weights: makes noise"}), encoding="utf-8"
-        )
+        model.save_pretrained(folder, safe_serialization=True)
+        processor.save_pretrained(folder)
         if ARCHITECTURES[architecture].get("kind") == "audiogen":
-            write_audiogen_marker(tmp)
-        try:
-            tmp.rename(directory)
-        except OSError:
-            if not (directory / MARKER_FILE).is_file():  # lost a race to another builder: theirs is fine
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return directory
+            write_audiogen_marker(folder)
 
-
-def is_random_model(directory: Path) -> bool:
-    return (Path(directory) / MARKER_FILE).is_file()
+    return save_random_model(architecture, directory, write)

@@ -1,0 +1,58 @@
+"""Which models the Stable Audio family runs and what it can be asked, checked without loading torch.
+
+The family claims the built-in random models, Stability's Stable Audio ids and any diffusers folder
+whose model_index.json names a Stable Audio pipeline (a converted checkpoint or a downloaded one).
+"""
+
+import json
+from pathlib import Path
+
+from bridge.engine.request import GenerationRequest
+from bridge.engine.stable_audio.random_models import ARCHITECTURES, TINY_MAX_SECONDS
+from bridge.errors import InvalidParameterError
+
+HUB_PREFIX = "stabilityai/stable-audio"
+# SA3's duration embedder clamps at 384 s (diffusers' StableAudio3DurationEmbedder.max_val).
+SA3_MAX_SECONDS = 384.0
+
+
+def folder_pipeline(folder: str | Path) -> str | None:
+    """The `_class_name` in a diffusers folder's model_index.json, or None when it is not one."""
+    try:
+        index = Path(folder).expanduser() / "model_index.json"
+        return str(json.loads(index.read_text(encoding="utf-8")).get("_class_name"))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def claims(model_id: str) -> bool:
+    if model_id in ARCHITECTURES or model_id.lower().startswith(HUB_PREFIX):
+        return True
+    return (folder_pipeline(model_id) or "").startswith("StableAudio")
+
+
+def max_seconds(model_id: str) -> float:
+    return TINY_MAX_SECONDS if model_id in ARCHITECTURES else SA3_MAX_SECONDS
+
+
+def check(request: GenerationRequest) -> None:
+    """Raise InvalidParameterError for what this family cannot do with `request` in one pass."""
+    if request.prompt_codes is not None:
+        raise InvalidParameterError(f"{request.model} cannot continue from MusicGen codes; give the audio instead")
+    if request.has_melody:
+        raise InvalidParameterError(
+            f"{request.model} takes no melody; use a melody model (e.g. facebook/musicgen-melody) to follow one"
+        )
+    longest = max_seconds(request.model)
+    if request.init_audio_path is None and request.duration_seconds() > longest:
+        raise InvalidParameterError(
+            f"{request.model} makes at most {longest:g} s in one pass, got {request.duration_seconds():g} s: "
+            f"ask for {longest:g} s or less"
+        )
+
+
+def load(model_id: str, device: str):
+    from bridge.engine.stable_audio.generator import StableAudioGenerator
+    from bridge.engine.stable_audio.loading import load_stable_audio
+
+    return StableAudioGenerator(load_stable_audio(model_id, device))
