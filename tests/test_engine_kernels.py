@@ -28,7 +28,7 @@ from bridge.engine.musicgen.kernels import (
     faithfulness_kl,
     teacher_forced_log_probs,
 )
-from bridge.engine.musicgen.quantize import dynamic_int8_available, int8_kernel_available
+from bridge.engine.musicgen.quantize import dynamic_int8_available, int8_kernel_available, make_linear
 from bridge.engine.musicgen.random_models import build_random_musicgen
 from bridge.engine.musicgen.sampling import SamplingParams, encode_text, guide, sample_codes
 from bridge.engine.request import GenerationRequest
@@ -231,3 +231,18 @@ def test_a_decoder_layout_transformers_moved_fails_at_load_with_a_clear_error():
     loaded = LoadedModel("tiny", model, processor, torch.device("cpu"), torch.float32, torch.device("cpu"), True)
     with pytest.raises(ModelError, match=r"layers\[0\]\.encoder_attn.*transformers 5\.24"):
         MusicGenerator(loaded).prepare("exact")  # what the worker runs right after loading
+
+
+@pytest.mark.parametrize("kernel", runnable_kernels())
+def test_each_kernels_output_error_is_the_weights_rounding_only(kernel):
+    """What a layer computes is x times its int8 weights, for a step (2 rows) and a prefill (40 rows).
+
+    Activations quantised to 8 bits alone would add ~0.018 of relative error (measured); the
+    dynamic kernels' residual rows bring that to ~1e-4, bf16 activations add ~0.003.
+    """
+    torch.manual_seed(1)
+    layer = make_linear(kernel, torch.randn(96, 64) * 0.05)
+    for rows in (2, 40):
+        x = torch.randn(rows, 64)
+        meant = x @ layer.dequantized().T
+        assert float((layer(x) - meant).norm() / meant.norm()) < 0.008
