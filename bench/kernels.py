@@ -34,7 +34,12 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bridge.engine.cpu_kernels import cpu_identity  # noqa: E402
-from bridge.engine.musicgen.quantize import make_linear, quantise_per_channel  # noqa: E402
+from bridge.engine.musicgen.quantize import (  # noqa: E402
+    OnnxInt8Linear,
+    make_linear,
+    onnx_int8_available,
+    quantise_per_channel,
+)
 
 HIDDEN, FFN, HEADS, VOCAB = 1024, 4096, 4, 2048
 Kernel = Callable[[torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]  # weight -> (x -> y)
@@ -116,47 +121,13 @@ KERNELS: dict[str, Kernel] = {
 
 
 def onnxruntime_kernels() -> dict[str, Kernel]:
-    """MatMulNBits (com.microsoft), 8 and 4 bits, block 32, int8 compute, if onnxruntime and onnx are installed."""
-    try:
-        import numpy as np
-        import onnxruntime
-        from onnx import TensorProto, helper
-    except ImportError:
+    """MatMulNBits (com.microsoft), 8 and 4 bits, block 32, int8 compute, if the `onnx` extra is installed."""
+    if not onnx_int8_available():
         return {}
-
-    def make(bits: int) -> Kernel:
-        def build(weight, block: int = 32):
-            out_features, in_features = weight.shape
-            blocks = weight.view(out_features, in_features // block, block)
-            middle = 2 ** (bits - 1)
-            scales = (blocks.abs().amax(-1) / (middle - 1)).clamp(min=1e-9)
-            levels = (torch.round(blocks / scales[..., None]).clamp(-middle, middle - 1) + middle).to(torch.uint8)
-            if bits == 4:
-                levels = levels[..., 0::2] | (levels[..., 1::2] << 4)
-            node = helper.make_node(
-                "MatMulNBits", ["x", "w", "s"], ["y"], domain="com.microsoft",
-                K=in_features, N=out_features, bits=bits, block_size=block, accuracy_level=4,
-            )
-            graph = helper.make_graph(
-                [node], "linear", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, in_features])],
-                [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, out_features])],
-                initializer=[
-                    helper.make_tensor("w", TensorProto.UINT8, list(levels.shape), levels.numpy().tobytes(), raw=True),
-                    helper.make_tensor("s", TensorProto.FLOAT, [scales.numel()], scales.numpy().tobytes(), raw=True),
-                ],
-            )
-            model = helper.make_model(
-                graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)], ir_version=9
-            )
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = torch.get_num_threads()
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as Segue's OpenMP: passive
-            session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-            return lambda x: torch.from_numpy(session.run(None, {"x": np.ascontiguousarray(x.numpy())})[0])
-
-        return build
-
-    return {f"ONNX Runtime {onnxruntime.__version__} MatMulNBits {bits}-bit": make(bits) for bits in (8, 4)}
+    return {
+        "Segue onnx-int8 (ORT MatMulNBits 8-bit)": segue("onnx-int8"),
+        "ORT MatMulNBits 4-bit": lambda weight: OnnxInt8Linear(weight, bits=4),
+    }
 
 
 def time_step(layers: list[tuple[Callable, torch.Tensor]], repeats: int) -> float:
@@ -213,7 +184,7 @@ def main() -> int:
         finally:
             layers = []
         weight_bytes = sum(o * i for o, i, _ in shapes) * (4 if name.startswith("fp32 (") else 1)
-        weight_bytes //= 2 if "4-bit" in name or "int4" in name else 1
+        weight_bytes //= 2 if "4-bit" in name or "int4" in name else 1  # (block scales not counted)
         results[name] = {"ms_per_step": round(1000 * seconds, 2), "relative_error": round(error, 5)}
         print(f"{name:<46}{1000 * seconds:>9.1f}{1 / seconds:>9.1f}{weight_bytes / 1e6:>9.0f}"
               f"{weight_bytes / seconds / 1e9:>7.1f}{error:>12.4f}", flush=True)

@@ -28,7 +28,12 @@ from bridge.engine.musicgen.kernels import (
     faithfulness_kl,
     teacher_forced_log_probs,
 )
-from bridge.engine.musicgen.quantize import dynamic_int8_available, int8_kernel_available, make_linear
+from bridge.engine.musicgen.quantize import (
+    dynamic_int8_available,
+    int8_kernel_available,
+    make_linear,
+    onnx_int8_available,
+)
 from bridge.engine.musicgen.random_models import build_random_musicgen
 from bridge.engine.musicgen.sampling import SamplingParams, encode_text, guide, sample_codes
 from bridge.engine.request import GenerationRequest
@@ -45,7 +50,7 @@ def identity(arch: str, *flags: str) -> CpuIdentity:
 
 def runnable_kernels() -> list[str]:
     """Every kernel this machine's CPU and PyTorch can run (whether or not it would be the fastest)."""
-    return candidate_kernels(cpu_identity(), dynamic_int8_available(), int8_kernel_available())
+    return candidate_kernels(cpu_identity(), dynamic_int8_available(), int8_kernel_available(), onnx_int8_available())
 
 
 # ---------------------------------------------------------------- which kernels a CPU is offered
@@ -64,6 +69,8 @@ def test_candidates_follow_the_cpus_instruction_sets():
     assert candidate_kernels(identity("x86_64", "sse4_2")) == ["bf16-int8"]  # no FBGEMM below AVX2
     assert candidate_kernels(avx512, dynamic_ok=False) == ["bf16-int8"]
     assert candidate_kernels(arm, dynamic_ok=False, int8pack_ok=False) == []
+    assert candidate_kernels(avx2, onnx_ok=True) == ["dynamic-int8-7bit", "bf16-int8", "onnx-int8"]
+    assert candidate_kernels(arm, onnx_ok=True) == ["dynamic-int8", "bf16-int8", "onnx-int8"]
     assert kernels.native_bf16(avx512) and kernels.native_bf16(arm) and not kernels.native_bf16(avx2)
 
 
@@ -190,7 +197,7 @@ def test_the_avx2_paths_are_faithful_when_the_cpu_is_capped_to_avx2():
     assert done.returncode == 0, done.stderr[-2000:]
     capability, names, found = json.loads(done.stdout.strip().splitlines()[-1])
     assert capability == "AVX2"
-    assert names == ["dynamic-int8-7bit", "bf16-int8"]  # no full-range variant without VNNI
+    assert "dynamic-int8" not in names and names[:2] == ["dynamic-int8-7bit", "bf16-int8"]  # no full range without VNNI
 
 
 # ---------------------------------------------------------------- exact means the same everywhere; transformers

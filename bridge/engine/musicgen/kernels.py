@@ -11,7 +11,8 @@ Candidates (bridge/engine/musicgen/quantize.py):
 - x86, any with AVX2: `dynamic-int8-7bit` (FBGEMM int8 GEMM, 7-bit activations, safe without VNNI)
   and `bf16-int8` (bf16 x int8; bf16 is emulated without AVX-512 bf16 or AMX);
 - x86 with VNNI (AVX-512 VNNI, AVX-VNNI, AMX): also `dynamic-int8` (full-range activations);
-- Arm: `dynamic-int8` (QNNPACK) and `bf16-int8` (PyTorch's NEON/KleidiAI paths where built in).
+- Arm: `dynamic-int8` (QNNPACK) and `bf16-int8` (PyTorch's NEON/KleidiAI paths where built in);
+- anywhere, with the optional `onnx` extra installed: `onnx-int8` (ONNX Runtime's MatMulNBits).
 4-bit weights (`_weight_int4pack_mm_for_cpu`, group 32) were measured slower than FBGEMM's int8 on
 both x86 columns of bench/kernels.py and ~8x their output error, so they are not offered.
 """
@@ -26,7 +27,12 @@ import torch
 from bridge.engine.cpu_kernels import CpuIdentity, KernelChoice, cpu_identity, load_choice, save_choice
 from bridge.engine.musicgen.fast_decoder import FastDecoder
 from bridge.engine.musicgen.loading import LoadedModel
-from bridge.engine.musicgen.quantize import dynamic_int8_available, int8_kernel_available, make_linear
+from bridge.engine.musicgen.quantize import (
+    dynamic_int8_available,
+    int8_kernel_available,
+    make_linear,
+    onnx_int8_available,
+)
 from bridge.engine.musicgen.sampling import encode_text
 
 KL_BOUND_NATS = 0.01  # mean KL per codebook and position, teacher-forced, to the fp32 decoder
@@ -41,8 +47,10 @@ def native_bf16(identity: CpuIdentity) -> bool:
     return identity.has("avx512_bf16", "amx_bf16", "bf16")
 
 
-def candidate_kernels(identity: CpuIdentity, dynamic_ok: bool = True, int8pack_ok: bool = True) -> list[str]:
-    """The kernels worth timing on this CPU, given which this PyTorch build has."""
+def candidate_kernels(
+    identity: CpuIdentity, dynamic_ok: bool = True, int8pack_ok: bool = True, onnx_ok: bool = False
+) -> list[str]:
+    """The kernels worth timing on this CPU, given which this PyTorch build (and ONNX Runtime) has."""
     names = []
     if dynamic_ok:
         if identity.is_arm:
@@ -53,6 +61,8 @@ def candidate_kernels(identity: CpuIdentity, dynamic_ok: bool = True, int8pack_o
                 names.append("dynamic-int8")
     if int8pack_ok:
         names.append("bf16-int8")
+    if onnx_ok:  # MLAS has AVX2, AVX-512 VNNI and Arm NEON/i8mm paths of its own
+        names.append("onnx-int8")
     return names
 
 
@@ -145,12 +155,12 @@ def choose_decoder(
     """
     build = build or (lambda kernel, bf16: FastDecoder(loaded, "int8", kernel=kernel, native_bf16=bf16))
     identity = cpu_identity()
-    names = candidate_kernels(identity, dynamic_int8_available(), int8_kernel_available())
+    names = candidate_kernels(identity, dynamic_int8_available(), int8_kernel_available(), onnx_int8_available())
     if not names:
         return None, None
     key = model_key(loaded)
     cached = load_choice(identity, key)
-    if cached is not None and cached.kernel in names:
+    if cached is not None and set(cached.step_ms) == set(names):  # else a kernel came or went: measure again
         return build(cached.kernel, native_bf16(identity)), cached
 
     choice = KernelChoice(kernel="")

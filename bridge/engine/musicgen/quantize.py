@@ -152,8 +152,68 @@ class DynamicInt8Linear:
         return self._nbytes
 
 
-QuantisedLinear = Int8Linear | DynamicInt8Linear
-KERNELS = ("bf16-int8", "dynamic-int8", "dynamic-int8-7bit")
+class OnnxInt8Linear:
+    """y = x W^T by ONNX Runtime's `MatMulNBits` (the optional `onnx` extra): int8 weights in blocks of 32.
+
+    Each block of 32 inputs of an output row has its own fp32 scale (finer than one per row, so less
+    weight error), and with accuracy level 4 ONNX Runtime multiplies int8 activations, quantised per
+    block, by them with int8 dot products; one session per layer, its threads waiting passively.
+    """
+
+    kernel = "onnx-int8"
+    BLOCK = 32
+
+    def __init__(self, *weights: torch.Tensor, bits: int = 8) -> None:
+        """`bits=4` only for bench/kernels.py: 4-bit blocks failed the KL bound by 10x their int8 error."""
+        import onnxruntime
+        from onnx import TensorProto, helper
+
+        weight = torch.cat([w.detach().float() for w in weights])  # one layer's fp32 copy, briefly
+        out_features, in_features = weight.shape
+        blocks = weight.view(out_features, in_features // self.BLOCK, self.BLOCK)
+        middle = 2 ** (bits - 1)  # the default zero point
+        scales = (blocks.abs().amax(-1) / (middle - 1)).clamp(min=1e-12)
+        levels = (torch.round(blocks / scales[..., None]).clamp(1 - middle, middle - 1) + middle).to(torch.uint8)
+        if bits == 4:  # two per byte, the first in the low nibble
+            levels = levels[..., 0::2] | (levels[..., 1::2] << 4)
+        node = helper.make_node(
+            "MatMulNBits", ["x", "w", "s"], ["y"], domain="com.microsoft",
+            K=in_features, N=out_features, bits=bits, block_size=self.BLOCK, accuracy_level=4,
+        )
+        graph = helper.make_graph(
+            [node], "linear", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, in_features])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, out_features])],
+            initializer=[
+                helper.make_tensor("w", TensorProto.UINT8, list(levels.shape), levels.numpy().tobytes(), raw=True),
+                helper.make_tensor("s", TensorProto.FLOAT, [scales.numel()], scales.numpy().tobytes(), raw=True),
+            ],
+        )
+        opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+        model = helper.make_model(graph, opset_imports=opsets, ir_version=9)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # like the engine's OpenMP
+        self.session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        self.in_features = in_features
+        self._nbytes = levels.numel() + scales.numel() * 4
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        rows = x.reshape(-1, shape[-1]).float().contiguous()
+        out = self.session.run(None, {"x": rows.numpy()})[0]
+        return torch.from_numpy(out).to(x.dtype).reshape(*shape[:-1], -1)
+
+    def dequantized(self) -> torch.Tensor:
+        """The weights as the kernel sees them: identity rows quantise exactly, so x = I gives W^T."""
+        return self(torch.eye(self.in_features)).T.contiguous()
+
+    @property
+    def nbytes(self) -> int:
+        return self._nbytes
+
+
+QuantisedLinear = Int8Linear | DynamicInt8Linear | OnnxInt8Linear
+KERNELS = ("bf16-int8", "dynamic-int8", "dynamic-int8-7bit", "onnx-int8")
 
 
 def make_linear(kernel: str, *weights: torch.Tensor, native_bf16: bool = True) -> DenseLinear | QuantisedLinear:
@@ -164,6 +224,8 @@ def make_linear(kernel: str, *weights: torch.Tensor, native_bf16: bool = True) -
         return Int8Linear(*weights, wide_dtype=torch.bfloat16 if native_bf16 else torch.float32)
     if kernel in ("dynamic-int8", "dynamic-int8-7bit"):
         return DynamicInt8Linear(*weights, reduce_range=kernel == "dynamic-int8-7bit")
+    if kernel == "onnx-int8":
+        return OnnxInt8Linear(*weights)
     raise ValueError(f"unknown kernel {kernel!r}; one of dense, {', '.join(KERNELS)}")
 
 
@@ -189,5 +251,17 @@ def dynamic_int8_available() -> bool:
     try:
         DynamicInt8Linear(torch.ones((8, 32)))(torch.ones((1, 32)))
     except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+    return True
+
+
+@functools.cache
+def onnx_int8_available() -> bool:
+    """Whether ONNX Runtime and onnx are installed (the optional `onnx` extra) and run MatMulNBits here."""
+    try:
+        OnnxInt8Linear(torch.ones((8, 32)))(torch.ones((1, 32)))
+    except ImportError:
+        return False
+    except Exception:  # an ONNX Runtime build without MatMulNBits, or one that fails on this CPU
         return False
     return True
