@@ -161,6 +161,8 @@ class FastDecoder:
                 )
             )
             drop_resident_pages(released)  # layer by layer: fp32 and int8 copies never both resident
+            if released:
+                _return_free_memory()  # and the quantisers' temporaries go back too, or the heap keeps them
             released.clear()
         self.lm_heads = linear(*causal_lm.lm_heads)
         drop_resident_pages(released)

@@ -10,7 +10,9 @@ the prefill (hundreds of rows at once), where a GEMM, not the few-row kernel, is
 """
 
 import functools
+import tempfile
 import warnings
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -193,7 +195,12 @@ class OnnxInt8Linear:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # like the engine's OpenMP
-        self.session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        options.enable_cpu_mem_arena = False  # an arena per session held ~50 MB each (one session per layer)
+        # From a file, not bytes: a session made from bytes keeps them, a third copy of the weights.
+        with tempfile.TemporaryDirectory(prefix="segue-onnx-") as folder:
+            path = Path(folder) / "linear.onnx"
+            path.write_bytes(model.SerializeToString())
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.in_features = in_features
         self._nbytes = levels.numel() + scales.numel() * 4
 
