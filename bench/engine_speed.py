@@ -10,9 +10,18 @@ honest, on the same text prompt with guidance 3, batch 1:
 - segue fast: Segue's engine, quality fast (int8 weights on a CPU; fp16 on a GPU).
 It prints steps/s in the steady state (decoder steps after the first 10%; one step = 20 ms of
 audio), the real-time factor of the whole job, time to the first decoded audio chunk for a text
-prompt and for an 8-second audio prompt (model loaded and prepared), and peak RSS. With --json the
-last line is `{"speedup_vs_transformers": X, ...}` (fast mode's steady-state steps/s over
-transformers').
+prompt and for an 8-second audio prompt (model loaded and prepared), and peak RSS.
+
+It also states the physical limit: this machine's memory read bandwidth (measured), the bytes of
+weights each mode reads per step, the steps/s that bandwidth allows, and each mode's fraction of
+it; the CPU's instruction-set flags and the int8 kernel fast mode picked here; and for the audio
+prompt, `prefill_bound_seconds`: the prefill's matrix products at the fastest GEMM measured on the
+model's own prefill shapes (fp32, or the chosen kernel's). With --json the last line is
+`{"speedup_vs_transformers": X, "fraction_of_bandwidth_limit": F, "first_chunk_audio_prompt_seconds": S,
+"prefill_bound_seconds": B, ...}` (fast mode's figures).
+
+A mode is a function in RUNNERS: (loaded model, seconds) -> figures; other model families add
+theirs (and their own model) there.
 """
 
 import argparse
@@ -30,7 +39,6 @@ sys.path.insert(0, str(ROOT))
 
 MODEL = "small-random"
 PROMPT = "lo-fi hip hop beat with warm rhodes and dusty drums"
-MODES = ("transformers", "segue-exact", "segue-fast")
 AUDIO_PROMPT_SECONDS = 8.0
 
 
@@ -72,7 +80,16 @@ def run_transformers(loaded, seconds: float) -> dict:
         "first_chunk_seconds": total,  # no streaming: the first audio is the whole clip
         "first_chunk_audio_prompt_seconds": None,
         "steps": len(stamps),
+        "kernel": "dense",
+        "weight_bytes_per_step": bytes_per_step(loaded),
     }
+
+
+RUNNERS = {
+    "transformers": run_transformers,
+    "segue-exact": lambda loaded, seconds: run_segue(loaded, seconds, "exact"),
+    "segue-fast": lambda loaded, seconds: run_segue(loaded, seconds, "fast"),
+}
 
 
 def run_segue(loaded, seconds: float, quality: str) -> dict:
@@ -83,7 +100,8 @@ def run_segue(loaded, seconds: float, quality: str) -> dict:
 
     generator = MusicGenerator(loaded)
     generator.prepare(quality)
-    request = dict(prompt=PROMPT, model=MODEL, quality=quality, seed=1)
+    decoder, _ = generator.decoder_for(quality)
+    request = dict(prompt=PROMPT, model=loaded.model_id, quality=quality, seed=1)
     generator.generate(GenerationRequest(**request, seconds=0.2))  # warm-up
 
     stamps: list[float] = []
@@ -105,6 +123,7 @@ def run_segue(loaded, seconds: float, quality: str) -> dict:
         GenerationRequest(**request, seconds=1.0, audio=prompt_audio, audio_sample_rate=rate),
         on_chunk=lambda start, audio: prompted_chunk.append(time.perf_counter()) if not prompted_chunk else None,
     )
+    prompt_rows = 2 * (round(AUDIO_PROMPT_SECONDS * loaded.frame_rate) + 1)  # both guidance rows, start token
     return {
         "steps_per_second": steady_steps_per_second(stamps),
         "realtime_factor": result.takes[0].audio.shape[0] / rate / total,
@@ -112,21 +131,61 @@ def run_segue(loaded, seconds: float, quality: str) -> dict:
         "first_chunk_audio_prompt_seconds": prompted_chunk[0] - prompted_start,
         "steps": len(stamps),
         "precision": result.precision,
+        "kernel": generator.kernel or result.kernel,
+        "weight_bytes_per_step": decoder.weight_bytes,
+        "prefill_bound_seconds": prefill_bound_seconds(loaded, decoder, prompt_rows),
     }
 
 
-def worker(mode: str, seconds: float, device: str) -> None:
+def prefill_bound_seconds(loaded, decoder, rows: int) -> float:
+    """The prefill's matrix products at the fastest measured GEMM: this mode's layers or fp32's.
+
+    Timed on the first decoder layer's linears at the prefill's rows (the cross-attention ones
+    see the guided half), scaled to every layer; attention and the codec are left out, so the
+    real first chunk cannot beat it.
+    """
+    import torch
+
+    from bridge.engine.musicgen.fast_decoder import FastDecoder
+
+    hidden = decoder.hidden_size
+
+    def layer_seconds(layer) -> float:
+        x, guided = torch.randn(rows, hidden), torch.randn(rows // 2, hidden)
+
+        def products() -> None:
+            layer.qkv(x), layer.self_out(x), layer.cross_q(guided), layer.cross_out(guided)
+            layer.fc2(layer.fc1(x))
+
+        with torch.inference_mode():
+            products()  # warm-up
+            best = float("inf")
+            for _ in range(2):
+                started = time.perf_counter()
+                products()
+                best = min(best, time.perf_counter() - started)
+        return best
+
+    fastest = min(layer_seconds(decoder.layers[0]), layer_seconds(FastDecoder(loaded, "native").layers[0]))
+    return fastest * len(decoder.layers)
+
+
+def bytes_per_step(loaded) -> int:
+    """fp32 bytes of the decoder's matrices: what transformers and exact mode read per step."""
+    from bridge.engine.musicgen.fast_decoder import FastDecoder
+
+    return FastDecoder(loaded, "native").weight_bytes
+
+
+def worker(mode: str, seconds: float, device: str, model: str = MODEL) -> None:
     """One mode in this (fresh) process; prints one JSON line."""
     import torch
 
     from bridge.engine.musicgen.loading import load_model
 
-    loaded = load_model(MODEL, device)
+    loaded = load_model(model, device)
     weight_bytes = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
-    if mode == "transformers":
-        figures = run_transformers(loaded, seconds)
-    else:
-        figures = run_segue(loaded, seconds, mode.removeprefix("segue-"))
+    figures = RUNNERS[mode](loaded, seconds)
     if loaded.device.type == "cuda":
         figures["peak_gpu_bytes"] = torch.cuda.max_memory_allocated()
     figures.update(
@@ -136,6 +195,28 @@ def worker(mode: str, seconds: float, device: str) -> None:
         threads=torch.get_num_threads(),
     )
     print(json.dumps(figures))
+
+
+def read_bandwidth_bytes_per_second(megabytes: int = 512, repeats: int = 5) -> float:
+    """Memory read bandwidth as the engine's threads see it: summing a buffer far larger than any cache."""
+    import torch
+
+    buffer = torch.ones(megabytes * 2**20 // 4)
+    buffer.sum()  # fault the pages in
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        buffer.sum()
+        best = min(best, time.perf_counter() - started)
+    return buffer.numel() * 4 / best
+
+
+def cpu_flags() -> str:
+    from bridge.engine.cpu_kernels import cpu_identity
+
+    identity = cpu_identity()
+    caps = " ".join(f"{name}={value}" for name, value in identity.caps)
+    return " ".join(identity.flags) + (f" (capped: {caps})" if caps else "")
 
 
 def cpu_model() -> str:
@@ -148,30 +229,40 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def torch_capability() -> str:
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=8.0, help="length of the timed clip (default 8)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or mps (default cpu)")
-    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {','.join(MODES)}")
+    parser.add_argument("--modes", default=",".join(RUNNERS), help=f"comma-separated subset of {','.join(RUNNERS)}")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the results")
+    parser.add_argument("--model", default=MODEL, help=f"a built-in random architecture (default {MODEL})")
     parser.add_argument("--family", choices=("musicgen", "stable-audio"), action="append",
                         help="add stable-audio to time it in the same run after MusicGen (bench/stable_audio_speed.py)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, args.seconds, args.device)
+        worker(args.worker, args.seconds, args.device, args.model)
         return 0
 
     from bridge.engine.musicgen.loading import load_model
 
-    load_model(MODEL, "cpu")  # build and cache small-random once, outside the timed processes
+    load_model(args.model, "cpu")  # build and cache small-random once, outside the timed processes
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    bandwidth = read_bandwidth_bytes_per_second()
     # Every mode runs as Segue's engine worker does: OpenMP threads sleep rather than spin when idle.
     env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
     results = {}
     for mode in args.modes.split(","):
         print(f"running {mode} ...", file=sys.stderr, flush=True)
         done = subprocess.run(
-            [sys.executable, __file__, "--worker", mode, "--seconds", str(args.seconds), "--device", args.device],
+            [sys.executable, __file__, "--worker", mode, "--seconds", str(args.seconds), "--device", args.device,
+             "--model", args.model],
             capture_output=True, text=True, check=False, env=env,
         )
         if done.returncode != 0:
@@ -180,9 +271,11 @@ def main() -> int:
         results[mode] = json.loads(done.stdout.strip().splitlines()[-1])
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"\nmusicgen-small architecture (random weights), guidance 3, batch 1, {args.seconds:g} s clip")
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, {args.device}; load average {load:.2f} "
-          f"(OMP_WAIT_POLICY={env['OMP_WAIT_POLICY']})")
+    print(f"\n{args.model} architecture (random weights), guidance 3, batch 1, {args.seconds:g} s clip")
+    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, {args.device}; load average {load_before:.2f} before, "
+          f"{load:.2f} after (OMP_WAIT_POLICY={env['OMP_WAIT_POLICY']})")
+    print(f"CPU flags: {cpu_flags()}; PyTorch capability: {torch_capability()}")
+    print(f"memory read bandwidth: {bandwidth / 1e9:.1f} GB/s")
     header = f"{'mode':<14}{'steps/s':>9}{'x realtime':>12}{'1st chunk':>11}{'1st chunk 8s-prompt':>21}{'peak RSS':>10}"
     print(header)
     base = results.get("transformers", {}).get("steps_per_second")
@@ -195,10 +288,26 @@ def main() -> int:
         )
     weights = next(iter(results.values()))["weight_bytes"]
     print(f"fp32 weights: {weights / 2**30:.2f} GiB (+25% = {1.25 * weights / 2**30:.2f} GiB)")
+    print(f"\n{'mode':<14}{'kernel':>20}{'MB read/step':>14}{'bound steps/s':>15}{'fraction':>10}")
+    for mode, figures in results.items():
+        bound = bandwidth / figures["weight_bytes_per_step"]
+        figures["bandwidth_bound_steps_per_second"] = bound
+        figures["fraction_of_bandwidth_limit"] = figures["steps_per_second"] / bound
+        print(f"{mode:<14}{figures['kernel'].split(' ')[0]:>20}{figures['weight_bytes_per_step'] / 1e6:>14.0f}"
+              f"{bound:>15.1f}{figures['fraction_of_bandwidth_limit']:>10.2f}")
+    fast = results.get("segue-fast")
+    if fast:
+        print(f"fast mode's kernel here: {fast['kernel']}")
+        print(f"8 s audio prompt: first chunk {fast['first_chunk_audio_prompt_seconds']:.2f} s; prefill bound "
+              f"{fast['prefill_bound_seconds']:.2f} s (its matrix products at the fastest measured GEMM)")
     summary = {}
-    if base and "segue-fast" in results:
-        summary["speedup_vs_transformers"] = round(results["segue-fast"]["steps_per_second"] / base, 2)
-    summary.update(machine=cpu_model(), device=args.device, load_average=round(load, 2), clip_seconds=args.seconds)
+    if base and fast:
+        summary["speedup_vs_transformers"] = round(fast["steps_per_second"] / base, 2)
+    if fast:
+        for key in ("fraction_of_bandwidth_limit", "first_chunk_audio_prompt_seconds", "prefill_bound_seconds", "kernel"):
+            summary[key] = round(fast[key], 3) if isinstance(fast[key], float) else fast[key]
+    summary.update(machine=cpu_model(), cpu_flags=cpu_flags(), device=args.device, load_average_before=round(load_before, 2),
+                   load_average=round(load, 2), clip_seconds=args.seconds, read_bandwidth_gb_s=round(bandwidth / 1e9, 2))
     if base:
         for mode, figures in results.items():
             if mode != "transformers":

@@ -30,6 +30,7 @@ def take_metadata(result: GenerationResult, take: Take, sample_rate: int, source
         "device": result.device,
         "quality": result.quality,
         "precision": result.precision,
+        "kernel": result.kernel,
         "prompt": request.prompt,
         "seed": take.seed,
         "variation": take.index,

@@ -37,8 +37,10 @@ def test_generate_writes_takes_with_reproducible_sidecars(tmp_path):
         assert sidecar["seed"] == 5 + index and sidecar["parameters"]["bars"] == 2
         assert sidecar["parameters"]["bpm"] == 90 and sidecar["parameters"]["top_k"] == 250
         assert (sidecar["quality"], sidecar["precision"]) == ("fast", "int8")  # the default on a CPU
+        assert sidecar["kernel"] in ("bf16-int8", "dynamic-int8", "dynamic-int8-7bit", "onnx-int8")  # chosen here
     assert not list(out.glob(".*")), "no temporary files are left behind"
     assert "quality fast (int8)" in done.stderr
+    assert f"kernel: {sidecar['kernel']}" in done.stderr
 
 
 def test_continue_includes_the_prompt_when_asked_and_writes_24_bit_at_48k(tmp_path, write_tone):
@@ -64,6 +66,7 @@ def test_models_lists_sizes_licences_and_cache_state():
     assert done.returncode == 0
     assert "facebook/musicgen-small" in done.stdout and "CC-BY-NC 4.0" in done.stdout
     assert "tiny" in done.stdout
+    assert "Fast mode's CPU kernel" in done.stdout
 
 
 def bad_inputs(tmp_path: Path) -> list[tuple[list[str], str, dict]]:

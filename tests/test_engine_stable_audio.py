@@ -123,6 +123,11 @@ def test_musicgen_codes_given_to_stable_audio_are_refused():
         request(prompt_codes=np.zeros((4, 10), dtype=np.int64)).validate()
 
 
+def test_a_melody_given_to_stable_audio_is_refused():
+    with pytest.raises(InvalidParameterError, match="takes no melody"):
+        request(melody_path="chords.wav").validate()
+
+
 def test_a_strength_outside_0_to_1_is_refused():
     with pytest.raises(InvalidParameterError, match="strength"):
         request(init_audio_path="clip.wav", strength=1.5).validate()

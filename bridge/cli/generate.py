@@ -124,6 +124,7 @@ def _run(args: argparse.Namespace, request: GenerationRequest, include_prompt: b
         f"quality {result.quality} ({result.precision})",
         file=sys.stderr,
     )
+    print(f"kernel: {result.kernel} (fast mode's CPU kernel is measured per machine; `segue models` shows it)", file=sys.stderr)
     with ClipLibrary() as library:  # every take is recorded, so `segue library` and the panel find it
         for take in result.takes:
             clip = library.add_take(

@@ -6,6 +6,8 @@ import threading
 
 from tqdm import tqdm
 
+from bridge.engine.cpu_kernels import choices_for_this_cpu
+
 # bridge.models is imported in each handler: it loads huggingface_hub (~0.2 s), which `segue --help` must not wait for.
 
 
@@ -38,7 +40,18 @@ def run_list(args: argparse.Namespace) -> int:
         print(f"{status.model_id:38} {size:>8}  {known.channels if known else '?':>2}  {disk:>8}  {state:22} {about}")
     print("\nPrompts are English. Any other MusicGen id (org/name) or a local model folder works with --model;")
     print("`segue models download ID` fetches one ahead of time (resumable), `segue models remove ID` frees space.")
+    print(describe_kernels())
     return 0
+
+
+def describe_kernels() -> str:
+    """Fast mode's int8 kernel on this CPU, per model measured (chosen at a model's first load)."""
+    choices = choices_for_this_cpu()
+    if not choices:
+        return "Fast mode's CPU kernel: measured at a model's first load on this machine (none measured yet)."
+    lines = [f"Fast mode's CPU kernel on this machine ({next(iter(choices.values())).cpu}):"]
+    lines += [f"  {model}: {choice.describe()}, measured {choice.measured_at}" for model, choice in choices.items()]
+    return "\n".join(lines)
 
 
 def run_download(args: argparse.Namespace) -> int:

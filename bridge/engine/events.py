@@ -34,6 +34,7 @@ class GenerationResult:
     seconds_taken: float = 0.0
     quality: str = "exact"  # "exact" (the model's own weights) or "fast" (int8 weights on a CPU)
     precision: str = ""  # the decoder's weights: "fp32", "fp16", "int8"
+    kernel: str = ""  # what multiplied them: "dense", or the int8 kernel chosen on this CPU (e.g. "dynamic-int8-7bit")
 
 
 @dataclass

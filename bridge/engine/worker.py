@@ -188,7 +188,8 @@ class _WorkerEngine:
             loaded = self.generator.loaded
             self.generator.prepare(quality)  # quantising belongs to loading, not to the first job's wait
             self.events.put(
-                EngineReady(model_id, str(loaded.device), {"random_weights": loaded.is_random, "dtype": str(loaded.dtype)})
+                EngineReady(model_id, str(loaded.device), {"random_weights": loaded.is_random, "dtype": str(loaded.dtype),
+                                                            "kernel": getattr(self.generator, "kernel", "")})
             )
         return self.generator
 

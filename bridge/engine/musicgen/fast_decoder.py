@@ -8,7 +8,19 @@ step:
   exactly zero and is skipped;
 - with int8 weights, q, k and v come from one fused matmul, the four codebook heads from another;
 - both guidance branches go through every matmul together, so each weight is read once per step;
-- `precision="int8"` swaps every decoder matmul for int8 weights (bridge/engine/musicgen/quantize.py).
+- `precision="int8"` swaps every decoder matmul for int8 weights run by `kernel`
+  (bridge/engine/musicgen/quantize.py; bridge/engine/musicgen/kernels.py picks it per machine).
+
+The interface, for every model family that runs through it:
+- `FastDecoder(loaded, precision, graphed, kernel)` reads the weights of `loaded.model.decoder`
+  (a `MusicgenForCausalLM`: embeddings per codebook, sinusoidal positions, pre-norm layers with
+  self-attention, cross-attention and a GELU feed-forward, one head per codebook). It checks that
+  layout first and raises ModelError naming what is missing, so a transformers release that moves
+  a module fails at load, not in the middle of a job.
+- `start(text_states, text_mask, guided_rows, rows, length)` opens one window and returns a session;
+  `session(input_ids)` feeds (rows, codebooks, tokens) and returns the last position's logits
+  (rows, codebooks, vocab), or every position's with `all_positions=True`. Only the first call of a
+  window may feed several tokens (the prefill, e.g. an audio prompt, run as GEMMs).
 
 On CUDA the one-token step can be captured in a CUDA graph (`GraphedStep`), which replays the whole
 step as one launch; the step then works on fixed buffers and masks the cache instead of slicing it.
@@ -23,11 +35,55 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+import transformers
 
 from bridge.engine.musicgen.loading import LoadedModel
-from bridge.engine.musicgen.quantize import DenseLinear, Int8Linear, int8_kernel_available
+from bridge.engine.musicgen.quantize import DenseLinear, QuantisedLinear, int8_kernel_available, make_linear
+from bridge.errors import ModelError
 
 PRECISIONS = ("native", "int8")
+Linear = DenseLinear | QuantisedLinear
+
+# What this module reads of transformers' MusicGen decoder (transformers 5.24; see check_layout).
+LAYER_PARTS = (
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj", "self_attn_layer_norm",
+    "fc1", "fc2", "final_layer_norm",
+)
+# MusicGen's layers cross-attend to the text; MusicGen-Melody's have no cross-attention (a prefix instead).
+CROSS_ATTENTION_PARTS = (
+    "encoder_attn.q_proj", "encoder_attn.k_proj", "encoder_attn.v_proj", "encoder_attn.out_proj",
+    "encoder_attn_layer_norm",
+)
+PREFIX_CONDITIONED_DECODERS = ("musicgen_melody_decoder",)
+DECODER_PARTS = ("model.decoder.layers", "model.decoder.embed_tokens", "model.decoder.embed_positions.weights",
+                 "model.decoder.layer_norm", "lm_heads", "config.num_codebooks", "config.num_attention_heads")
+
+
+def check_layout(causal_lm: torch.nn.Module) -> None:
+    """Raise ModelError unless the decoder has every module this decoder pass reads."""
+
+    def missing(root: object, parts: tuple[str, ...]) -> list[str]:
+        absent = []
+        for dotted in parts:
+            node = root
+            for name in dotted.split("."):
+                node = getattr(node, name, None)
+                if node is None:
+                    absent.append(dotted)
+                    break
+        return absent
+
+    absent = missing(causal_lm, DECODER_PARTS)
+    layers = getattr(getattr(getattr(causal_lm, "model", None), "decoder", None), "layers", None) or []
+    parts = LAYER_PARTS
+    if getattr(getattr(causal_lm, "config", None), "model_type", None) not in PREFIX_CONDITIONED_DECODERS:
+        parts += CROSS_ATTENTION_PARTS
+    absent += [f"layers[0].{part}" for part in missing(layers[0], parts)] if len(layers) else []
+    if absent:
+        raise ModelError(
+            f"this transformers ({transformers.__version__}) lays out MusicGen's decoder differently from "
+            f"the 5.24 that Segue supports (missing: {', '.join(absent[:4])}); install transformers 5.24"
+        )
 
 
 @dataclass
@@ -47,29 +103,36 @@ class _Norm:
 @dataclass
 class _Layer:
     self_norm: _Norm
-    qkv: DenseLinear | Int8Linear
-    self_out: DenseLinear | Int8Linear
+    qkv: Linear
+    self_out: Linear
     # None for MusicGen-Melody, whose layers have no cross-attention (its conditioning is a prefix)
     cross_norm: _Norm | None
-    cross_q: DenseLinear | Int8Linear | None
+    cross_q: Linear | None
     cross_k: torch.Tensor | None  # used once per window: the module's own weights
     cross_v: torch.Tensor | None
-    cross_out: DenseLinear | Int8Linear | None
+    cross_out: Linear | None
     ffn_norm: _Norm
-    fc1: DenseLinear | Int8Linear
-    fc2: DenseLinear | Int8Linear
+    fc1: Linear
+    fc2: Linear
 
 
 class FastDecoder:
     """The decoder of a loaded MusicGen, ready for `start(conditioning rows, window length)`."""
 
-    def __init__(self, loaded: LoadedModel, precision: str = "native", graphed: bool = False) -> None:
+    def __init__(
+        self, loaded: LoadedModel, precision: str = "native", graphed: bool = False, kernel: str = "bf16-int8",
+        native_bf16: bool = True,
+    ) -> None:
+        """`kernel` runs the int8 weights (see quantize.KERNELS); `native_bf16`: whether this CPU has
+        bf16 arithmetic (the bf16-int8 kernel's prefill widens its weights to bf16 then, else to fp32)."""
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        causal_lm = loaded.model.decoder
+        check_layout(causal_lm)
         self.loaded = loaded
         self.precision = precision
+        self.kernel = kernel if precision == "int8" else "dense"
         self.graphed = graphed  # one-token steps through GraphedStep (a CUDA graph on CUDA)
-        causal_lm = loaded.model.decoder
         decoder = causal_lm.model.decoder
         config = causal_lm.config
         self.num_codebooks = config.num_codebooks
@@ -80,14 +143,13 @@ class FastDecoder:
         self.embeddings = [table.weight for table in decoder.embed_tokens]
         self.positions = decoder.embed_positions.weights
         self.final_norm = _Norm.of(decoder.layer_norm)
-        make = Int8Linear if precision == "int8" else DenseLinear
         released: list[torch.Tensor] = []
 
-        def linear(*modules: torch.nn.Linear) -> DenseLinear | Int8Linear:
+        def linear(*modules: torch.nn.Linear) -> Linear:
             weights = [module.weight.detach() for module in modules]
-            if make is Int8Linear:
+            if self.kernel != "dense":
                 released.extend(weights)
-            return make(*weights)
+            return make_linear(self.kernel, *weights, native_bf16=native_bf16)
 
         self.layers = []
         for block in decoder.layers:
@@ -109,6 +171,8 @@ class FastDecoder:
                 )
             )
             drop_resident_pages(released)  # layer by layer: fp32 and int8 copies never both resident
+            if released:
+                _return_free_memory()  # and the quantisers' temporaries go back too, or the heap keeps them
             released.clear()
         self.lm_heads = linear(*causal_lm.lm_heads)
         drop_resident_pages(released)
@@ -149,8 +213,8 @@ class FastDecoder:
         return hidden + self.positions[start : start + input_ids.shape[-1]]
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """(rows, hidden) of the last position -> (rows, codebooks, vocab)."""
-        return self.lm_heads(self.final_norm(hidden)).view(hidden.shape[0], self.num_codebooks, self.vocab_size)
+        """(rows, [positions,] hidden) -> (rows, [positions,] codebooks, vocab)."""
+        return self.lm_heads(self.final_norm(hidden)).view(*hidden.shape[:-1], self.num_codebooks, self.vocab_size)
 
 
 class DecoderSession:
@@ -187,15 +251,19 @@ class DecoderSession:
         # Padding tokens of the text are masked; all-ones masks need none.
         self.cross_mask = None if bool(text_mask.all()) else text_mask[:, None, None, :].bool()
 
-    def __call__(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Feed (rows, codebooks, tokens) at the next positions; return the last position's logits."""
+    def __call__(self, input_ids: torch.Tensor, all_positions: bool = False) -> torch.Tensor:
+        """Feed (rows, codebooks, tokens) at the next positions; return the last position's logits
+        (rows, codebooks, vocab), or with `all_positions` every fed position's (rows, tokens, codebooks, vocab),
+        a melody prefix's positions left out."""
         start = self.position
         if input_ids.shape[-1] > 1 and start != 0:
             raise ValueError("several tokens at once only as the first call of a window (the prefill)")
         decoder = self.decoder
         hidden = decoder.embed(input_ids, start + (self.prefix_length if start == 0 else 0))
+        prefix_tokens = 0
         if start == 0 and self.prefix is not None:
             hidden = torch.cat([self.prefix + decoder.positions[: self.prefix_length], hidden], dim=1)
+            prefix_tokens = self.prefix_length
         tokens = hidden.shape[1]
         end = start + tokens
         if end > self.length:
@@ -220,7 +288,7 @@ class DecoderSession:
 
             hidden = hidden + layer.fc2(F.gelu(layer.fc1(layer.ffn_norm(hidden))))
         self.position = end
-        return decoder.logits(hidden[:, -1])
+        return decoder.logits(hidden[:, prefix_tokens:] if all_positions else hidden[:, -1])
 
     def static_step(self, input_ids: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
         """One token per row at the position held in a 0-d tensor, with fixed shapes throughout.

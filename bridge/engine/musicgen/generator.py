@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from bridge.audio.io import match_channels, read_audio, resample
+from bridge.engine.cpu_kernels import KernelChoice
 from bridge.engine.events import GenerationResult, Take
 from bridge.engine.musicgen.codec import StreamingDecoder, encode_audio
 from bridge.engine.musicgen.fast_decoder import (
@@ -24,6 +25,7 @@ from bridge.engine.musicgen.fast_decoder import (
     precision_for,
     resolve_quality,
 )
+from bridge.engine.musicgen.kernels import choose_decoder
 from bridge.engine.musicgen.loading import LoadedModel
 from bridge.engine.musicgen.melody import check_melody_request, melody_conditioner
 from bridge.engine.musicgen.sampling import SamplingParams, codebook_delays, encode_text, sample_codes
@@ -45,13 +47,27 @@ class MusicGenerator:
     def __init__(self, loaded: LoadedModel) -> None:
         self.loaded = loaded
         self._decoders: dict[tuple[str, bool], FastDecoder] = {}
+        self.kernel_choice: KernelChoice | None = None  # how fast mode's CPU kernel was chosen, once it was
 
     def decoder_for(self, quality: str) -> tuple[FastDecoder, str]:
-        """The decoder for a quality mode (built on first use: quantising takes a few seconds) and its precision."""
+        """The decoder for a quality mode (built on first use: quantising takes a few seconds) and its precision.
+
+        On a CPU, fast mode's int8 kernel is the one measured fastest and faithful on this machine
+        (bridge/engine/musicgen/kernels.py; measured at the first load, then cached).
+        """
         precision, graphed = precision_for(quality, self.loaded.device), graphed_for(quality, self.loaded.device)
         if (precision, graphed) not in self._decoders:
-            self._decoders[precision, graphed] = FastDecoder(self.loaded, precision, graphed)
-        return self._decoders[precision, graphed], precision
+            decoder = None
+            if precision == "int8":
+                decoder, self.kernel_choice = choose_decoder(self.loaded)
+            self._decoders[precision, graphed] = decoder or FastDecoder(self.loaded, "native", graphed)
+        decoder = self._decoders[precision, graphed]
+        return decoder, decoder.precision
+
+    @property
+    def kernel(self) -> str:
+        """Fast mode's CPU kernel and its measured time, for EngineReady and `segue models` ('' before it is chosen)."""
+        return self.kernel_choice.describe() if self.kernel_choice and self.kernel_choice.kernel else ""
 
     def prepare(self, quality: str = "auto") -> None:
         """Build the decoder for `quality` now, so the first request does not wait for it."""
@@ -175,6 +191,7 @@ class MusicGenerator:
             seconds_taken=time.monotonic() - started,
             quality=resolve_quality(request.quality),
             precision=describe_precision(loaded, precision),
+            kernel=decoder.kernel,
         )
 
 

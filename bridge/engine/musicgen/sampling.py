@@ -105,6 +105,18 @@ def undelay(loaded: LoadedModel, sequence: torch.Tensor, frames: int) -> torch.T
     return torch.stack(rows, dim=1)
 
 
+def guide(logits: torch.Tensor, batch: int, params: SamplingParams) -> torch.Tensor:
+    """(rows, codebooks, vocab) decoder logits -> (batch, codebooks, vocab) fp32 guided logits.
+
+    In fp32 whatever the decoder's dtype, as transformers does (generation/utils.py casts each
+    step's logits to fp32 before any logits processor, guidance included): on a GPU the decoder runs
+    in fp16, and guidance's 3x difference in fp16 can change which token is the argmax, so "exact"
+    would not mean the same on every device.
+    """
+    logits = logits.float().view(-1, batch, *logits.shape[1:])
+    return logits[1] + (logits[0] - logits[1]) * params.cfg if logits.shape[0] == 2 else logits[0]
+
+
 def process_logits(
     logits: torch.Tensor, params: SamplingParams, generators: list[torch.Generator] | None
 ) -> torch.Tensor:
@@ -144,7 +156,7 @@ def reference_runner(loaded: LoadedModel, conditioning: Conditioning) -> Runner:
             input_ids=input_ids.reshape(rows * codebooks, tokens),
             encoder_hidden_states=conditioning.hidden_states,
             encoder_attention_mask=conditioning.attention_mask,
-            past_key_values=cache,
+            cache=cache,  # transformers 5.24's name; it deprecates `past_key_values` (gone in 5.40)
             use_cache=True,
         )
         return outputs.logits[:, -1].reshape(rows, codebooks, -1)
@@ -190,7 +202,7 @@ def sample_codes(
     """
     batch = conditioning.batch_size
     sequence, fixed, position = build_sequence(loaded, prompt_codes, batch, new_frames)
-    codebooks, length = sequence.shape[1], sequence.shape[2]
+    length = sequence.shape[2]
     max_delay = max(codebook_delays(loaded))
     total_steps = length - position
     rows = 2 * batch if conditioning.guided else batch
@@ -202,9 +214,7 @@ def sample_codes(
         )
     inputs = sequence[:, :, :position]
     for step in range(total_steps):
-        logits = run(inputs.repeat(2, 1, 1) if conditioning.guided else inputs)
-        logits = logits.view(-1, batch, codebooks, logits.shape[-1])
-        logits = logits[1] + (logits[0] - logits[1]) * params.cfg if conditioning.guided else logits[0]
+        logits = guide(run(inputs.repeat(2, 1, 1) if conditioning.guided else inputs), batch, params)
         tokens = process_logits(logits, params, generators)
         sequence[:, :, position] = torch.where(fixed[:, :, position], sequence[:, :, position], tokens)
         if on_step is not None:

@@ -1,0 +1,183 @@
+"""Which int8 kernel runs fast mode on this CPU: measured on the model's own shapes, checked for faithfulness.
+
+At the first load on a machine (a CPU identity, bridge/engine/cpu_kernels.py), every candidate this
+CPU can run is timed on the model's real weights, as many layers as fill more than the CPU's caches,
+at one step's shapes (two rows: the guided and the unguided branch). The fastest is then built for
+the whole decoder and checked: its teacher-forced next-step distributions, step by step and through
+the prefill, must stay within KL_BOUND_NATS of the fp32 decoder's; one that does not is rejected and
+the next fastest is checked. The choice is cached with the CPU identity, so later loads only read it.
+
+Candidates (bridge/engine/musicgen/quantize.py):
+- x86, any with AVX2: `dynamic-int8-7bit` (FBGEMM int8 GEMM, 7-bit activations, safe without VNNI)
+  and `bf16-int8` (bf16 x int8; bf16 is emulated without AVX-512 bf16 or AMX);
+- x86 with VNNI (AVX-512 VNNI, AVX-VNNI, AMX): also `dynamic-int8` (full-range activations);
+- Arm: `dynamic-int8` (QNNPACK) and `bf16-int8` (PyTorch's NEON/KleidiAI paths where built in);
+- anywhere, with the optional `onnx` extra installed: `onnx-int8` (ONNX Runtime's MatMulNBits).
+4-bit weights (`_weight_int4pack_mm_for_cpu`, group 32) were measured slower than FBGEMM's int8 on
+both x86 columns of bench/kernels.py and ~8x their output error, so they are not offered.
+"""
+
+import logging
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from bridge.engine.cpu_kernels import CpuIdentity, KernelChoice, cpu_identity, load_choice, save_choice
+from bridge.engine.musicgen.fast_decoder import FastDecoder
+from bridge.engine.musicgen.loading import LoadedModel
+from bridge.engine.musicgen.quantize import (
+    dynamic_int8_available,
+    int8_kernel_available,
+    make_linear,
+    onnx_int8_available,
+)
+from bridge.engine.musicgen.sampling import encode_text
+
+KL_BOUND_NATS = 0.01  # mean KL per codebook and position, teacher-forced, to the fp32 decoder
+CHECK_POSITIONS = 16
+TIMED_BYTES = 64 * 2**20  # time over at least this many int8 weight bytes: more than a CPU's caches
+GUIDANCE = 3.0
+
+log = logging.getLogger(__name__)
+
+
+def native_bf16(identity: CpuIdentity) -> bool:
+    return identity.has("avx512_bf16", "amx_bf16", "bf16")
+
+
+def candidate_kernels(
+    identity: CpuIdentity, dynamic_ok: bool = True, int8pack_ok: bool = True, onnx_ok: bool = False
+) -> list[str]:
+    """The kernels worth timing on this CPU, given which this PyTorch build (and ONNX Runtime) has."""
+    names = []
+    if dynamic_ok:
+        if identity.is_arm:
+            names.append("dynamic-int8")
+        elif identity.has("avx2"):
+            names.append("dynamic-int8-7bit")
+            if identity.has("avx512_vnni", "avx_vnni", "amx_int8"):
+                names.append("dynamic-int8")
+    if int8pack_ok:
+        names.append("bf16-int8")
+    if onnx_ok:  # MLAS has AVX2, AVX-512 VNNI and Arm NEON/i8mm paths of its own
+        names.append("onnx-int8")
+    return names
+
+
+def model_key(loaded: LoadedModel) -> str:
+    config = loaded.model.decoder.config
+    return f"{loaded.model_id} ({config.num_hidden_layers}x{config.hidden_size})"
+
+
+def time_linears_ms(loaded: LoadedModel, kernel: str, identity: CpuIdentity, repeats: int = 5) -> float:
+    """Milliseconds one decoder step spends in `kernel`'s linears, timed on the model's own weights."""
+    causal_lm = loaded.model.decoder
+    blocks = causal_lm.model.decoder.layers
+    per_layer = 14 * causal_lm.config.hidden_size**2  # int8 bytes of one layer's step matmuls
+    count = min(len(blocks), max(1, -(-TIMED_BYTES // per_layer)))
+    bf16 = native_bf16(identity)
+    calls = []
+    for block in blocks[:count]:
+        attention, cross = block.self_attn, block.encoder_attn
+        for modules, rows in (
+            ((attention.q_proj, attention.k_proj, attention.v_proj), 2), ((attention.out_proj,), 2),
+            ((cross.q_proj,), 1), ((cross.out_proj,), 1), ((block.fc1,), 2), ((block.fc2,), 2),
+        ):
+            layer = make_linear(kernel, *(module.weight.detach() for module in modules), native_bf16=bf16)
+            calls.append((layer, torch.randn(rows, modules[0].weight.shape[1])))
+    heads = make_linear(kernel, *(head.weight.detach() for head in causal_lm.lm_heads), native_bf16=bf16)
+    head_input = torch.randn(2, causal_lm.config.hidden_size)
+
+    def step() -> None:
+        for layer, x in calls:
+            layer(x)
+        heads(head_input)
+
+    with torch.inference_mode():
+        step()  # warm-up: packing caches, thread pool
+        seconds = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            step()
+            seconds.append(time.perf_counter() - started)
+    layer_seconds = statistics.median(seconds)  # `count` layers and the heads
+    return 1000 * layer_seconds * (len(blocks) / count)  # the heads' share is scaled too: small, conservative
+
+
+def check_codes(loaded: LoadedModel, positions: int = CHECK_POSITIONS, seed: int = 0) -> torch.Tensor:
+    """Fixed pseudo-random codes (1, codebooks, positions) after the start token, for teacher forcing."""
+    generator = torch.Generator().manual_seed(seed)
+    vocab = loaded.model.decoder.config.vocab_size
+    codes = torch.randint(0, vocab, (1, loaded.num_codebooks, positions), generator=generator)
+    codes[..., 0] = loaded.model.generation_config.decoder_start_token_id or vocab
+    return codes.to(loaded.device)
+
+
+@torch.inference_mode()
+def teacher_forced_log_probs(
+    loaded: LoadedModel, decoder: FastDecoder, codes: torch.Tensor, prefill: bool, text: str = "warm analog bass"
+) -> torch.Tensor:
+    """Guided next-step log-probabilities (positions, codebooks, vocab) at every position of `codes`.
+
+    `prefill`: all positions in one call (the batched path an audio prompt takes); else one step
+    per position (the path generation takes).
+    """
+    conditioning = encode_text(loaded, text, 1, True)
+    session = decoder.start(conditioning.hidden_states, conditioning.attention_mask, 1, 2, codes.shape[-1])
+    rows = codes.repeat(2, 1, 1)
+    if prefill:
+        logits = session(rows, all_positions=True)  # (2, positions, codebooks, vocab)
+    else:
+        logits = torch.stack([session(rows[..., p : p + 1]) for p in range(codes.shape[-1])], dim=1)
+    guided = logits[1] + (logits[0] - logits[1]) * GUIDANCE
+    return torch.log_softmax(guided.float(), dim=-1)
+
+
+def mean_kl(reference: torch.Tensor, other: torch.Tensor) -> float:
+    """Mean KL(reference || other) in nats over positions and codebooks, of log-probabilities."""
+    return float((reference.exp() * (reference - other)).sum(-1).mean())
+
+
+def faithfulness_kl(loaded: LoadedModel, decoder: FastDecoder, reference: torch.Tensor, codes: torch.Tensor) -> float:
+    """The larger of the step path's and the prefill path's KL to `reference` (the fp32 log-probs)."""
+    return max(mean_kl(reference, teacher_forced_log_probs(loaded, decoder, codes, prefill=prefill)) for prefill in (False, True))
+
+
+def choose_decoder(
+    loaded: LoadedModel, build: Callable[[str, bool], FastDecoder] | None = None
+) -> tuple[FastDecoder | None, KernelChoice | None]:
+    """The int8 decoder with the fastest faithful kernel on this CPU, and why (None, None: none runs here).
+
+    `build(kernel, native_bf16)` makes the decoder (FastDecoder(loaded, "int8", ...) by default).
+    A choice cached for this CPU identity and model is reused without measuring.
+    """
+    build = build or (lambda kernel, bf16: FastDecoder(loaded, "int8", kernel=kernel, native_bf16=bf16))
+    identity = cpu_identity()
+    names = candidate_kernels(identity, dynamic_int8_available(), int8_kernel_available(), onnx_int8_available())
+    if not names:
+        return None, None
+    key = model_key(loaded)
+    cached = load_choice(identity, key)
+    if cached is not None and set(cached.step_ms) == set(names):  # else a kernel came or went: measure again
+        return build(cached.kernel, native_bf16(identity)), cached
+
+    choice = KernelChoice(kernel="")
+    for name in names:
+        choice.step_ms[name] = round(time_linears_ms(loaded, name, identity), 2)
+    codes = check_codes(loaded)
+    reference = teacher_forced_log_probs(loaded, FastDecoder(loaded, "native"), codes, prefill=True)
+    for name in sorted(names, key=choice.step_ms.get):
+        decoder = build(name, native_bf16(identity))
+        kl = faithfulness_kl(loaded, decoder, reference, codes)
+        choice.kl_nats[name] = round(kl, 6)
+        if kl <= KL_BOUND_NATS:
+            choice.kernel = name
+            save_choice(identity, key, choice)
+            log.info("fast-mode kernel on this CPU: %s", choice.describe())
+            return decoder, choice
+        choice.rejected[name] = f"KL {kl:.4f} nats > {KL_BOUND_NATS}"
+        del decoder
+    log.warning("no int8 kernel stayed within the KL bound here (%s); fast mode runs fp32", choice.rejected)
+    return None, choice
