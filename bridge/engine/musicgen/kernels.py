@@ -28,6 +28,7 @@ from bridge.engine.cpu_kernels import CpuIdentity, KernelChoice, cpu_identity, l
 from bridge.engine.musicgen.fast_decoder import FastDecoder
 from bridge.engine.musicgen.loading import LoadedModel
 from bridge.engine.musicgen.quantize import (
+    OnnxInt8Linear,
     dynamic_int8_available,
     int8_kernel_available,
     make_linear,
@@ -66,6 +67,12 @@ def candidate_kernels(
     return names
 
 
+def fits_onnx_blocks(loaded: LoadedModel) -> bool:
+    """MatMulNBits quantises inputs in blocks of 32: every linear's input width must be a multiple."""
+    config = loaded.model.decoder.config
+    return all(width % OnnxInt8Linear.BLOCK == 0 for width in (config.hidden_size, config.ffn_dim))
+
+
 def model_key(loaded: LoadedModel) -> str:
     config = loaded.model.decoder.config
     return f"{loaded.model_id} ({config.num_hidden_layers}x{config.hidden_size})"
@@ -80,11 +87,12 @@ def time_linears_ms(loaded: LoadedModel, kernel: str, identity: CpuIdentity, rep
     bf16 = native_bf16(identity)
     calls = []
     for block in blocks[:count]:
-        attention, cross = block.self_attn, block.encoder_attn
-        for modules, rows in (
-            ((attention.q_proj, attention.k_proj, attention.v_proj), 2), ((attention.out_proj,), 2),
-            ((cross.q_proj,), 1), ((cross.out_proj,), 1), ((block.fc1,), 2), ((block.fc2,), 2),
-        ):
+        attention, cross = block.self_attn, getattr(block, "encoder_attn", None)  # none in MusicGen-Melody
+        matmuls = [((attention.q_proj, attention.k_proj, attention.v_proj), 2), ((attention.out_proj,), 2),
+                   ((block.fc1,), 2), ((block.fc2,), 2)]
+        if cross is not None:
+            matmuls += [((cross.q_proj,), 1), ((cross.out_proj,), 1)]
+        for modules, rows in matmuls:
             layer = make_linear(kernel, *(module.weight.detach() for module in modules), native_bf16=bf16)
             calls.append((layer, torch.randn(rows, modules[0].weight.shape[1])))
     heads = make_linear(kernel, *(head.weight.detach() for head in causal_lm.lm_heads), native_bf16=bf16)
@@ -125,7 +133,13 @@ def teacher_forced_log_probs(
     per position (the path generation takes).
     """
     conditioning = encode_text(loaded, text, 1, True)
-    session = decoder.start(conditioning.hidden_states, conditioning.attention_mask, 1, 2, codes.shape[-1])
+    if loaded.takes_melody:  # MusicGen-Melody reads its conditioning as a prefix: here with no melody
+        from bridge.engine.musicgen.melody import melody_prefix
+
+        conditioning = melody_prefix(loaded, conditioning, None)
+    session = decoder.start(
+        conditioning.hidden_states, conditioning.attention_mask, 1, 2, codes.shape[-1], prefix=conditioning.prefix
+    )
     rows = codes.repeat(2, 1, 1)
     if prefill:
         logits = session(rows, all_positions=True)  # (2, positions, codebooks, vocab)
@@ -156,6 +170,8 @@ def choose_decoder(
     build = build or (lambda kernel, bf16: FastDecoder(loaded, "int8", kernel=kernel, native_bf16=bf16))
     identity = cpu_identity()
     names = candidate_kernels(identity, dynamic_int8_available(), int8_kernel_available(), onnx_int8_available())
+    if not fits_onnx_blocks(loaded):
+        names = [name for name in names if name != "onnx-int8"]
     if not names:
         return None, None
     key = model_key(loaded)
