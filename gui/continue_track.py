@@ -10,90 +10,37 @@ waits runs on the panel's Background pool, and this window only shows what comes
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-from PyQt6.QtCore import QRectF, pyqtSignal
-from PyQt6.QtGui import QColor, QPainter, QPen
+from PyQt6.QtCore import pyqtSignal
+from PyQt6.QtGui import QColor
 from PyQt6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
     QDoubleSpinBox,
     QFileDialog,
-    QGridLayout,
-    QHBoxLayout,
-    QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
     QProgressBar,
-    QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
 from bridge.audio.playback import Player
 from bridge.errors import SegueError
-from bridge.workflow import Continuation, ContinueMyTrack, ContinueOptions, FittedTake, Source
+from bridge.workflow import Continuation, ContinueMyTrack, ContinueOptions, Source
 from bridge.workflow.describe import Suggestions, continuation_text
 from gui import theme
 from gui.audition import Auditioner
 from gui.background import Background
 from gui.banner import MessageBanner
 from gui.clip_store import ClipEntry, ClipStore
-from gui.controls import muted_label, push_button
+from gui.continue_track_layout import arrange_steps, spin, take_line, wrapped
+from gui.controls import push_button
 from gui.daw_capture import DawCapture
 from gui.melody_well import MelodyWell
-from gui.waveform import envelope, paint_envelope
+from gui.seam_view import SeamView
 
 SOURCE_DAW, SOURCE_FILE = "daw", "file"
-
-
-class SeamView(QWidget):
-    """The source's waveform, then the chosen take's, with the seam between them marked."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setMinimumHeight(64)
-        self._source: np.ndarray | None = None
-        self._take: np.ndarray | None = None
-        self._label = ""
-        self._scale = 1.0
-
-    def show_audio(self, source: np.ndarray | None, take: np.ndarray | None, label: str = "") -> None:
-        """Both halves on one scale, so a matched loudness shows as equal heights."""
-        self._source = None if source is None else envelope(source, 160)
-        self._take = None if take is None else envelope(take, 160)
-        shown = [peaks for peaks in (self._source, self._take) if peaks is not None]
-        self._scale = max((float(np.max(np.abs(peaks))) for peaks in shown), default=0.0) or 1.0
-        self._label = label
-        self.update()
-
-    def paintEvent(self, event) -> None:
-        painter = QPainter(self)
-        rect = QRectF(self.rect()).adjusted(1, 1, -1, -1)
-        painter.fillRect(rect, QColor(theme.FIELD))
-        half = rect.width() / 2
-        for peaks, left, colour in ((self._source, rect.left(), theme.MUTED), (self._take, rect.left() + half, theme.WAVEFORM)):
-            if peaks is not None:
-                # paint_envelope fits each half to its own peak: pad with the common peak to share a scale.
-                scaled = np.concatenate([peaks, [[-self._scale, self._scale]]]).astype(np.float32)
-                area = QRectF(left, rect.top() + 4, half * len(scaled) / len(peaks), rect.height() - 8)
-                painter.save()
-                painter.setClipRect(QRectF(left, rect.top(), half, rect.height()))
-                paint_envelope(painter, area, scaled, QColor(colour))
-                painter.restore()
-        painter.setPen(QPen(QColor(theme.ACCENT), 2))
-        painter.drawLine(int(rect.left() + half), int(rect.top()), int(rect.left() + half), int(rect.bottom()))
-        if self._label:
-            painter.setPen(QColor(theme.ACCENT))
-            painter.drawText(QRectF(rect.left() + half + 6, rect.top() + 2, half - 8, 16), self._label)
-        painter.end()
-
-
-def take_line(take: FittedTake, bars: int) -> str:
-    difference = take.report.loudness_difference_lu
-    loudness = "loudness matched" if abs(difference) <= 1.0 else f"{difference:+.1f} LU from the source"
-    return f"Take {take.index + 1}   ·   seed {take.seed}   ·   {bars} bars, exact   ·   {loudness}"
 
 
 class ContinueTrackWindow(QDialog):
@@ -124,7 +71,7 @@ class ContinueTrackWindow(QDialog):
         self.source_kind = QComboBox()
         self.source_kind.addItem("The DAW: loop end or playhead", SOURCE_DAW)
         self.source_kind.addItem("An audio file…", SOURCE_FILE)
-        self.source_bars = _spin(1, 16, 4, " bars")
+        self.source_bars = spin(1, 16, 4, " bars")
         self.file_bpm = QDoubleSpinBox()
         self.file_bpm.setRange(20.0, 999.0)
         self.file_bpm.setDecimals(2)
@@ -132,23 +79,23 @@ class ContinueTrackWindow(QDialog):
         self.file_bpm.setValue(120.0)
         self.file_bpm.setToolTip("The file's tempo (the DAW's when one is linked)")
         self.take_button = push_button("Take the bars", "Capture or render the last bars (or read the file)")
-        self.source_info = _wrapped("No source yet: play your song in the DAW, or choose a file.")
+        self.source_info = wrapped("No source yet: play your song in the DAW, or choose a file.")
         self.seam = SeamView()
 
         self.prompt = QLineEdit(prompt)
         self.prompt.setPlaceholderText("Optional: what should come next (strings enter, drums drop out…)")
         self.use_key = QCheckBox("Ask for the key")
         self.use_key.setEnabled(False)
-        self.tempo_info = _wrapped("")
+        self.tempo_info = wrapped("")
         self.use_tempo = push_button("Use it", "Continue the file at the estimated tempo")
         self.use_tempo.setVisible(False)
-        self.text_preview = _wrapped("")
+        self.text_preview = wrapped("")
         self.melody = MelodyWell()  # follow a melody too (melody models): a file, a take, the DAW's bars
         self.melody.offer_daw(capture, background)
         self.melody.failed.connect(lambda message: self.banner.show_message(message))
 
-        self.new_bars = _spin(1, 32, 4, " bars")
-        self.takes = _spin(1, 8, 2, " takes")
+        self.new_bars = spin(1, 32, 4, " bars")
+        self.takes = spin(1, 8, 2, " takes")
         self.reroll = QCheckBox("Re-roll a take whose first beat is silent")
         self.reroll.setChecked(True)
         self.listen = QCheckBox("Hear take 1 while it is generated")
@@ -168,47 +115,9 @@ class ContinueTrackWindow(QDialog):
                                  "starting on the DAW's next bar line")
         self.again_button = push_button("Continue again", "Continue from the end of the placed take (its codes)")
         self.banner = MessageBanner()
-        self.status = _wrapped("")
+        self.status = wrapped("")
 
-        grid = QGridLayout()
-        grid.setHorizontalSpacing(8)
-        grid.setVerticalSpacing(6)
-        grid.addWidget(_section("1 · SOURCE"), 0, 0, 1, 4)
-        grid.addWidget(self.source_kind, 1, 0, 1, 2)
-        grid.addWidget(self.source_bars, 1, 2)
-        grid.addWidget(self.take_button, 1, 3)
-        grid.addWidget(self.source_info, 2, 0, 1, 3)
-        grid.addWidget(self.file_bpm, 2, 3)
-        grid.addWidget(self.seam, 3, 0, 1, 4)
-        grid.addWidget(_section("2 · DESCRIBE"), 4, 0, 1, 4)
-        grid.addWidget(self.prompt, 5, 0, 1, 4)
-        grid.addWidget(self.use_key, 6, 0, 1, 2)
-        grid.addWidget(self.tempo_info, 6, 2)
-        grid.addWidget(self.use_tempo, 6, 3)
-        describe_tail = QVBoxLayout()
-        describe_tail.addWidget(self.text_preview)
-        describe_tail.addWidget(self.melody)
-        grid.addLayout(describe_tail, 7, 0, 1, 4)
-        grid.addWidget(_section("3 · GENERATE"), 8, 0, 1, 4)
-        grid.addWidget(self.new_bars, 9, 0)
-        grid.addWidget(self.takes, 9, 1)
-        grid.addWidget(self.continue_button, 9, 2)
-        grid.addWidget(self.cancel_button, 9, 3)
-        grid.addWidget(self.reroll, 10, 0, 1, 2)
-        grid.addWidget(self.progress, 10, 2, 1, 2)
-        grid.addWidget(self.listen, 11, 0, 1, 2)
-        grid.addWidget(_section("4 · TAKES"), 12, 0, 1, 4)
-        grid.addWidget(self.take_list, 13, 0, 1, 4)
-        grid.addWidget(_section("5 · INTO THE SONG"), 14, 0, 1, 4)
-        actions = QHBoxLayout()
-        for button in (self.audition_button, self.place_button, self.play_button, self.again_button):
-            actions.addWidget(button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(12, 10, 12, 10)
-        layout.addLayout(grid)
-        layout.addLayout(actions)
-        layout.addWidget(self.banner)
-        layout.addWidget(self.status)
+        arrange_steps(self)
 
         self.source_kind.currentIndexChanged.connect(self._update)
         self.take_button.clicked.connect(self.take_source)
@@ -455,21 +364,3 @@ class ContinueTrackWindow(QDialog):
         bar = self.source.end_beats
         label = f"bar {bar / self.source.signature.quarter_notes_per_bar + 1:g}" if bar is not None else "seam"
         self.seam.show_audio(self.source.audio, take, label)
-
-
-def _spin(low: int, high: int, value: int, suffix: str) -> QSpinBox:
-    spin = QSpinBox()
-    spin.setRange(low, high)
-    spin.setValue(value)
-    spin.setSuffix(suffix)
-    return spin
-
-
-def _wrapped(text: str) -> QLabel:
-    return muted_label(text, wrap=True)
-
-
-def _section(text: str) -> QLabel:
-    label = QLabel(text)
-    label.setObjectName("section")
-    return label
