@@ -93,7 +93,7 @@ class MainWindow(QMainWindow):
         self.results.setModel(self.results_model)
         self.results.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.clips = ClipActions(self)
-        self.vary = VaryAction(self.results, lambda: self.form.model.currentData(), self._run)  # right-click "Vary…"
+        self.vary = VaryAction(self.results, lambda: self.form.model.currentData(), self.jobs._run)  # right-click "Vary…"
         self.play_button, self.ab_button, self.loop_button = (
             self.clips.play_button, self.clips.ab_button, self.clips.loop_button)
         self.keep_button, self.rename_button = self.clips.keep_button, self.clips.rename_button

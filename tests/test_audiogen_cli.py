@@ -1,6 +1,7 @@
 """AudioGen from the command line and on its way into a session: 16 kHz takes, exact bars, any export rate."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 import soundfile
 
 from bridge.cli import main
+from bridge.daw.ableton import TEST_REPLY_PORT_VARIABLE
 from bridge.engine.musicgen.generator import MusicGenerator, plan_windows
 from bridge.engine.musicgen.loading import load_model
 from bridge.engine.request import GenerationRequest
@@ -98,8 +100,10 @@ def test_osc_generate_bars_with_audiogen_follows_lives_tempo():
         process = subprocess.Popen(
             [sys.executable, "-m", "bridge.cli", "serve", "--daw", "ableton", "--model", "tiny-audiogen",
              "--device", "cpu", "--osc-port", "0", "--reply-port", str(client.port), "--ableton-port",
-             str(live.port), "--ableton-reply-port", str(live_reply_port)],
+             str(live.port)],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            # AbletonOSC always replies to 11001; parallel test runs each need a port of their own.
+            env={**os.environ, TEST_REPLY_PORT_VARIABLE: str(live_reply_port)},
         )
         try:
             match = re.search(r"OSC control on 127\.0\.0\.1:(\d+)", process.stdout.readline())

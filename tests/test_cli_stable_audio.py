@@ -2,6 +2,7 @@
 runs them (subprocesses, files on disk, real UDP), and the refusals: one line, exit 2, nothing written."""
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from bridge.daw.ableton import TEST_REPLY_PORT_VARIABLE
 from bridge.musical_time import TimeSignature, bars_to_samples
 from bridge.workflow.loop import loop_seam_jump
 from tests.fake_ableton import FakeLive, FakeSong
@@ -91,9 +93,10 @@ def test_serve_generates_with_stable_audio_and_refuses_too_long_over_osc():
     with FakeLive(reply_port=live_reply_port, song=FakeSong(tempo=240.0)) as live:
         process = subprocess.Popen(
             [sys.executable, "-m", "bridge.cli", "serve", "--daw", "ableton", "--model", MODEL, "--device", "cpu",
-             "--osc-port", "0", "--reply-port", str(reply_client.port), "--ableton-port", str(live.port),
-             "--ableton-reply-port", str(live_reply_port)],
+             "--osc-port", "0", "--reply-port", str(reply_client.port), "--ableton-port", str(live.port)],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            # AbletonOSC always replies to 11001; parallel test runs each need a port of their own.
+            env={**os.environ, TEST_REPLY_PORT_VARIABLE: str(live_reply_port)},
         )
         try:
             match = re.search(r"OSC control on 127\.0\.0\.1:(\d+)", process.stdout.readline())

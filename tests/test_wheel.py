@@ -50,7 +50,9 @@ def installed_venv(tmp_path_factory) -> Path:
     run([sys.executable, "-m", "venv", "--without-pip", venv])
     site = Path(run([venv / "bin/python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
     (site / "borrowed-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    run([venv / "bin/python", "-m", "pip", "install", "--no-deps", "-q", wheel])
+    # --ignore-installed: the borrowed folder holds the repository's own editable segue, which pip would
+    # otherwise count as "already satisfied" and skip the wheel (it is never uninstalled: outside the venv).
+    run([venv / "bin/python", "-m", "pip", "install", "--no-deps", "--ignore-installed", "-q", wheel])
     return venv
 
 

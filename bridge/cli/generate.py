@@ -119,12 +119,13 @@ def _run(args: argparse.Namespace, request: GenerationRequest, include_prompt: b
         status.close()
     if loop_of is not None:
         loop_takes(result, int(loop_of.bars), loop_of.bpm, loop_of.time_signature)
+    # Fast mode's CPU kernel is measured per machine (`segue models` shows why it won); one summary line.
+    kernel = f", kernel: {result.kernel}" if result.kernel not in ("", "dense") else ""
     print(
         f"{len(result.takes)} take(s) in {result.seconds_taken:.1f} s on {result.device}, "
-        f"quality {result.quality} ({result.precision})",
+        f"quality {result.quality} ({result.precision}{kernel})",
         file=sys.stderr,
     )
-    print(f"kernel: {result.kernel} (fast mode's CPU kernel is measured per machine; `segue models` shows it)", file=sys.stderr)
     with ClipLibrary() as library:  # every take is recorded, so `segue library` and the panel find it
         for take in result.takes:
             clip = library.add_take(

@@ -4,6 +4,7 @@ import argparse
 from pathlib import Path
 
 from bridge.audio.io import read_audio
+from bridge.cli.engine_choice import add_engine_options
 from bridge.cli.generate import _run as run_job
 from bridge.engine.request import GenerationRequest
 from bridge.library import ClipLibrary
@@ -27,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     vary.add_argument("--seed", type=int, help="random seed (same seed + same inputs = same audio)")
     vary.add_argument("--bpm", type=float, help="the clip's tempo, put into the prompt the way the model reads it")
     vary.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    add_engine_options(vary)
     out = vary.add_mutually_exclusive_group()
     out.add_argument("-o", "--output", type=Path, help="output WAV (takes get -1, -2 ... when several)")
     out.add_argument("--out-dir", type=Path, help="output folder (default: Segue's clip folder)")
