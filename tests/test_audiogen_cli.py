@@ -113,9 +113,9 @@ def test_osc_generate_bars_with_audiogen_follows_lives_tempo():
             def tempo_known():
                 client.send("/segue/status")
                 args, _ = client.receive_until("/segue/status", 5)
-                return args[1] == 1 and args[2] == 180.0
+                return args[1] == 1 and args[2] == 180.0 and args[3] and args[4]  # tempo and signature
 
-            wait_until(tempo_known, 30, "Live's tempo")
+            wait_until(tempo_known, 30, "Live's tempo and time signature")
             client.send("/segue/generate_bars", "door slam", 2)  # 2 bars of 4/4 at 180 BPM: 8/3 s
             (job, path), _ = client.receive_until("/segue/clip", 120)
             assert Path(path).parent == paths.output_dir().resolve()

@@ -106,7 +106,8 @@ def test_serve_generates_with_stable_audio_and_refuses_too_long_over_osc():
             def tempo_known():
                 reply_client.send("/segue/status")
                 args, _ = reply_client.receive_until("/segue/status", 5)
-                return args if args[1] == 1 and args[2] == 240.0 else None
+                # Tempo and time signature: no length in bars is computed before both are known.
+                return args if args[1] == 1 and args[2] == 240.0 and args[3] and args[4] else None
 
             wait_until(tempo_known, 20, "Live connected")
             reply_client.send("/segue/generate_bars", "four on the floor", 100)  # 100 s at 240 BPM
