@@ -154,7 +154,9 @@ def prefill_bound_seconds(loaded, decoder, rows: int) -> float:
         x, guided = torch.randn(rows, hidden), torch.randn(rows // 2, hidden)
 
         def products() -> None:
-            layer.qkv(x), layer.self_out(x), layer.cross_q(guided), layer.cross_out(guided)
+            layer.qkv(x), layer.self_out(x)
+            if layer.cross_q is not None:  # MusicGen-Melody's layers have no cross-attention
+                layer.cross_q(guided), layer.cross_out(guided)
             layer.fc2(layer.fc1(x))
 
         with torch.inference_mode():
