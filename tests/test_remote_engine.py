@@ -144,17 +144,23 @@ def test_producers_take_turns_on_a_replica(remote_engine):
     alice, bob = Recorder(), Recorder()
     with RemoteEngineClient(remote_engine.url, remote_engine.token, on_event=alice) as alice_engine, \
             RemoteEngineClient(remote_engine.url, remote_engine.token, on_event=bob) as bob_engine:
-        first = alice_engine.submit(GenerationRequest(prompt="a0", model="tiny", seconds=20.0, seed=20))
+        # The first job is far longer than the test needs and is cancelled once everyone's jobs wait on the
+        # replica: however fast the machine, nothing starts before the whole queue is known.
+        first = alice_engine.submit(GenerationRequest(prompt="a0", model="tiny", seconds=300.0, seed=20))
         wait_until(lambda: alice.of(Progress), 30, "alice's first job to start")
-        # Each later job lasts long enough (4 s of audio) that its run, not the delivery of its events over
-        # two HTTP streams (their arrival times are what the test compares), decides the order seen.
-        later = [alice_engine.submit(GenerationRequest(prompt=f"a{n}", model="tiny", seconds=4.0, seed=20 + n))
+        # Each later job lasts long enough (20 s of audio: over a second even on a fast CPU) that its run, not
+        # the delivery of its events over two HTTP streams (up to a heartbeat, 0.5 s, late; their arrival
+        # times are what the test compares), decides the order seen.
+        later = [alice_engine.submit(GenerationRequest(prompt=f"a{n}", model="tiny", seconds=20.0, seed=20 + n))
                  for n in (1, 2, 3)]
-        # Her three are queued on the replica before Bob asks (waiting on the replica's own count, not a
-        # sleep: on a loaded machine the three requests can take longer than any fixed pause).
+        # Waiting on the replica's own count, not a sleep: on a loaded machine requests take their time.
         wait_until(lambda: alice_engine.info()["replica"]["queued"] >= 3, 30, "alice's three jobs to queue")
-        bobs = bob_engine.submit(GenerationRequest(prompt="b", model="tiny", seconds=4.0, seed=30))
-        for job in (first, *later):
+        bobs = bob_engine.submit(GenerationRequest(prompt="b", model="tiny", seconds=20.0, seed=30))
+        wait_until(lambda: alice_engine.info()["replica"]["queued"] >= 4, 30, "bob's job to queue")
+        alice_engine.cancel(first)
+        with pytest.raises(CancelledError):
+            alice_engine.wait(first, timeout=60)
+        for job in later:
             alice_engine.wait(job, timeout=60)
         bob_engine.wait(bobs, timeout=60)
     started = {event.job_id: at for at, event in alice.events if isinstance(event, JobStarted)}

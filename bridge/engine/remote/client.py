@@ -43,6 +43,9 @@ class _RemoteJob:
     request: GenerationRequest
     done: threading.Event = field(default_factory=threading.Event)
     cancel_requested: threading.Event = field(default_factory=threading.Event)
+    # Set once the server has queued the job (or it ended): the next job of this client is sent only then,
+    # so one producer's jobs reach the server's queue, and run, in the order they were submitted.
+    queued: threading.Event = field(default_factory=threading.Event)
     result: GenerationResult | None = None
     error: SegueError | None = None
     thread: threading.Thread | None = None
@@ -68,6 +71,7 @@ class RemoteEngineClient:
         self._http = httpx.Client(timeout=timeout, headers=self._headers, trust_env=False)
         self._ids = itertools.count(1)
         self._jobs: dict[int, _RemoteJob] = {}
+        self._last_queued: threading.Event | None = None
         self._closed = False
 
     @property
@@ -93,7 +97,10 @@ class RemoteEngineClient:
         job_id = next(self._ids)
         job = _RemoteJob(request)
         self._jobs[job_id] = job
-        job.thread = threading.Thread(target=self._run, args=(job_id, job, body), name=f"segue-remote-job-{job_id}", daemon=True)
+        previous, self._last_queued = self._last_queued, job.queued
+        job.thread = threading.Thread(
+            target=self._run, args=(job_id, job, body, previous), name=f"segue-remote-job-{job_id}", daemon=True
+        )
         job.thread.start()
         return job_id
 
@@ -130,7 +137,15 @@ class RemoteEngineClient:
 
     # ------------------------------------------------------------ one job's thread
 
-    def _run(self, job_id: int, job: _RemoteJob, body: bytes) -> None:
+    def _run(self, job_id: int, job: _RemoteJob, body: bytes, previous: threading.Event | None) -> None:
+        try:
+            self._send_and_follow(job_id, job, body, previous)
+        finally:
+            job.queued.set()
+
+    def _send_and_follow(self, job_id: int, job: _RemoteJob, body: bytes, previous: threading.Event | None) -> None:
+        if previous is not None:  # the job submitted before this one first (bounded: a dead link has its own error)
+            previous.wait(CONNECT_TIMEOUT_SECONDS)
         try:
             with self._http.stream("POST", f"{self.url}/v1/jobs", content=body) as response:
                 if response.status_code != 200:
@@ -163,7 +178,10 @@ class RemoteEngineClient:
             self._end(job_id, JobFailed(job_id, message))
 
     def _deliver(self, job_id: int, job: _RemoteJob, value: object) -> None:
-        if isinstance(value, wire.Heartbeat | wire.JobQueued):
+        if isinstance(value, wire.JobQueued):
+            job.queued.set()
+            return
+        if isinstance(value, wire.Heartbeat):
             return
         if hasattr(value, "job_id"):
             value = replace(value, job_id=job_id)
