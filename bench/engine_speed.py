@@ -48,7 +48,9 @@ def steady_steps_per_second(stamps: list[float]) -> float:
     return (len(stamps) - 1 - first) / (stamps[-1] - stamps[first])
 
 
-def run_transformers(loaded, seconds: float) -> dict:
+def time_generate(loaded, inputs: dict, seconds: float) -> tuple[float, float, float, int]:
+    """Time transformers' `generate` (sampling, guidance 3, top-k 250) on `inputs` for `seconds` of audio,
+    after a short warm-up: (steady steps/s, real-time factor, total seconds, steps)."""
     import torch
     from transformers import LogitsProcessor, LogitsProcessorList
 
@@ -58,9 +60,6 @@ def run_transformers(loaded, seconds: float) -> dict:
         def __call__(self, input_ids, scores):
             stamps.append(time.perf_counter())
             return scores
-
-    inputs = {name: value.to(loaded.device) for name, value in loaded.processor(text=[PROMPT], return_tensors="pt").items()}
-    frames = round(seconds * loaded.frame_rate)
 
     def generate(new_frames: int):
         with torch.inference_mode():
@@ -72,14 +71,20 @@ def run_transformers(loaded, seconds: float) -> dict:
     generate(10)  # warm-up
     stamps.clear()
     started = time.perf_counter()
-    audio = generate(frames)
+    audio = generate(round(seconds * loaded.frame_rate))
     total = time.perf_counter() - started
+    return steady_steps_per_second(stamps), audio.shape[-1] / loaded.sample_rate / total, total, len(stamps)
+
+
+def run_transformers(loaded, seconds: float) -> dict:
+    inputs = {name: value.to(loaded.device) for name, value in loaded.processor(text=[PROMPT], return_tensors="pt").items()}
+    steps_per_second, realtime_factor, total, steps = time_generate(loaded, inputs, seconds)
     return {
-        "steps_per_second": steady_steps_per_second(stamps),
-        "realtime_factor": audio.shape[-1] / loaded.sample_rate / total,
+        "steps_per_second": steps_per_second,
+        "realtime_factor": realtime_factor,
         "first_chunk_seconds": total,  # no streaming: the first audio is the whole clip
         "first_chunk_audio_prompt_seconds": None,
-        "steps": len(stamps),
+        "steps": steps,
         "kernel": "dense",
         "weight_bytes_per_step": bytes_per_step(loaded),
     }

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine_speed import cpu_model, steady_steps_per_second  # noqa: E402  (bench/ is this script's folder)
+from engine_speed import cpu_model, steady_steps_per_second, time_generate  # noqa: E402  (bench/ is this script's folder)
 
 PROMPT = "warm cinematic strings over a piano"
 MODES = ("transformers", "segue-exact", "segue-fast")
@@ -44,36 +44,16 @@ def chord_melody(sample_rate: int):
 def run_transformers(loaded, seconds: float, melody) -> dict:
     import numpy as np
     import torch
-    from transformers import LogitsProcessor, LogitsProcessorList
 
     from bridge.engine.melody_timeline import MelodyTimeline
     from bridge.engine.musicgen.melody import window_chroma
-
-    stamps: list[float] = []
-
-    class Clock(LogitsProcessor):  # called once per decoder step
-        def __call__(self, input_ids, scores):
-            stamps.append(time.perf_counter())
-            return scores
 
     clip = round(seconds * loaded.sample_rate)
     chroma = window_chroma(loaded, MelodyTimeline(np.resize(melody, clip), None, loaded.sample_rate), 0)
     text = loaded.processor.tokenizer([PROMPT], return_tensors="pt")
     inputs = dict(text, input_features=torch.from_numpy(chroma)[None].to(loaded.device, loaded.dtype))
-
-    def generate(frames: int):
-        with torch.inference_mode():
-            return loaded.model.generate(
-                **inputs, do_sample=True, guidance_scale=3.0, top_k=250, max_new_tokens=frames + 3,
-                logits_processor=LogitsProcessorList([Clock()]),
-            )
-
-    generate(10)  # warm-up
-    stamps.clear()
-    started = time.perf_counter()
-    audio = generate(round(seconds * loaded.frame_rate))
-    total = time.perf_counter() - started
-    return {"steps_per_second": steady_steps_per_second(stamps), "realtime_factor": audio.shape[-1] / loaded.sample_rate / total}
+    steps_per_second, realtime_factor, _, _ = time_generate(loaded, inputs, seconds)
+    return {"steps_per_second": steps_per_second, "realtime_factor": realtime_factor}
 
 
 def run_segue(loaded, seconds: float, melody, quality: str) -> dict:
