@@ -29,6 +29,7 @@ from bridge.engine.musicgen.kernels import choose_decoder
 from bridge.engine.musicgen.loading import LoadedModel
 from bridge.engine.musicgen.melody import check_melody_request, melody_conditioner
 from bridge.engine.musicgen.sampling import SamplingParams, codebook_delays, encode_text, sample_codes
+from bridge.engine.prompt_audio import last_whole_frames
 from bridge.engine.request import GenerationRequest
 from bridge.errors import AudioFileError, CancelledError
 
@@ -94,16 +95,9 @@ class MusicGenerator:
         else:
             return None, None
         audio = match_channels(resample(audio, rate, self.loaded.sample_rate), self.loaded.audio_channels)
-        window = request.prompt_window_seconds()
-        if window is not None:
-            audio = audio[-round(window * self.loaded.sample_rate) :]
-        # Keep whole frames, dropping the oldest samples, so the new material starts exactly where
-        # the producer's audio ends.
-        per_frame = self.loaded.samples_per_frame
-        usable = (audio.shape[0] // per_frame) * per_frame
-        if usable == 0:
-            raise AudioFileError(f"the audio to continue is too short (under {1000 * per_frame // self.loaded.sample_rate} ms)")
-        audio = np.ascontiguousarray(audio[-usable:])
+        audio = last_whole_frames(
+            audio, self.loaded.sample_rate, request.prompt_window_seconds(), self.loaded.samples_per_frame
+        )
         return audio, encode_audio(self.loaded, audio)
 
     def generate(

@@ -25,6 +25,7 @@ import torch
 
 from bridge.audio.io import match_channels, read_audio, resample
 from bridge.engine.events import GenerationResult, Take
+from bridge.engine.prompt_audio import last_whole_frames
 from bridge.engine.request import GenerationRequest
 from bridge.engine.stable_audio.loading import LoadedStableAudio
 from bridge.engine.stable_audio.prompts import stable_audio_prompt
@@ -191,13 +192,6 @@ class StableAudioGenerator:
     def _prompt_audio(self, request: GenerationRequest) -> np.ndarray:
         """The audio prompt's last `prompt_window_seconds`, cut to whole latent frames from its oldest end."""
         audio = self._read("the audio to continue", request.audio_path, request.audio, request.audio_sample_rate)
-        window = request.prompt_window_seconds()
-        if window is not None:
-            audio = audio[-round(window * self.loaded.sample_rate) :]
-        per_frame = self.loaded.samples_per_latent_frame
-        usable = (audio.shape[0] // per_frame) * per_frame
-        if usable == 0:
-            raise AudioFileError(
-                f"the audio to continue is too short (under {1000 * per_frame // self.loaded.sample_rate} ms)"
-            )
-        return np.ascontiguousarray(audio[-usable:])
+        return last_whole_frames(
+            audio, self.loaded.sample_rate, request.prompt_window_seconds(), self.loaded.samples_per_latent_frame
+        )
