@@ -8,7 +8,11 @@ of recent blocks (recent, so the slow drift of a sound card's crystal against th
 not pile up); readers take a low percentile of it rather than the minimum, because some host APIs
 (JACK) smooth their timestamps and now and then stamp a block slightly early.
 
-How close this gets depends on the host API: on JACK, a frame or two (tens of microseconds).
+How close this gets depends on the host API. On JACK, PortAudio stamps each stream with
+`jack_frame_time()` at the moment that stream's own callback runs (pa_jack.c 375345a, l.1461 and
+1597-1650), so one stream's line is exact to a frame or two, but a second stream in the same JACK
+cycle trails by however long the first stream's callback took: up to a fraction of a period, which
+is why tests compare two streams to within a quarter period, not a few frames.
 """
 
 import math
