@@ -10,10 +10,7 @@ must not take down), verified to load like any download, and installed as `files
 and the raw T5 are then deleted: the converted folder is all Segue loads.
 """
 
-import os
-import shutil
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +21,7 @@ from bridge.errors import ModelError
 from bridge.models import download, store
 from bridge.models.audiocraft_convert import COMPRESSION_FILE, LM_FILE
 from bridge.models.audiocraft_pickles import checkpoint_config, config_value, load_checkpoint_pickle
-from bridge.models.verify import run_in_child, verify_model_loads
+from bridge.models.conversion import convert_verify_install
 
 AUDIOCRAFT_FILES = (LM_FILE, COMPRESSION_FILE)
 DEFAULT_TEXT_ENCODER = "t5-large"  # audiocraft config/conditioner/text2sound.yaml
@@ -74,22 +71,8 @@ def download_and_convert(
     store.write_manifest(model_id, manifest)
     _fetch_all(text_encoder_repo, t5_commit, t5_files, downloads / "t5", tracker, cancel, len(checkpoint_files))
 
-    tracker.report("converting", "")
-    converted = downloads / "converted"
-    try:
-        _convert_in_child(downloads / "checkpoint", downloads / "t5", converted)
-        tracker.report("verifying", "")
-        verify_model_loads(converted)
-    except ModelError as error:
-        store.write_manifest(model_id, {**manifest, "state": store.FAILED, "error": str(error)})
-        raise
-    installed = folder / "files"
-    if installed.exists():
-        shutil.rmtree(installed)
-    os.replace(converted, installed)
-    shutil.rmtree(folder / "downloads", ignore_errors=True)  # the pickles and raw T5: GBs no longer needed
-    store.write_manifest(model_id, {**manifest, "state": store.READY, "verified_at": time.time()})
-    return installed
+    return convert_verify_install(model_id, manifest, tracker, "bridge.models.audiocraft_convert:convert_audiogen",
+                                  (downloads / "checkpoint", downloads / "t5"), "the AudioGen checkpoint")
 
 
 def _listing(repo_id: str, revision: str) -> tuple[str, list[download.RemoteFile]]:
@@ -125,20 +108,3 @@ def _text_encoder_repo(lm_checkpoint: Path) -> str:
     if repo is None:
         raise ModelError(f"this AudioGen checkpoint conditions on {name!r}, a text encoder Segue does not know")
     return repo
-
-
-def _convert_in_child(checkpoint_dir: Path, text_encoder_dir: Path, out_dir: Path) -> None:
-    args = (str(checkpoint_dir), str(text_encoder_dir), str(out_dir))
-    problem = run_in_child(_convert, args, "segue-convert-audiogen")
-    if problem is not None:
-        raise ModelError(f"converting the AudioGen checkpoint failed: {problem}")
-
-
-def _convert(checkpoint_dir: str, text_encoder_dir: str, out_dir: str, sender) -> None:
-    try:
-        from bridge.models.audiocraft_convert import convert_audiogen
-
-        convert_audiogen(Path(checkpoint_dir), Path(text_encoder_dir), Path(out_dir))
-        sender.send(None)
-    except BaseException as error:  # noqa: BLE001 - every failure is the answer
-        sender.send(str(error).splitlines()[0] if str(error) else type(error).__name__)
