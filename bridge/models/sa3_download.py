@@ -18,8 +18,13 @@ from pathlib import Path
 
 from bridge.errors import ModelError
 from bridge.models import download, store
-from bridge.models.audiocraft_download import _extend, _fetch_all, _listing
-from bridge.models.conversion import convert_verify_install
+from bridge.models.conversion import (
+    add_text_encoder,
+    convert_verify_install,
+    fetch_all,
+    list_repo,
+    start_download,
+)
 from bridge.models.sa3_convert import CHECKPOINT, MODEL_CONFIG, read_model_config, text_encoder_source
 
 DIFFUSERS_INDEX = "model_index.json"
@@ -27,7 +32,7 @@ DIFFUSERS_INDEX = "model_index.json"
 
 def is_stability_checkpoint(model_id: str, revision: str = "main") -> bool:
     """True for a stable-audio-3 repository: its config and weights, and no diffusers layout."""
-    names = {remote.path for remote in _listing(model_id, revision)[1]}
+    names = {remote.path for remote in list_repo(model_id, revision)[1]}
     return {MODEL_CONFIG, CHECKPOINT} <= names and DIFFUSERS_INDEX not in names
 
 
@@ -37,17 +42,12 @@ def download_and_convert(
     cancel: threading.Event | None = None,
     revision: str = "main",
 ) -> Path:
-    commit, listed = _listing(model_id, revision)
+    commit, listed = list_repo(model_id, revision)
     by_name = {remote.path: remote for remote in listed}
     checkpoint_files = [by_name[MODEL_CONFIG], by_name[CHECKPOINT]]  # the config first: refused early
+    manifest, tracker, downloads = start_download(model_id, commit, checkpoint_files, "stable-audio-3", on_progress)
     folder = store.model_dir(model_id)
-    downloads = folder / "downloads" / commit
-    download._forget_other_commits(folder / "downloads", keep=commit)
-    manifest = {"model_id": model_id, "endpoint": download.hub_endpoint(), "commit": commit, "state": "downloading",
-                "format": "stable-audio-3", "files": [{"path": f.path, "size": f.size} for f in checkpoint_files]}
-    store.write_manifest(model_id, manifest)
-    tracker = download._Tracker(model_id, checkpoint_files, downloads / "checkpoint", on_progress)
-    _fetch_all(model_id, commit, checkpoint_files[:1], downloads / "checkpoint", tracker, cancel, 0)
+    fetch_all(model_id, commit, checkpoint_files[:1], downloads / "checkpoint", tracker, cancel, 0)
     try:
         config = read_model_config(downloads / "checkpoint" / MODEL_CONFIG)
     except ModelError as error:
@@ -58,17 +58,15 @@ def download_and_convert(
     if encoder_repo == model_id:
         encoder_commit, encoder_listed = commit, listed
     else:
-        encoder_commit, encoder_listed = _listing(encoder_repo, "main")
+        encoder_commit, encoder_listed = list_repo(encoder_repo, "main")
     encoder_files = _text_encoder_files(encoder_listed, subfolder)
     if not any(remote.path.endswith(".safetensors") for remote in encoder_files):
         shutil.rmtree(folder, ignore_errors=True)
         raise ModelError(f"{encoder_repo}/{subfolder} (Stable Audio 3's text encoder) has no safetensors weights")
-    _extend(tracker, encoder_files, downloads / "text_encoder")
-    manifest["text_encoder"] = {"repo": encoder_repo, "subfolder": subfolder, "commit": encoder_commit}
-    manifest["files"] += [{"path": f"{encoder_repo}/{f.path}", "size": f.size} for f in encoder_files]
-    store.write_manifest(model_id, manifest)
-    _fetch_all(model_id, commit, checkpoint_files[1:], downloads / "checkpoint", tracker, cancel, 1)
-    _fetch_all(encoder_repo, encoder_commit, encoder_files, downloads / "text_encoder", tracker, cancel,
+    source = {"repo": encoder_repo, "subfolder": subfolder, "commit": encoder_commit}
+    add_text_encoder(manifest, tracker, source, encoder_files, downloads / "text_encoder")
+    fetch_all(model_id, commit, checkpoint_files[1:], downloads / "checkpoint", tracker, cancel, 1)
+    fetch_all(encoder_repo, encoder_commit, encoder_files, downloads / "text_encoder", tracker, cancel,
                len(checkpoint_files))
 
     return convert_verify_install(model_id, manifest, tracker, "bridge.models.sa3_convert:convert_stable_audio_3",
