@@ -160,3 +160,12 @@ def test_a_corrupt_checkpoint_download_ends_in_one_line_and_leaves_nothing_in_th
                           if "/resolve/" in path and path.endswith("/main/model.safetensors") or
                           "/resolve/" in path and path.endswith(f"{sa3_hub.commit('stabilityai/stable-audio-3-small-sfx')}/model.safetensors")]
     assert len(checkpoint_fetches) == 1  # only the first attempt fetched the weights
+
+
+def test_a_clip_longer_than_the_converted_model_makes_is_refused_before_it_loads(converted):
+    from bridge.engine.families import check_request
+    from bridge.errors import InvalidParameterError
+
+    # The tiny checkpoint's seconds_total conditioner clamps at 47 s (Medium's at 384 s): read from the folder.
+    with pytest.raises(InvalidParameterError, match="at most 47 s in one pass"):
+        check_request(GenerationRequest(prompt="rain", model=str(converted), seconds=60.0))
