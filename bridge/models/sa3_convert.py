@@ -42,9 +42,10 @@ AE = "pretransform.model."
 DIT = "model.model."
 PROMPT = "conditioner.conditioners.prompt."
 DURATION = "conditioner.conditioners.seconds_total.embedder.embedding."
-# Reference tensors with no diffusers counterpart that carry nothing at inference: the bottleneck's
-# noise-augmentation scale (no noise is added when decoding) and the duration's Fourier features.
-IGNORED = (f"{AE}bottleneck.noise_scaling_factor", f"{DURATION}0.")
+# A reference tensor with no diffusers counterpart that carries nothing at inference: the bottleneck's
+# noise-augmentation scale (no noise is added when decoding). The duration's Fourier features have no
+# tensors when they are "expo" (what diffusers computes); "learned" ones are refused as leftovers.
+IGNORED = (f"{AE}bottleneck.noise_scaling_factor",)
 
 # Inside an autoencoder transformer block (script lines 93-102), applied to the part after `transformers.`.
 _AE_BLOCK_RENAMES = (
@@ -235,6 +236,9 @@ def duration_config_from(model: dict, source: dict[str, torch.Tensor]) -> dict:
         raise ModelError(f"the checkpoint has no duration embedding ({DURATION}1.weight)")
     options = next((entry.get("config") or {} for entry in config_value(model, "conditioning.configs", [])
                     if isinstance(entry, dict) and entry.get("id") == "seconds_total"), {})
+    if options.get("fourier_features_type", "expo") != "expo":  # stable-audio-3 conditioners.py NumberEmbedder
+        raise ModelError(f"unsupported Stable Audio 3 variant: {options['fourier_features_type']!r} duration "
+                         "features (diffusers computes 'expo' ones)")
     return {"output_dim": linear.shape[0], "fourier_dim": linear.shape[1], "min_val": float(options.get("min_val", 0.0)),
             "max_val": float(options.get("max_val", 384.0)), "min_freq": 0.5, "max_freq": 10000.0}
 
@@ -339,7 +343,8 @@ def _save_part(folder: Path, model_class, config: dict, weights: dict[str, torch
         if tuple(tensor.shape) != tuple(reference.shape):
             raise ModelError(f"{folder.name}: {name} has shape {tuple(tensor.shape)}, diffusers' "
                              f"{model_class.__name__} expects {tuple(reference.shape)}")
-        checked[name] = tensor.to(torch.float32, copy=True).contiguous()  # q/k/v reorders are views of one matrix
+        # No copy of what is already fp32: Medium's checkpoint is gigabytes, held once.
+        checked[name] = tensor.to(torch.float32).contiguous()
     folder.mkdir(parents=True)
     with torch.device("meta"):
         model_class(**config).save_config(folder)
