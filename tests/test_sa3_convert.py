@@ -88,6 +88,10 @@ def test_a_checkpoint_that_does_not_fit_diffusers_is_refused_in_one_line_and_not
     (bad / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{not json")
     with pytest.raises(ModelError, match="not a readable safetensors file") as corrupt:
         convert_stable_audio_3(bad, repo / TEXT_ENCODER_FOLDER, tmp_path / "out")
+    incomplete = {key: tensor for key, tensor in stability_state(pipeline).items() if "to_local_embed" not in key}
+    save_file(incomplete, str(bad / "model.safetensors"))
+    with pytest.raises(ModelError, match="lacks 'model.model.transformer.layers.0.to_local_embed.0.weight'"):
+        convert_stable_audio_3(bad, repo / TEXT_ENCODER_FOLDER, tmp_path / "out")
     learned = stability_state(pipeline) | {"conditioner.conditioners.seconds_total.embedder.embedding.0.weights": torch.ones(8)}
     save_file(learned, str(bad / "model.safetensors"))  # learned duration features: diffusers has none
     with pytest.raises(ModelError, match="does not know conditioner.conditioners.seconds_total"):

@@ -25,7 +25,7 @@ from bridge.models.conversion import (
     list_repo,
     start_download,
 )
-from bridge.models.sa3_convert import CHECKPOINT, MODEL_CONFIG, read_model_config, text_encoder_source
+from bridge.models.sa3_config import CHECKPOINT, MODEL_CONFIG, read_model_config, text_encoder_source
 
 DIFFUSERS_INDEX = "model_index.json"
 
