@@ -98,7 +98,8 @@ def vae_config_from(config: dict, source: dict) -> dict:
         "encoder_transformer_depths": list(encoder["transformer_depths"]),
         "latent_dim": int(encoder.get("latent_dim", autoencoder.get("latent_dim"))),
         "use_differential_attention": bool(encoder.get("differential", True)),
-        "dim_heads": int(encoder.get("dim_heads", 64)),
+        # Unstated, the reference's TransformerResamplingBlock default (128) would apply; the weights say which.
+        "dim_heads": int(encoder.get("dim_heads", source[f"{AE}encoder.layers.0.transformers.0.self_attn.q_norm.gamma"].shape[0])),
         "ff_mult": proj_in.shape[0] // (2 * width),  # SwiGLU: proj_in makes 2 x (mult x width) (not in the config)
         "sliding_window": int(window[0]),
         "encoder_sinusoidal_blocks": list(encoder.get("sinusoidal_blocks", [0] * len(strides))),
