@@ -30,14 +30,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_list(args: argparse.Namespace) -> int:
     from bridge.models import all_model_statuses
 
-    print(f"{'model':38} {'size':>8}  {'ch':>2}  {'on disk':>8}  {'state':22} licence / good for")
-    for status in all_model_statuses():
+    statuses = all_model_statuses()
+    width = max(38, *(len(status.model_id) for status in statuses))  # Stable Audio 3's -base ids are long
+    print(f"{'model':{width}} {'size':>8}  {'ch':>2}  {'on disk':>8}  {'state':22} licence / good for")
+    for status in statuses:
         known = status.known
         size = (f"{known.size_gb:.1f} GB" if known.size_gb >= 0.1 else "<10 MB") if known else "?"
         disk = _megabytes(status.disk_bytes) if status.disk_bytes else "-"
         state = f"{status.state} ({status.detail})" if status.detail and len(status.detail) < 30 else status.state
         about = f"{known.licence}; {known.description}" if known else status.detail
-        print(f"{status.model_id:38} {size:>8}  {known.channels if known else '?':>2}  {disk:>8}  {state:22} {about}")
+        print(f"{status.model_id:{width}} {size:>8}  {known.channels if known else '?':>2}  {disk:>8}  {state:22} {about}")
     print("\nPrompts are English. Any other MusicGen id (org/name) or a local model folder works with --model;")
     print("`segue models download ID` fetches one ahead of time (resumable), `segue models remove ID` frees space.")
     print(describe_kernels())

@@ -8,9 +8,10 @@ AUDIOGEN_LICENCE = "CC-BY-NC 4.0 (weights, non-commercial)"
 # Free for commercial use too below USD 1M annual revenue (stability.ai/news/license-update,
 # stability.ai/license); above it an Enterprise licence is needed.
 STABILITY_LICENCE = "Stability AI Community License (free below USD 1M yearly revenue)"
-# Stability publishes Stable Audio 3 in its own format (stable-audio-3 / stable-audio-tools); diffusers
-# reads it after its scripts/convert_stable_audio_3_to_diffusers.py. Segue does not convert yet.
-SA3_CONVERT = "convert with diffusers' convert_stable_audio_3_to_diffusers.py, then --model FOLDER"
+# Stability publishes Stable Audio 3 in its own format (stable-audio-3); `segue models download` converts
+# it once into a diffusers folder (bridge/models/sa3_download.py). The -base models are undistilled (50-100
+# steps with guidance, for fine-tuning): they convert, but Segue's engine samples 8 steps without guidance.
+SA3_BASE = "undistilled base for fine-tuning (needs 50-100 steps with guidance, which Segue does not run yet)"
 
 
 @dataclass(frozen=True)
@@ -54,11 +55,16 @@ KNOWN_MODELS: tuple[KnownModel, ...] = (
     # Stable Audio 3 (44.1 kHz stereo, diffusion: 8 steps for the distilled models). Sizes are estimates
     # from the parameter counts the Hub shows (0.6B small with its T5Gemma encoder, 2B medium), in fp32.
     KnownModel("stabilityai/stable-audio-3-small-music", 2.4, STABILITY_LICENCE, 2,
-               f"0.6B: BPM-locked music loops and stems, made to run on a CPU; {SA3_CONVERT}", supported=False),
+               "0.6B: BPM-locked music loops and stems, made to run on a CPU (converted at download)"),
     KnownModel("stabilityai/stable-audio-3-small-sfx", 2.4, STABILITY_LICENCE, 2,
-               f"0.6B: sound effects, risers, foley and one-shots; {SA3_CONVERT}", supported=False),
+               "0.6B: sound effects, risers, foley and one-shots (converted at download)", kind="sound"),
     KnownModel("stabilityai/stable-audio-3-medium", 8.0, STABILITY_LICENCE, 2,
-               f"2B: full arrangements up to ~6 min (380 s), best quality, wants a GPU; {SA3_CONVERT}", supported=False),
+               "2B: full arrangements up to ~6 min (380 s), best quality, wants a GPU (converted at download)"),
+    KnownModel("stabilityai/stable-audio-3-small-music-base", 2.4, STABILITY_LICENCE, 2, f"0.6B music: {SA3_BASE}",
+               supported=False),
+    KnownModel("stabilityai/stable-audio-3-small-sfx-base", 2.4, STABILITY_LICENCE, 2, f"0.6B sound effects: {SA3_BASE}",
+               supported=False),
+    KnownModel("stabilityai/stable-audio-3-medium-base", 8.0, STABILITY_LICENCE, 2, f"2B: {SA3_BASE}", supported=False),
     KnownModel("stabilityai/stable-audio-open-1.0", 4.8, STABILITY_LICENCE, 2,
                "1.2B, diffusers format: up to 47 s of sounds and loops; not supported by Segue's engine yet",
                supported=False),

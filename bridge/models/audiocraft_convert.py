@@ -20,8 +20,6 @@ config, processor and `segue_audiogen.json` into a temporary folder renamed into
 
 import math
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -46,6 +44,7 @@ from bridge.models.audiocraft_pickles import (
     load_checkpoint_pickle,
     model_state,
 )
+from bridge.models.folder_writes import write_folder_atomically
 
 LM_FILE = "state_dict.bin"
 COMPRESSION_FILE = "compression_state_dict.bin"
@@ -111,25 +110,18 @@ def convert_audiogen(checkpoint_dir: Path, text_encoder_dir: Path, out_dir: Path
     weights |= {f"text_encoder.{name}": tensor for name, tensor in text_encoder.state_dict().items()}
     weights = _checked_against(config, weights)
 
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        config.save_pretrained(tmp)
-        _generation_config(decoder_config, codec).save_pretrained(tmp)
-        save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    def write(folder: Path) -> None:
+        config.save_pretrained(folder)
+        _generation_config(decoder_config, codec).save_pretrained(folder)
+        save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
         feature_extractor = EncodecFeatureExtractor(
             feature_size=codec.audio_channels, sampling_rate=codec.sampling_rate, padding_value=0.0
         )
         tokenizer = AutoTokenizer.from_pretrained(text_encoder_dir)
-        MusicgenProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer).save_pretrained(tmp)
-        write_audiogen_marker(tmp)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
+        MusicgenProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer).save_pretrained(folder)
+        write_audiogen_marker(folder)
+
+    return write_folder_atomically(Path(out_dir), write)
 
 
 def decoder_config_from(weights: dict[str, torch.Tensor], config: dict) -> MusicgenDecoderConfig:

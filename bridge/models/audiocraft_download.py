@@ -10,21 +10,21 @@ must not take down), verified to load like any download, and installed as `files
 and the raw T5 are then deleted: the converted folder is all Segue loads.
 """
 
-import os
-import shutil
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-from huggingface_hub import HfApi, hf_hub_url
-from huggingface_hub.hf_api import RepoFile
-
 from bridge.errors import ModelError
-from bridge.models import download, store
+from bridge.models import download
 from bridge.models.audiocraft_convert import COMPRESSION_FILE, LM_FILE
 from bridge.models.audiocraft_pickles import checkpoint_config, config_value, load_checkpoint_pickle
-from bridge.models.verify import run_in_child, verify_model_loads
+from bridge.models.conversion import (
+    add_text_encoder,
+    convert_verify_install,
+    fetch_all,
+    list_repo,
+    start_download,
+)
 
 AUDIOCRAFT_FILES = (LM_FILE, COMPRESSION_FILE)
 DEFAULT_TEXT_ENCODER = "t5-large"  # audiocraft config/conditioner/text2sound.yaml
@@ -42,7 +42,7 @@ TEXT_ENCODER_FILES = ("config.json", "model.safetensors", "spiece.model", "token
 
 def is_audiocraft_checkpoint(model_id: str, revision: str = "main") -> bool:
     """True when the repository holds audiocraft's two pickles and no safetensors weights."""
-    names = {remote.path for remote in _listing(model_id, revision)[1]}
+    names = {remote.path for remote in list_repo(model_id, revision)[1]}
     return set(AUDIOCRAFT_FILES) <= names and not any(name.endswith(".safetensors") for name in names)
 
 
@@ -52,70 +52,21 @@ def download_and_convert(
     cancel: threading.Event | None = None,
     revision: str = "main",
 ) -> Path:
-    commit, listed = _listing(model_id, revision)
+    commit, listed = list_repo(model_id, revision)
     checkpoint_files = [remote for remote in listed if remote.path in AUDIOCRAFT_FILES]
-    folder = store.model_dir(model_id)
-    downloads = folder / "downloads" / commit
-    download._forget_other_commits(folder / "downloads", keep=commit)
-    manifest = {"model_id": model_id, "endpoint": download.hub_endpoint(), "commit": commit, "state": "downloading",
-                "format": "audiocraft", "files": [{"path": f.path, "size": f.size} for f in checkpoint_files]}
-    store.write_manifest(model_id, manifest)
-    tracker = download._Tracker(model_id, checkpoint_files, downloads / "checkpoint", on_progress)
-    _fetch_all(model_id, commit, checkpoint_files, downloads / "checkpoint", tracker, cancel, 0)
+    manifest, tracker, downloads = start_download(model_id, commit, checkpoint_files, "audiocraft", on_progress)
+    fetch_all(model_id, commit, checkpoint_files, downloads / "checkpoint", tracker, cancel, 0)
 
     text_encoder_repo = _text_encoder_repo(downloads / "checkpoint" / LM_FILE)
-    t5_commit, t5_listed = _listing(text_encoder_repo, "main")
+    t5_commit, t5_listed = list_repo(text_encoder_repo, "main")
     t5_files = [remote for remote in t5_listed if remote.path in TEXT_ENCODER_FILES]
     if not any(remote.path == "model.safetensors" for remote in t5_files):
         raise ModelError(f"{text_encoder_repo} (AudioGen's text encoder) has no safetensors weights")
-    _extend(tracker, t5_files, downloads / "t5")
-    manifest["text_encoder"] = {"repo": text_encoder_repo, "commit": t5_commit}
-    manifest["files"] += [{"path": f"{text_encoder_repo}/{f.path}", "size": f.size} for f in t5_files]
-    store.write_manifest(model_id, manifest)
-    _fetch_all(text_encoder_repo, t5_commit, t5_files, downloads / "t5", tracker, cancel, len(checkpoint_files))
+    add_text_encoder(manifest, tracker, {"repo": text_encoder_repo, "commit": t5_commit}, t5_files, downloads / "t5")
+    fetch_all(text_encoder_repo, t5_commit, t5_files, downloads / "t5", tracker, cancel, len(checkpoint_files))
 
-    tracker.report("converting", "")
-    converted = downloads / "converted"
-    try:
-        _convert_in_child(downloads / "checkpoint", downloads / "t5", converted)
-        tracker.report("verifying", "")
-        verify_model_loads(converted)
-    except ModelError as error:
-        store.write_manifest(model_id, {**manifest, "state": store.FAILED, "error": str(error)})
-        raise
-    installed = folder / "files"
-    if installed.exists():
-        shutil.rmtree(installed)
-    os.replace(converted, installed)
-    shutil.rmtree(folder / "downloads", ignore_errors=True)  # the pickles and raw T5: GBs no longer needed
-    store.write_manifest(model_id, {**manifest, "state": store.READY, "verified_at": time.time()})
-    return installed
-
-
-def _listing(repo_id: str, revision: str) -> tuple[str, list[download.RemoteFile]]:
-    api = HfApi(endpoint=download.hub_endpoint())
-    with download._hub_errors(repo_id):
-        commit = api.model_info(repo_id, revision=revision).sha
-        entries = [entry for entry in api.list_repo_tree(repo_id, revision=commit, recursive=True)
-                   if isinstance(entry, RepoFile)]
-    files = [download.RemoteFile(e.path, e.size, e.lfs.sha256 if e.lfs else None, e.blob_id) for e in entries]
-    return commit, sorted(files, key=lambda f: (f.size, f.path))
-
-
-def _fetch_all(repo_id, commit, files, into: Path, tracker, cancel, files_before: int) -> None:
-    for index, remote in enumerate(files):
-        target = into / remote.path
-        if not target.is_file():
-            url = hf_hub_url(repo_id, remote.path, revision=commit, endpoint=download.hub_endpoint())
-            download._fetch(url, target.with_name(target.name + ".part"), remote, tracker, cancel)
-        tracker.file_done(files_before + index + 1, remote.path)
-
-
-def _extend(tracker, files: list[download.RemoteFile], into: Path) -> None:
-    """Count the text encoder's files in the same progress (known only once the LM's config is read)."""
-    tracker.files = [*tracker.files, *files]
-    tracker.total += sum(f.size for f in files)
-    tracker.done += sum(download._size_on_disk(into / f.path) for f in files)
+    return convert_verify_install(model_id, manifest, tracker, "bridge.models.audiocraft_convert:convert_audiogen",
+                                  (downloads / "checkpoint", downloads / "t5"), "the AudioGen checkpoint")
 
 
 def _text_encoder_repo(lm_checkpoint: Path) -> str:
@@ -125,20 +76,3 @@ def _text_encoder_repo(lm_checkpoint: Path) -> str:
     if repo is None:
         raise ModelError(f"this AudioGen checkpoint conditions on {name!r}, a text encoder Segue does not know")
     return repo
-
-
-def _convert_in_child(checkpoint_dir: Path, text_encoder_dir: Path, out_dir: Path) -> None:
-    args = (str(checkpoint_dir), str(text_encoder_dir), str(out_dir))
-    problem = run_in_child(_convert, args, "segue-convert-audiogen")
-    if problem is not None:
-        raise ModelError(f"converting the AudioGen checkpoint failed: {problem}")
-
-
-def _convert(checkpoint_dir: str, text_encoder_dir: str, out_dir: str, sender) -> None:
-    try:
-        from bridge.models.audiocraft_convert import convert_audiogen
-
-        convert_audiogen(Path(checkpoint_dir), Path(text_encoder_dir), Path(out_dir))
-        sender.send(None)
-    except BaseException as error:  # noqa: BLE001 - every failure is the answer
-        sender.send(str(error).splitlines()[0] if str(error) else type(error).__name__)

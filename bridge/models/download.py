@@ -103,6 +103,10 @@ def download_model(
 
     if audiocraft_download.is_audiocraft_checkpoint(model_id, revision):  # AudioGen: pickles, converted once
         return audiocraft_download.download_and_convert(model_id, on_progress, cancel, revision)
+    from bridge.models import sa3_download
+
+    if sa3_download.is_stability_checkpoint(model_id, revision):  # Stable Audio 3: Stability's format, converted once
+        return sa3_download.download_and_convert(model_id, on_progress, cancel, revision)
     commit, files = list_remote_files(model_id, revision)
     folder = store.model_dir(model_id)
     downloads = folder / "downloads" / commit

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from bridge.errors import ModelError
 
+NO_ANSWER = "it stopped without an answer (out of memory?)"
+
 
 def verify_model_loads(folder: Path) -> None:
     """Load the checkpoint in `folder` on the CPU in a child process; raise ModelError if it fails."""
@@ -27,16 +29,16 @@ def run_in_child(target, args: tuple, name: str) -> str | None:
     try:
         problem = receiver.recv()
     except EOFError:
-        problem = "it stopped without an answer (out of memory?)"
+        problem = NO_ANSWER
     process.join()
     return problem
 
 
 def _load(folder: str, sender) -> None:
     try:
-        from bridge.engine.musicgen.loading import load_model
+        from bridge.engine.families import family_for
 
-        load_model(folder, "cpu")
+        family_for(folder).load(folder, "cpu")  # the family that will run it (MusicGen, Stable Audio ...)
         sender.send(None)
     except BaseException as error:  # noqa: BLE001 - every failure is the answer
         sender.send(str(error).splitlines()[0] if str(error) else type(error).__name__)

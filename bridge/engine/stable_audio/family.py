@@ -32,7 +32,22 @@ def claims(model_id: str) -> bool:
 
 
 def max_seconds(model_id: str) -> float:
-    return TINY_MAX_SECONDS if model_id in ARCHITECTURES else SA3_MAX_SECONDS
+    if model_id in ARCHITECTURES:
+        return TINY_MAX_SECONDS
+    return _converted_max_seconds(model_id) or SA3_MAX_SECONDS
+
+
+def _converted_max_seconds(model_id: str) -> float | None:
+    """The duration clamp of a converted folder (the small models' differs from Medium's), read without torch."""
+    from bridge.models.store import installed_model_dir
+
+    local = Path(model_id).expanduser()
+    folder = local if local.is_dir() else installed_model_dir(model_id)
+    try:
+        config = json.loads((Path(folder) / "duration_embedder" / "config.json").read_text(encoding="utf-8"))
+        return float(config["max_val"])
+    except (TypeError, OSError, ValueError, KeyError):
+        return None
 
 
 def check(request: GenerationRequest) -> None:

@@ -62,8 +62,8 @@ def resolve_checkpoint(model_id: str) -> Path:
     folder = local if local.is_dir() else installed_model_dir(model_id)
     if folder is None:
         raise ModelError(
-            f"{model_id} is not downloaded: Stable Audio 3 weights are published in Stability's own format; "
-            "convert them with diffusers' convert_stable_audio_3_to_diffusers.py and pass the folder with --model"
+            f"{model_id} is not downloaded: run `segue models download {model_id}` (it converts Stability's "
+            "format once), or pass a converted folder with --model"
         )
     name = folder_pipeline(folder)
     if name == STABLE_AUDIO_OPEN_PIPELINE:
