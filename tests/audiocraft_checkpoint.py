@@ -15,9 +15,12 @@ Key names and shapes follow facebookresearch/audiocraft (commit 896ec7c):
 from pathlib import Path
 
 import torch
+import yaml
 
 LM_DIMS = dict(dim=48, num_heads=3, num_layers=2, hidden_scale=4, n_q=4, card=2048)
 CODEC_DIMS = dict(n_filters=4, dimension=16, ratios=[8, 5, 4, 2], lstm=2, compress=2, bins=2048, n_q=4)
+# facebook/audiogen-medium's EnCodec (encodec_large_nq4_s320.yaml over encodec/default.yaml): 16 kHz, 50 frames/s.
+REAL_CODEC_DIMS = dict(n_filters=64, dimension=128, ratios=[8, 5, 4, 2], lstm=2, compress=2, bins=2048, n_q=4)
 
 
 def lm_state(t5_dim: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -51,31 +54,36 @@ def lm_state(t5_dim: int, seed: int = 0) -> dict[str, torch.Tensor]:
     return state
 
 
-def codec_state(seed: int = 1) -> dict[str, torch.Tensor]:
+def codec_state(seed: int = 1, dims: dict | None = None, meta: bool = False) -> dict[str, torch.Tensor]:
+    """EnCodec's weights (`dims`: CODEC_DIMS or REAL_CODEC_DIMS); `meta`: shapes only, no memory."""
+    dims = dims or CODEC_DIMS
     generator = torch.Generator().manual_seed(seed)
-    filters, dimension, compress = CODEC_DIMS["n_filters"], CODEC_DIMS["dimension"], CODEC_DIMS["compress"]
+    filters, dimension, compress = dims["n_filters"], dims["dimension"], dims["compress"]
     state: dict[str, torch.Tensor] = {}
+
+    def randn(*shape: int) -> torch.Tensor:
+        return torch.empty(shape, device="meta") if meta else torch.randn(*shape, generator=generator)
 
     def conv(name: str, in_channels: int, out_channels: int, kernel: int, transposed: bool = False) -> None:
         shape = (in_channels, out_channels, kernel) if transposed else (out_channels, in_channels, kernel)
         inner = ".convtr.convtr" if transposed else ".conv.conv"
-        state[f"{name}{inner}.weight_g"] = torch.rand(shape[0], 1, 1, generator=generator) + 0.5
-        state[f"{name}{inner}.weight_v"] = torch.randn(*shape, generator=generator)
-        state[f"{name}{inner}.bias"] = torch.randn(out_channels, generator=generator) * 0.1
+        state[f"{name}{inner}.weight_g"] = randn(shape[0], 1, 1).abs() + 0.5
+        state[f"{name}{inner}.weight_v"] = randn(*shape)
+        state[f"{name}{inner}.bias"] = randn(out_channels) * 0.1
 
     def resblock(name: str, channels: int) -> None:
         conv(f"{name}.block.1", channels, channels // compress, 3)
         conv(f"{name}.block.3", channels // compress, channels, 1)
 
     def lstm(name: str, channels: int) -> None:
-        for layer in range(CODEC_DIMS["lstm"]):
+        for layer in range(dims["lstm"]):
             for kind in ("ih", "hh"):
-                state[f"{name}.lstm.weight_{kind}_l{layer}"] = torch.randn(4 * channels, channels, generator=generator) * 0.1
-                state[f"{name}.lstm.bias_{kind}_l{layer}"] = torch.randn(4 * channels, generator=generator) * 0.1
+                state[f"{name}.lstm.weight_{kind}_l{layer}"] = randn(4 * channels, channels) * 0.1
+                state[f"{name}.lstm.bias_{kind}_l{layer}"] = randn(4 * channels) * 0.1
 
     index, mult = 0, 1
     conv(f"encoder.model.{index}", 1, filters, 7)
-    for ratio in reversed(CODEC_DIMS["ratios"]):
+    for ratio in reversed(dims["ratios"]):
         resblock(f"encoder.model.{index + 1}", mult * filters)  # then ELU at index + 2
         conv(f"encoder.model.{index + 3}", mult * filters, 2 * mult * filters, 2 * ratio)
         index, mult = index + 3, mult * 2
@@ -85,17 +93,17 @@ def codec_state(seed: int = 1) -> dict[str, torch.Tensor]:
     conv("decoder.model.0", dimension, mult * filters, 7)
     lstm("decoder.model.1", mult * filters)
     index = 1
-    for ratio in CODEC_DIMS["ratios"]:
+    for ratio in dims["ratios"]:
         conv(f"decoder.model.{index + 2}", mult * filters, mult * filters // 2, 2 * ratio, transposed=True)
         resblock(f"decoder.model.{index + 3}", mult * filters // 2)
         index, mult = index + 3, mult // 2
     conv(f"decoder.model.{index + 2}", filters, 1, 7)
 
-    for q in range(CODEC_DIMS["n_q"]):
+    for q in range(dims["n_q"]):
         codebook = f"quantizer.vq.layers.{q}._codebook"
-        embed = torch.randn(CODEC_DIMS["bins"], dimension, generator=generator)
+        embed = randn(dims["bins"], dimension)
         state[f"{codebook}.inited"] = torch.tensor([1.0])
-        state[f"{codebook}.cluster_size"] = torch.ones(CODEC_DIMS["bins"])
+        state[f"{codebook}.cluster_size"] = torch.ones(dims["bins"])
         state[f"{codebook}.embed"] = embed
         state[f"{codebook}.embed_avg"] = embed.clone()
     return state
@@ -138,31 +146,41 @@ conditioners:
 """
 
 
-def codec_config_yaml() -> str:
-    c = CODEC_DIMS
-    return f"""sample_rate: 16000
-channels: 1
-encodec:
-  causal: false
-  renormalize: false
-  sample_rate: ${{sample_rate}}
-seanet:
-  dimension: {c['dimension']}
-  channels: ${{channels}}
-  causal: ${{encodec.causal}}
-  n_filters: {c['n_filters']}
-  n_residual_layers: 1
-  ratios: {c['ratios']}
-  pad_mode: constant
-  dilation_base: 2
-  compress: {c['compress']}
-  lstm: {c['lstm']}
-  decoder:
-    trim_right_ratio: 1.0
-rvq:
-  n_q: {c['n_q']}
-  bins: {c['bins']}
-"""
+def codec_config_yaml(dims: dict | None = None, **seanet_changes: object) -> str:
+    """`xp.cfg` of an exported AudioGen EnCodec, as audiocraft writes it: `OmegaConf.to_yaml` of the
+    whole training config, interpolations unresolved (utils/export.py:20-33). Its model sections are
+    config/model/encodec/default.yaml (every key) with encodec_large_nq4_s320.yaml's overrides, under
+    config/solver/compression/encodec_audiogen_16khz.yaml (channels 1, 16 kHz); a few solver keys
+    stand for the rest. `dims` (default CODEC_DIMS, the tiny test codec) replaces the sizes only;
+    `seanet_changes` replace `seanet` keys (None deletes one)."""
+    c = dims or CODEC_DIMS
+    seanet = {
+        "dimension": c["dimension"], "channels": "${channels}", "causal": "${encodec.causal}",
+        "n_filters": c["n_filters"], "n_residual_layers": 1, "ratios": c["ratios"], "activation": "ELU",
+        "activation_params": {"alpha": 1.0}, "norm": "weight_norm", "norm_params": {}, "kernel_size": 7,
+        "residual_kernel_size": 3, "last_kernel_size": 7, "dilation_base": 2, "pad_mode": "constant",
+        "true_skip": True, "compress": c["compress"], "lstm": c["lstm"], "disable_norm_outer_blocks": 0,
+        "decoder": {"trim_right_ratio": 1.0, "final_activation": None, "final_activation_params": None},
+        "encoder": {},
+    }
+    for key, value in seanet_changes.items():
+        if value is None:
+            seanet.pop(key, None)
+        else:
+            seanet[key] = value
+    config = {
+        "device": "cuda", "dtype": "float32", "solver": "compression", "sample_rate": 16000, "channels": 1,
+        "losses": {"adv": 4.0, "feat": 4.0, "l1": 0.1, "mel": 0.0, "msspec": 2.0, "sisnr": 0.0},
+        "compression_model": "encodec",
+        "encodec": {"autoencoder": "seanet", "quantizer": "rvq", "sample_rate": "${sample_rate}",
+                    "channels": "${channels}", "causal": False, "renormalize": False},
+        "seanet": seanet,
+        "rvq": {"n_q": c["n_q"], "q_dropout": False, "bins": c["bins"], "decay": 0.99, "kmeans_init": True,
+                "kmeans_iters": 50, "threshold_ema_dead_code": 2, "orthogonal_reg_weight": 0.0,
+                "orthogonal_reg_active_codes_only": False},
+        "no_quant": {},
+    }
+    return yaml.safe_dump(config, sort_keys=False)
 
 
 def write_checkpoint(folder: Path, t5_dim: int, lm_cfg: object = None, codec_cfg: object = None) -> Path:

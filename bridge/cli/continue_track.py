@@ -14,8 +14,6 @@ from bridge.cli.presets import add_preset_option, apply_preset
 from bridge.daw.connect import open_link
 from bridge.daw.link import DawLink
 from bridge.daw.placement import ROUTE_DRAG_AND_DROP
-from bridge.engine.catalog import known_to_take_no_melody, no_melody_message
-from bridge.engine.melody_timeline import read_melody_file
 from bridge.engine.request import DEFAULT_MODEL, QUALITY_MODES
 from bridge.errors import DawError, InvalidParameterError
 from bridge.library import ClipLibrary
@@ -24,9 +22,11 @@ from bridge.settings import load_settings
 from bridge.workflow import ContinueMyTrack, ContinueOptions
 from bridge.workflow.describe import check_key
 from bridge.workflow.loopback import start_player, start_recorder
+from bridge.workflow.melody_source import check_takes_melody, following, melody_from_daw
 from bridge.workflow.source import END_CHOICES
 
 DAW_WAIT_SECONDS = 5.0
+DAW_SOURCES = ("capture", "render")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,8 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_engine_options(parser)
     parser.add_argument("--quality", choices=QUALITY_MODES, default="auto")
     parser.add_argument(
-        "--melody", type=Path, metavar="FILE",
-        help="also follow the melody and chords of FILE, from a bar line (melody models, e.g. facebook/musicgen-melody)",
+        "--melody", metavar="capture|render|FILE",
+        help="also follow a melody and its chords (melody models, e.g. facebook/musicgen-melody): an audio file "
+        "from a bar line, or the DAW's last --source-bars bars, captured or rendered as --source takes them",
     )
     add_preset_option(parser)
     parser.set_defaults(handler=run_continue_track)
@@ -77,7 +78,8 @@ def run_continue_track(args: argparse.Namespace) -> int:
     if preset is not None:  # the preset's sound settings; the length stays the command line's
         options = dataclasses.replace(options, cfg=preset.guidance, temperature=preset.temperature)
     source_kind = args.source or "auto"
-    file_source = source_kind not in ("auto", "capture", "render")
+    file_source = source_kind not in ("auto", *DAW_SOURCES)
+    daw_melody = args.melody in DAW_SOURCES
     if file_source and not Path(source_kind).is_file():
         raise InvalidParameterError(f"--source is capture, render or an audio file; no file at {source_kind}")
     for value, name in ((args.place, "--place"), (args.play, "--play")):
@@ -94,7 +96,7 @@ def run_continue_track(args: argparse.Namespace) -> int:
         resources.callback(link.close)
         link.start()
         wants_capture = source_kind == "capture" or (source_kind == "auto" and (args.input or link.name != "reaper"))
-        if wants_capture and not file_source:
+        if (wants_capture and not file_source) or args.melody == "capture":
             recorder, warning = start_recorder(args.input, args.output)
             resources.callback(recorder.close)
             if warning:
@@ -109,12 +111,16 @@ def run_continue_track(args: argparse.Namespace) -> int:
             engine, link=link, recorder=recorder, player=player, library=library, export_dir=paths.export_dir()
         )
         resources.callback(session.close)
-        needs_daw = link.name != "none" and not (file_source and args.bpm is not None)
+        needs_daw = link.name != "none" and (daw_melody or not (file_source and args.bpm is not None))
         if needs_daw and not link.transport.wait_for(lambda s: s.tempo_and_signature_known, DAW_WAIT_SECONDS):
             raise DawError(f"cannot follow the DAW: {_missing(link)}")
 
         source = _source(session, args, source_kind, file_source)
         print(f"source: {source.describe()}" + (f"; {source.note}" if source.note else ""))
+        if daw_melody:
+            melody = melody_from_daw(session, source, args.melody, args.end)
+            options = following(options, melody)
+            print("melody: the source's own bars" if melody is source else f"melody: {melody.describe()}")
         hints = session.suggest(source)
         if args.accept_key and hints.key is None:
             print("segue: no clear key in the source; continuing without one", file=sys.stderr)
@@ -156,14 +162,7 @@ def _missing(link: DawLink) -> str:
 
 
 def _options(args: argparse.Namespace) -> ContinueOptions:
-    melody = {}
-    if args.melody is not None:
-        if known_to_take_no_melody(args.model):
-            raise InvalidParameterError(no_melody_message(args.model))
-        audio, rate = read_melody_file(args.melody)
-        melody = {"melody": audio, "melody_sample_rate": rate}
-    return ContinueOptions(
-        **melody,
+    options = ContinueOptions(
         prompt=args.prompt,
         bars=args.bars,
         takes=args.takes,
@@ -173,6 +172,11 @@ def _options(args: argparse.Namespace) -> ContinueOptions:
         quality=args.quality,
         reroll_silent_start=not args.no_reroll,
     ).check()
+    if args.melody is not None:
+        check_takes_melody(args.model)
+        if args.melody not in DAW_SOURCES:  # a file, read now: a bad one stops before the DAW is asked anything
+            options = following(options, args.melody)
+    return options
 
 
 def _open_link(args: argparse.Namespace) -> DawLink:

@@ -9,6 +9,7 @@ Inbound (UDP, 127.0.0.1:9030 by default):
     /segue/cancel                                      stop the running job
     /segue/status
     /segue/continue_bars, continue_file_bars, continue_again, place, play: "Continue my track"
+    /segue/continue_bars_melody, continue_file_bars_melody: the same, following a melody as well
                                                        (bridge.workflow.control documents them)
 Outbound, to the sender's IP at the reply port (9031 by default):
     /segue/progress  i:job f:fraction               0.0 as soon as a job is accepted, then as it runs
@@ -132,6 +133,17 @@ class ControlServer:
             "/segue/continue_again": _Command(
                 "sii", "/segue/continue_again s:prompt i:bars i:takes", self._continue_again
             ),
+            "/segue/continue_bars_melody": _Command(
+                "siiisi",
+                "/segue/continue_bars_melody s:prompt i:source_bars i:bars i:takes s:melody_path|daw i:seed",
+                self._continue_bars_melody,
+            ),
+            "/segue/continue_file_bars_melody": _Command(
+                "ssiiisi",
+                "/segue/continue_file_bars_melody s:audio_path s:prompt i:source_bars i:bars i:takes "
+                "s:melody_path|daw i:seed",
+                self._continue_file_bars_melody,
+            ),
             "/segue/place": _Command("ii", "/segue/place i:job i:take", self._place),
             "/segue/play": _Command("ii", "/segue/play i:job i:take", self._play),
         }
@@ -252,20 +264,53 @@ class ControlServer:
 
     # -- Continue my track (bridge.workflow.control runs these) ------------------------------------
 
-    def _continue_bars(self, reply_to: Address, prompt: str, source_bars: int, bars: int, takes: int) -> None:
-        self._claim_for_workflow(reply_to, "/segue/continue_bars")
+    def _continue_bars(
+        self, reply_to: Address, prompt: str, source_bars: int, bars: int, takes: int,
+        melody: str | None = None, seed: int | None = None, address: str = "/segue/continue_bars",
+    ) -> None:
+        self._claim_for_workflow(reply_to, address)
         self._start_workflow(lambda: self.workflow.continue_bars(
-            reply_to, "/segue/continue_bars", prompt, source_bars, bars, takes
+            reply_to, address, prompt, source_bars, bars, takes, melody, seed
         ))
 
     def _continue_file_bars(
-        self, reply_to: Address, audio_path: str, prompt: str, source_bars: int, bars: int, takes: int
+        self, reply_to: Address, audio_path: str, prompt: str, source_bars: int, bars: int, takes: int,
+        melody: str | None = None, seed: int | None = None, address: str = "/segue/continue_file_bars",
     ) -> None:
         path, _ = _check_audio_file(audio_path)
-        self._claim_for_workflow(reply_to, "/segue/continue_file_bars")
+        self._claim_for_workflow(reply_to, address)
         self._start_workflow(lambda: self.workflow.continue_file_bars(
-            reply_to, "/segue/continue_file_bars", str(path), prompt, source_bars, bars, takes
+            reply_to, address, str(path), prompt, source_bars, bars, takes, melody, seed
         ))
+
+    def _continue_bars_melody(
+        self, reply_to: Address, prompt: str, source_bars: int, bars: int, takes: int, melody: str, seed: int
+    ) -> None:
+        address = "/segue/continue_bars_melody"
+        melody, checked_seed = self._melody_and_seed(address, melody, seed)
+        self._continue_bars(reply_to, prompt, source_bars, bars, takes, melody, checked_seed, address)
+
+    def _continue_file_bars_melody(
+        self, reply_to: Address, audio_path: str, prompt: str, source_bars: int, bars: int, takes: int,
+        melody: str, seed: int,
+    ) -> None:
+        address = "/segue/continue_file_bars_melody"
+        melody, checked_seed = self._melody_and_seed(address, melody, seed)
+        self._continue_file_bars(reply_to, audio_path, prompt, source_bars, bars, takes, melody, checked_seed, address)
+
+    def _melody_and_seed(self, address: str, melody: str, seed: int) -> tuple[str, int | None]:
+        """The melody (a checked, resolved audio path, or a way to take the DAW's bars) and the seed (-1: new)."""
+        workflow = self._require_workflow(address)
+        if known_to_take_no_melody(self.model):
+            raise InvalidParameterError(no_melody_message(self.model))
+        if seed < -1:
+            raise InvalidParameterError(f"the seed is -1 (a new one each time) or a whole number from 0, got {seed}")
+        if melody not in workflow.DAW_MELODIES:
+            try:
+                melody = str(_check_audio_file(melody)[0])
+            except AudioFileError as error:
+                raise AudioFileError(f"melody: {error}") from None
+        return melody, None if seed == -1 else seed
 
     def _continue_again(self, reply_to: Address, prompt: str, bars: int, takes: int) -> None:
         self._claim_for_workflow(reply_to, "/segue/continue_again")

@@ -163,9 +163,44 @@ def decoder_config_from(weights: dict[str, torch.Tensor], config: dict) -> Music
     )
 
 
+# What audiocraft builds when `seanet.*` omits a key: builders.get_encodec_autoencoder passes only the
+# keys the config has (audiocraft models/builders.py:56-65, commit 896ec7c), so SEANetEncoder/Decoder's
+# own defaults apply (modules/seanet.py:91-96 and 186-192), not the values of the training YAML.
+_SEANET_CLASS_DEFAULTS = {
+    "pad_mode": "reflect", "causal": False, "norm": "none", "activation": "ELU", "activation_params": {"alpha": 1.0},
+    "true_skip": True, "dilation_base": 2, "disable_norm_outer_blocks": 0,
+}
+# A checkpoint whose config is lost (see audiocraft_pickles): every audiocraft EnCodec was trained
+# through config/model/encodec/default.yaml (lines 13-41), which states these.
+_SEANET_TRAINING_DEFAULTS = _SEANET_CLASS_DEFAULTS | {"pad_mode": "constant", "norm": "weight_norm"}
+# transformers' EncodecModel has one set of SEANet options for encoder and decoder, ELU(alpha=1)
+# everywhere and a norm on every convolution: a codec configured otherwise is refused.
+_SEANET_REQUIREMENTS = (("norm", "weight_norm"), ("activation", "ELU"), ("disable_norm_outer_blocks", 0))
+_DECODER_ONLY_OPTIONS = {"trim_right_ratio", "final_activation", "final_activation_params"}
+
+
 def encodec_config_from(weights: dict[str, torch.Tensor], config: dict) -> EncodecConfig:
+    """transformers' EncodecConfig for audiocraft's EnCodec: shapes from the weights, options from the
+    checkpoint's `xp.cfg` (its `seanet`, `encodec`, `rvq` sections, as audiocraft's builder reads them)."""
     if not any(name.endswith(".weight_g") for name in weights):
         raise ModelError("unsupported EnCodec variant: Segue converts weight-normalised SEANet codecs only")
+    defaults = _SEANET_CLASS_DEFAULTS if config else _SEANET_TRAINING_DEFAULTS
+
+    def seanet(key: str):
+        return config_value(config, f"seanet.{key}", defaults.get(key))
+
+    for key, required in _SEANET_REQUIREMENTS:
+        if seanet(key) != required:
+            raise ModelError(f"unsupported EnCodec variant: seanet.{key} is {seanet(key)!r} (Segue converts {required!r})")
+    if float((seanet("activation_params") or {}).get("alpha", 1.0)) != 1.0:
+        raise ModelError(f"unsupported EnCodec variant: ELU alpha {seanet('activation_params')}")
+    encoder_only = config_value(config, "seanet.encoder") or {}
+    decoder_only = config_value(config, "seanet.decoder") or {}
+    overridden = sorted(set(encoder_only) | (set(decoder_only) - _DECODER_ONLY_OPTIONS))
+    if overridden or decoder_only.get("final_activation") is not None:
+        what = overridden[0] if overridden else "decoder.final_activation"
+        raise ModelError(f"unsupported EnCodec variant: seanet.{what} differs between encoder and decoder")
+
     first = _conv_weight(weights, "encoder.model.0.conv.conv")
     convs = sorted(int(m.group(1)) for name in weights if (m := re.fullmatch(r"encoder\.model\.(\d+)\.conv\.conv\.weight_v", name)))
     last = _conv_weight(weights, f"encoder.model.{convs[-1]}.conv.conv")
@@ -176,12 +211,20 @@ def encodec_config_from(weights: dict[str, torch.Tensor], config: dict) -> Encod
     bins, codebook_dim = weights[codebooks[0]].shape
     hidden = last.shape[0]
     residual = _conv_weight(weights, "encoder.model.1.block.1.conv.conv")
+    residual_blocks = {m.group(1) for name in weights if (m := re.fullmatch(r"encoder\.model\.(\d+)\.block\.1\..*", name))}
+    residual_layers = len(residual_blocks) // len(ratios)
     lstm_layers = len([name for name in weights if re.fullmatch(r"encoder\.model\.\d+\.lstm\.weight_ih_l\d+", name)])
-    sample_rate = int(config_value(config, "sample_rate", 16000))
-    _expect(config, "seanet.ratios", ratios)
-    _expect(config, "seanet.n_filters", first.shape[0])
-    _expect(config, "rvq.bins", bins)
-    _expect(config, "rvq.n_q", len(codebooks))
+    conv_shortcut = any(".shortcut." in name for name in weights)
+    sample_rate = int(config_value(config, "encodec.sample_rate", config_value(config, "sample_rate", 16000)))
+    for key, actual in (
+        ("seanet.ratios", ratios), ("seanet.n_filters", first.shape[0]), ("seanet.dimension", hidden),
+        ("seanet.channels", first.shape[1]), ("seanet.n_residual_layers", residual_layers),
+        ("seanet.compress", first.shape[0] // residual.shape[0]), ("seanet.lstm", lstm_layers),
+        ("seanet.kernel_size", first.shape[-1]), ("seanet.last_kernel_size", last.shape[-1]),
+        ("seanet.residual_kernel_size", residual.shape[-1]), ("seanet.true_skip", not conv_shortcut),
+        ("rvq.bins", bins), ("rvq.n_q", len(codebooks)),
+    ):
+        _expect(config, key, actual)
     frame_rate = math.ceil(sample_rate / math.prod(ratios))
     codec = EncodecConfig(
         sampling_rate=sample_rate,
@@ -196,13 +239,13 @@ def encodec_config_from(weights: dict[str, torch.Tensor], config: dict) -> Encod
         last_kernel_size=last.shape[-1],
         residual_kernel_size=residual.shape[-1],
         compress=first.shape[0] // residual.shape[0],
-        num_residual_layers=int(config_value(config, "seanet.n_residual_layers", 1)),
-        dilation_growth_rate=int(config_value(config, "seanet.dilation_base", 2)),
-        use_conv_shortcut=any(".shortcut." in name for name in weights),
-        use_causal_conv=bool(config_value(config, "encodec.causal", False)),
-        pad_mode=str(config_value(config, "seanet.pad_mode", "constant")),  # audiocraft config/model/encodec/default.yaml
-        trim_right_ratio=float(config_value(config, "seanet.decoder.trim_right_ratio", 1.0)),
-        normalize=bool(config_value(config, "encodec.renormalize", False)),
+        num_residual_layers=residual_layers,
+        dilation_growth_rate=int(seanet("dilation_base")),
+        use_conv_shortcut=conv_shortcut,
+        use_causal_conv=bool(seanet("causal")),  # seanet.causal is ${encodec.causal} in default.yaml:16
+        pad_mode=str(seanet("pad_mode")),
+        trim_right_ratio=float(decoder_only.get("trim_right_ratio", 1.0)),
+        normalize=bool(config_value(config, "encodec.renormalize", False)),  # builders.py:79
         norm_type="weight_norm",
         target_bandwidths=[len(codebooks) * frame_rate * math.log2(bins) / 1000],
         chunk_length_s=None,

@@ -3,6 +3,9 @@
     /segue/continue_bars       s:prompt i:source_bars i:bars i:takes    the last bars from the DAW
     /segue/continue_file_bars  s:audio_path s:prompt i:source_bars i:bars i:takes   a file, at the DAW's tempo
     /segue/continue_again      s:prompt i:bars i:takes                  from the last placed take
+    /segue/continue_bars_melody       as continue_bars, then s:melody i:seed    also following a melody:
+    /segue/continue_file_bars_melody  as continue_file_bars, then s:melody i:seed   an absolute audio path,
+                                      or "daw" (capture, render): the DAW's last bars; seed -1: a new one
     /segue/place               i:job i:take                             at the bar where the source ends
     /segue/play                i:job i:take                             live into the loopback, next bar
 Replies (to the sender, at the reply port):
@@ -22,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bridge.errors import InvalidParameterError, SegueError
+from bridge.workflow.melody_source import following, melody_from_daw
 from bridge.workflow.session import Continuation, ContinueMyTrack, ContinueOptions
 from bridge.workflow.source import Source
 
@@ -35,6 +39,9 @@ Send = Callable[..., None]
 class WorkflowControl:
     """Runs workflow requests for the control server. `send(to, address, *args)` replies;
     `finished()` frees the server's one-job-at-a-time slot; `job_started(job_id)` fills it in."""
+
+    # Melody arguments that mean the DAW's last bars ("daw": taken as the source is), and how to take them.
+    DAW_MELODIES = {"daw": "auto", "capture": "capture", "render": "render"}
 
     def __init__(
         self,
@@ -54,15 +61,20 @@ class WorkflowControl:
 
     # -- runs (the server has claimed its job slot before calling these) ----------------------------
 
-    def continue_bars(self, reply_to, address: str, prompt: str, source_bars: int, bars: int, takes: int) -> None:
-        options = self._options(prompt, bars, takes)
-        self._start(reply_to, address, lambda: self.session.source_from_daw(source_bars), options)
+    def continue_bars(
+        self, reply_to, address: str, prompt: str, source_bars: int, bars: int, takes: int,
+        melody: str | None = None, seed: int | None = None,
+    ) -> None:
+        """`melody`: None, an audio file's path (checked by the caller), or one of DAW_MELODIES."""
+        options = self._options(prompt, bars, takes, seed)
+        self._start(reply_to, address, lambda: self.session.source_from_daw(source_bars), options, melody)
 
     def continue_file_bars(
-        self, reply_to, address: str, path: str, prompt: str, source_bars: int, bars: int, takes: int
+        self, reply_to, address: str, path: str, prompt: str, source_bars: int, bars: int, takes: int,
+        melody: str | None = None, seed: int | None = None,
     ) -> None:
-        options = self._options(prompt, bars, takes)
-        self._start(reply_to, address, lambda: self.session.source_from_file(path, source_bars), options)
+        options = self._options(prompt, bars, takes, seed)
+        self._start(reply_to, address, lambda: self.session.source_from_file(path, source_bars), options, melody)
 
     def continue_again(self, reply_to, address: str, prompt: str, bars: int, takes: int) -> None:
         options = self._options(prompt, bars, takes)
@@ -97,8 +109,15 @@ class WorkflowControl:
 
     # -- plumbing -----------------------------------------------------------------------------------
 
-    def _options(self, prompt: str, bars: int, takes: int) -> ContinueOptions:
-        return ContinueOptions(prompt=prompt, bars=bars, takes=takes, model=self.model).check()
+    def _options(self, prompt: str, bars: int, takes: int, seed: int | None = None) -> ContinueOptions:
+        return ContinueOptions(prompt=prompt, bars=bars, takes=takes, model=self.model, seed=seed).check()
+
+    def _following(self, options: ContinueOptions, melody: str | None, source: Source) -> ContinueOptions:
+        if melody is None:
+            return options
+        if melody in self.DAW_MELODIES:
+            return following(options, melody_from_daw(self.session, source, self.DAW_MELODIES[melody]))
+        return following(options, melody)
 
     def _continuation(self, job: int) -> Continuation:
         with self._lock:
@@ -122,12 +141,18 @@ class WorkflowControl:
 
         threading.Thread(target=run, name="segue-continue", daemon=True).start()
 
-    def _start(self, reply_to, address: str, get_source: Callable[[], Source], options: ContinueOptions) -> None:
-        self._in_thread(reply_to, address, lambda: self._run(reply_to, get_source, options), finished=self._finished)
+    def _start(
+        self, reply_to, address: str, get_source: Callable[[], Source], options: ContinueOptions,
+        melody: str | None = None,
+    ) -> None:
+        self._in_thread(
+            reply_to, address, lambda: self._run(reply_to, get_source, options, melody), finished=self._finished
+        )
 
-    def _run(self, reply_to, get_source: Callable[[], Source], options: ContinueOptions) -> None:
+    def _run(self, reply_to, get_source: Callable[[], Source], options: ContinueOptions, melody: str | None = None) -> None:
         job: list[Any] = [0]
         source = get_source()
+        options = self._following(options, melody, source)
 
         def submitted(job_id: int) -> None:
             job[0] = job_id
