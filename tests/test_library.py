@@ -1,9 +1,12 @@
 """Clip library: producers find, rate, chain, trash and restore clips; the library survives damage."""
 
 import json
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -329,20 +332,36 @@ def test_reopening_keeps_clips_and_a_damaged_database_is_reported():
 
 
 WRITER = """
+import os
 import sys
 import numpy as np
 from bridge.library import ClipInfo, ClipLibrary, ClipQuery
 
-library = ClipLibrary()
-audio = (np.random.default_rng(int(sys.argv[1])).standard_normal((1600, 2)) * 0.1).astype(np.float32)
-print("ready", flush=True)
-for i in range(10**6):
-    clip = library.record(audio, 32000, ClipInfo(prompt=f"take {i}", model="tiny", seed=i, key=""))
-    if i % 3 == 1:
-        library.trash(clip.id)
-    if i % 5 == 2:
-        for trashed in library.search(ClipQuery(in_trash=True, limit=1)):
-            library.restore(trashed.id)
+
+def write(round_number):
+    library = ClipLibrary()
+    audio = (np.random.default_rng(round_number).standard_normal((1600, 2)) * 0.1).astype(np.float32)
+    print("ready", flush=True)
+    for i in range(10**6):
+        clip = library.record(audio, 32000, ClipInfo(prompt=f"take {i}", model="tiny", seed=i, key=""))
+        if i % 3 == 1:
+            library.trash(clip.id)
+        if i % 5 == 2:
+            for trashed in library.search(ClipQuery(in_trash=True, limit=1)):
+                library.restore(trashed.id)
+
+
+# A writer per line read, forked from this process: Python and the library load once, not per kill.
+for line in sys.stdin:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            write(int(line))
+        finally:
+            os._exit(1)  # never back into this loop (the writer ends only when killed)
+    print(pid, flush=True)
+    os.waitpid(pid, 0)
+    print("gone", flush=True)
 """
 
 
@@ -358,19 +377,23 @@ def test_killing_the_writer_hundreds_of_times():
 def _kill_writer_repeatedly(rounds, seed):
     rng = np.random.default_rng(seed)
     recovered = 0
-    for round_number in range(rounds):
-        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(round_number)], stdout=subprocess.PIPE)
-        assert writer.stdout.readline() == b"ready\n"
-        try:
-            writer.wait(timeout=float(rng.uniform(0.0, 0.15)))
-        except subprocess.TimeoutExpired:
-            writer.kill()  # SIGKILL: no cleanup, no atexit, no flush
-        writer.wait()
-        writer.stdout.close()
-        with ClipLibrary(recover=False) as library:
-            recovered += len(library.recover())
-            check_library(library)
-            _assert_consistent(library)
+    forker = subprocess.Popen([sys.executable, "-c", WRITER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        for round_number in range(rounds):
+            forker.stdin.write(f"{round_number}\n")
+            forker.stdin.flush()
+            writer_pid = int(forker.stdout.readline())
+            assert forker.stdout.readline() == "ready\n"
+            time.sleep(float(rng.uniform(0.0, 0.15)))
+            os.kill(writer_pid, signal.SIGKILL)  # no cleanup, no atexit, no flush
+            assert forker.stdout.readline() == "gone\n"
+            with ClipLibrary(recover=False) as library:
+                recovered += len(library.recover())
+                check_library(library)
+                _assert_consistent(library)
+    finally:
+        forker.kill()
+        forker.wait(10)
     print(f"{recovered} interrupted writes or moves recovered in {rounds} kills")
     assert recovered > 0  # some kills did land between the steps of a write or a move
 
