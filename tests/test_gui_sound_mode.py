@@ -1,6 +1,7 @@
 """The panel's Sound mode: AudioGen presets and models, a 16 kHz take cut to the bar, offscreen for real.
 
-The screenshot goes to docs/sound-mode.png (the README shows it).
+The screenshot goes to test-artifacts/gui/sound-mode.png; docs/sound-mode.png, which the README shows, is
+a copy of it made by hand, so a test run leaves the repository unchanged.
 """
 
 from pathlib import Path
@@ -15,7 +16,7 @@ from gui.generate_form import GenerateForm
 from gui.sound_mode import mode_of_model
 from tests.test_gui import JOB_TIMEOUT_MS, engine, library, models_dir, set_length, window  # noqa: F401
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "gui"
 
 
 def combo_data(combo) -> list:
@@ -52,10 +53,10 @@ def test_sound_mode_shows_audiogen_presets_and_models_and_makes_a_16khz_take_in_
     assert info.samplerate == 16000 and info.frames == 64000  # 2 bars at 120 BPM, to the sample
     assert clip.bars == pytest.approx(2.0)
     assert form.mode_switch.mode() == SOUND and form.model.currentData() == "tiny-audiogen"
-    DOCS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     form.prompt.lineEdit().setCursorPosition(0)  # the screenshot shows the prompt from its start
     QApplication.processEvents()
-    assert window.grab().save(str(DOCS / "sound-mode.png"))
+    assert window.grab().save(str(ARTIFACTS / "sound-mode.png"))
 
     form.mode_switch.buttons[MUSIC].click()  # back to music: its presets and its model ("tiny") return
     assert form.model.currentData() == "tiny" and "techno-loop" in combo_data(form.preset)
