@@ -48,6 +48,10 @@ class StableAudioGenerator:
     def prepare(self, quality: str = "auto") -> None:
         """Nothing to build ahead: the model runs at its own precision (see bench/stable_audio_speed.py)."""
 
+    def prompt_text(self, words: str, bpm: float | None) -> str:
+        """The text the model gets: the producer's words with the tempo as this model was trained to read it."""
+        return stable_audio_prompt(words, bpm)
+
     def target_samples(self, request: GenerationRequest) -> int:
         """Exact length of the new material in samples at the model rate."""
         return request.target_samples(self.loaded.sample_rate)
@@ -64,7 +68,7 @@ class StableAudioGenerator:
         request.validate()
         base_seed = request.seed if request.seed is not None else random.randrange(2**31)
         seeds = [base_seed + index for index in range(request.variations)]
-        text = stable_audio_prompt(request.prompt, request.bpm)
+        text = self.prompt_text(request.prompt, request.bpm)
         steps_total = self.steps * len(seeds)
         steps_started = time.monotonic()
 

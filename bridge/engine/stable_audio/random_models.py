@@ -64,7 +64,8 @@ def _text_encoder(spec: dict, vocab_size: int):
     return T5GemmaEncoderModel(T5GemmaConfig(encoder=module, decoder=module, is_encoder_decoder=False))
 
 
-def _randomise_zero_matrices(module, generator) -> None:
+def randomise_zero_matrices(module, generator) -> None:
+    """Give every all-zero parameter random values (scaled by its fan-in), so a random model hears its inputs."""
     import torch
 
     with torch.no_grad():
@@ -101,7 +102,7 @@ def build_random_stable_audio(architecture: str, seed: int = 0):
     )
     generator = torch.Generator().manual_seed(seed)
     for name in ("transformer", "vae", "duration_embedder"):
-        _randomise_zero_matrices(components[name], generator)
+        randomise_zero_matrices(components[name], generator)
     return StableAudio3Pipeline(**components)
 
 
