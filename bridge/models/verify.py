@@ -34,9 +34,9 @@ def run_in_child(target, args: tuple, name: str) -> str | None:
 
 def _load(folder: str, sender) -> None:
     try:
-        from bridge.engine.musicgen.loading import load_model
+        from bridge.engine.families import load_generator  # the folder's own family (MusicGen, Stable Audio)
 
-        load_model(folder, "cpu")
+        load_generator(folder, "cpu")
         sender.send(None)
     except BaseException as error:  # noqa: BLE001 - every failure is the answer
         sender.send(str(error).splitlines()[0] if str(error) else type(error).__name__)
