@@ -2,13 +2,16 @@
 the song's tempo, seeds that reproduce, variations of a clip, progress and cancel per diffusion step,
 and clear refusals for what it cannot do (continuing audio, more than its window)."""
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 
 from bridge.engine.catalog import find_known_model
 from bridge.engine.families import family_for
 from bridge.engine.request import GenerationRequest
-from bridge.engine.stable_audio.loading import load_stable_audio
+from bridge.engine.stable_audio.loading import load_stable_audio, resolve_checkpoint
 from bridge.engine.stable_audio.open_generator import DECODE_CONTEXT_FRAMES, StableAudioOpenGenerator
 from bridge.engine.stable_audio.prompts import stable_audio_open_prompt
 from bridge.errors import CancelledError, InvalidParameterError
@@ -55,6 +58,23 @@ def test_progress_after_every_diffusion_step_and_cancel_between_steps(generator)
     with pytest.raises(CancelledError):
         generator.generate(request(), lambda done, total, eta: done_steps.append(done), None, lambda: len(done_steps) >= 3)
     assert done_steps == [1, 2, 3]
+
+
+def test_the_real_checkpoints_sampler_reproduces_seeds_too(tmp_path, segue_cache_dir):
+    # stable-audio-open-1.0's scheduler_config.json names CosineDPMSolverMultistepScheduler, an SDE
+    # sampler whose noise comes from a torchsde Brownian tree seeded from the generator.
+    folder = shutil.copytree(resolve_checkpoint(MODEL), tmp_path / "sao")
+    (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(
+        {"_class_name": "CosineDPMSolverMultistepScheduler", "sigma_min": 0.3, "sigma_max": 500.0, "sigma_data": 1.0}
+    ))
+    index = json.loads((folder / "model_index.json").read_text())
+    index["scheduler"] = ["diffusers", "CosineDPMSolverMultistepScheduler"]
+    (folder / "model_index.json").write_text(json.dumps(index))
+    sde = StableAudioOpenGenerator(load_stable_audio(str(folder), "cpu"), steps=3)
+    assert type(sde.loaded.text_to_audio.scheduler).__name__ == "CosineDPMSolverMultistepScheduler"
+    first = sde.generate(request(model=str(folder))).takes[0].audio
+    np.testing.assert_array_equal(first, sde.generate(request(model=str(folder))).takes[0].audio)
+    assert not np.allclose(first, sde.generate(request(model=str(folder), seed=8)).takes[0].audio)
 
 
 def test_only_the_clips_frames_are_decoded_and_they_equal_the_whole_windows_decode(generator):

@@ -7,6 +7,7 @@ variation). No inpainting: it cannot continue audio.
 """
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,9 @@ def load_stable_audio_open(model_id: str, folder: Path, target: torch.device, dt
     """StableAudioPipeline from `folder` on `target`; ModelError with a producer-readable reason."""
     from diffusers import StableAudioPipeline
 
+    # torchsde warns at every step that the sampler's last noise level (0) lies outside its Brownian
+    # tree (sigma_min..sigma_max): diffusers' schedule ends there by design.
+    warnings.filterwarnings("ignore", message="Should have", module="torchsde")
     try:
         pipeline = StableAudioPipeline.from_pretrained(folder, use_safetensors=True, dtype=dtype)
     except ImportError:
