@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from bridge.engine.cpu_kernels import CpuIdentity
 from bridge.engine.stable_audio.family import cannot_continue_message
 from bridge.engine.stable_audio.generator import StableAudioGenerator
 from bridge.engine.stable_audio.open_pipeline import LoadedStableAudioOpen
@@ -35,8 +36,8 @@ class StableAudioOpenGenerator(StableAudioGenerator):
 
     loaded: LoadedStableAudioOpen
 
-    def __init__(self, loaded: LoadedStableAudioOpen, steps: int = OPEN_STEPS) -> None:
-        super().__init__(loaded, steps)
+    def __init__(self, loaded: LoadedStableAudioOpen, steps: int = OPEN_STEPS, cpu: CpuIdentity | None = None) -> None:
+        super().__init__(loaded, steps, cpu)
 
     def prompt_text(self, words: str, bpm: float | None) -> str:
         return stable_audio_open_prompt(words, bpm)
