@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{'rel. error':>12}{'vs new seed':>13}{'peak RSS':>10}")
     for mode, figures in results.items():
         error, ratio = figures["relative_error_vs_fp32"], figures["error_vs_new_seed"]
-        verdict = "" if ratio is None or mode == OTHER_SEED else (" faithful" if ratio <= FAITHFUL_SEED_RATIO else " NOT faithful")
+        verdict = "" if ratio is None or mode in ("fp32", OTHER_SEED) else (" faithful" if ratio <= FAITHFUL_SEED_RATIO else " NOT faithful")
         print(f"{mode:<11}{figures['text_encoder_seconds']:>9.2f}s{figures['diffusion_seconds']:>10.2f}s"
               f"{figures['seconds_per_step']:>7.2f}s{figures['decode_seconds']:>8.2f}s{figures['total_seconds']:>8.2f}s"
               f"{figures['realtime_factor']:>12.2f}{(f'{error:.4f}' if error is not None else '-'):>12}"

@@ -15,8 +15,11 @@ import string
 import warnings
 from pathlib import Path
 
-from bridge.engine.random_model_folder import save_random_model
-from bridge.engine.stable_audio.random_models import SAMPLE_RATE, randomise_zero_matrices
+from bridge.engine.stable_audio.random_models import (
+    SAMPLE_RATE,
+    randomise_zero_matrices,
+    save_random_pipeline,
+)
 
 TINY_OPEN = "tiny-stable-audio-open"
 _TEXT_WIDTH = 16
@@ -89,15 +92,4 @@ def build_random_stable_audio_open(architecture: str = TINY_OPEN, seed: int = 0)
 
 
 def save_random_stable_audio_open(architecture: str, directory: Path) -> Path:
-    """Build and save atomically (built in a sibling temp dir, then renamed); return `directory`."""
-    import diffusers
-    import transformers
-
-    diffusers.utils.logging.set_verbosity_error()
-    diffusers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.disable_progress_bar()
-    return save_random_model(
-        architecture, directory, lambda folder: build_random_stable_audio_open(architecture).save_pretrained(
-            folder, safe_serialization=True
-        ),
-    )
+    return save_random_pipeline(architecture, directory, build_random_stable_audio_open)
