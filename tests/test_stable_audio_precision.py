@@ -50,13 +50,13 @@ def tiny_models(segue_cache_dir):
     # SA3 at its 8 steps; Stable Audio Open at 20 of its 100 (fewer steps are a harder test: each step's
     # rounding weighs more; 0.0099 at 100 steps, 0.0119 at 20, 0.0191 at 8 on the test machine).
     return {
-        "tiny-stable-audio": (load_stable_audio("tiny-stable-audio", "cpu").text_to_audio, dict(duration=1.0), 8),
-        "tiny-stable-audio-open": (load_stable_audio("tiny-stable-audio-open", "cpu").text_to_audio,
-                                   dict(audio_end_in_s=1.0), 20),
+        "tiny-stable-audio": (load_stable_audio("tiny-stable-audio", "cpu"), dict(duration=1.0), 8),
+        "tiny-stable-audio-open": (load_stable_audio("tiny-stable-audio-open", "cpu"), dict(audio_end_in_s=1.0), 20),
     }
 
 
-def final_latents(pipeline, length: dict, steps: int, seed: int, precision: str) -> np.ndarray:
+def final_latents(loaded, length: dict, steps: int, seed: int, precision: str) -> np.ndarray:
+    pipeline = loaded.text_to_audio
     with dit_precision(pipeline.transformer, precision):
         return pipeline("deep house, rhodes chords", num_inference_steps=steps, generator=torch.Generator().manual_seed(seed),
                         output_type="latent", **length).audios.float().numpy()
@@ -65,41 +65,42 @@ def final_latents(pipeline, length: dict, steps: int, seed: int, precision: str)
 @pytest.fixture(scope="module")
 def exact_takes(tiny_models):
     """Per model: the exact take's final latents for seed 1, and for seed 2 (a new take)."""
-    return {model: tuple(final_latents(pipeline, length, steps, seed, "fp32") for seed in (1, 2))
-            for model, (pipeline, length, steps) in tiny_models.items()}
+    return {model: tuple(final_latents(loaded, length, steps, seed, "fp32") for seed in (1, 2))
+            for model, (loaded, length, steps) in tiny_models.items()}
 
 
 @pytest.mark.parametrize("model", ["tiny-stable-audio", "tiny-stable-audio-open"])
 def test_bf16_moves_a_take_far_less_than_a_new_seed(tiny_models, exact_takes, model):
-    pipeline, length, steps = tiny_models[model]
+    loaded, length, steps = tiny_models[model]
     exact, new_seed = exact_takes[model]
-    fast = final_latents(pipeline, length, steps, 1, "bf16")
+    fast = final_latents(loaded, length, steps, 1, "bf16")
     ratio = seed_ratio(exact, fast, new_seed)
     assert 0 < ratio <= FAITHFUL_SEED_RATIO, ratio  # bf16 did run (not 0) and stays faithful
-    assert type(pipeline.transformer).forward is pipeline.transformer.forward.__func__  # restored afterwards
+    transformer = loaded.text_to_audio.transformer
+    assert type(transformer).forward is transformer.forward.__func__  # restored afterwards
 
 
 def test_the_bound_rejects_int8_linears_as_measured_at_full_size(tiny_models, exact_takes):
-    pipeline, length, steps = tiny_models["tiny-stable-audio-open"]
+    loaded, length, steps = tiny_models["tiny-stable-audio-open"]
     exact, new_seed = exact_takes["tiny-stable-audio-open"]
+    pipeline = loaded.text_to_audio
     as_loaded = pipeline.transformer
     pipeline.transformer = torch.ao.quantization.quantize_dynamic(copy.deepcopy(as_loaded), {torch.nn.Linear}, dtype=torch.qint8)
     try:
-        int8 = final_latents(pipeline, length, steps, 1, "fp32")
+        int8 = final_latents(loaded, length, steps, 1, "fp32")
     finally:
         pipeline.transformer = as_loaded
     assert seed_ratio(exact, int8, new_seed) > FAITHFUL_SEED_RATIO
 
 
 def test_a_fast_take_says_bf16_reproduces_and_exact_stays_fp32(tiny_models):
-    loaded = load_stable_audio("tiny-stable-audio", "cpu")
-    generator = StableAudioGenerator(loaded, cpu=AVX512_BF16)
+    generator = StableAudioGenerator(tiny_models["tiny-stable-audio"][0], cpu=AVX512_BF16)
     request = GenerationRequest(prompt="deep house", model="tiny-stable-audio", seconds=0.5, seed=3)
     fast = generator.generate(request)
     assert (fast.quality, fast.precision, fast.kernel) == ("fast", "bf16", "DiT in bf16 on avx512_bf16")
     np.testing.assert_array_equal(fast.takes[0].audio, generator.generate(request).takes[0].audio)
     exact = generator.generate(dataclasses.replace(request, quality="exact"))
     assert (exact.quality, exact.precision) == ("exact", "fp32")
-    plain = StableAudioOpenGenerator(load_stable_audio("tiny-stable-audio-open", "cpu"), steps=2, cpu=AVX2_ONLY)
+    plain = StableAudioOpenGenerator(tiny_models["tiny-stable-audio-open"][0], steps=2, cpu=AVX2_ONLY)
     without_bf16 = plain.generate(GenerationRequest(prompt="x", model="tiny-stable-audio-open", seconds=0.5, seed=1))
     assert (without_bf16.quality, without_bf16.precision) == ("fast", "fp32")
