@@ -4,6 +4,7 @@ second copy of the weights in another library's format, and the model then gener
 import shutil
 
 import numpy as np
+import pytest
 from huggingface_hub import constants
 
 from bridge.engine.request import GenerationRequest
@@ -17,6 +18,7 @@ from tests.fake_hub import FakeHub
 REPO = "stabilityai/stable-audio-open-1.0"
 
 
+@pytest.mark.slow  # the download's load check runs in a spawned process
 def test_download_takes_the_diffusers_folders_and_the_model_generates(tmp_path, monkeypatch, segue_cache_dir):
     repo = shutil.copytree(resolve_checkpoint("tiny-stable-audio-open"), tmp_path / "repo")
     (repo / "segue_random_model.json").unlink()
