@@ -48,6 +48,10 @@ ChunkCallback = Callable[[int, np.ndarray], None]
 class StableAudioGenerator:
     """Runs requests on one loaded model. Not thread-safe: one request at a time."""
 
+    # Whether fast mode may run the DiT in bf16: measured within the bound at the model's real size
+    # (bridge.engine.stable_audio.precision).
+    BF16_FAITHFUL = True
+
     def __init__(self, loaded: LoadedStableAudio, steps: int = DEFAULT_STEPS, cpu: CpuIdentity | None = None) -> None:
         self.loaded = loaded
         self.steps = steps
@@ -60,6 +64,8 @@ class StableAudioGenerator:
     def precision_for(self, quality: str) -> str:
         """The diffusion transformer's precision for `quality`: 'bf16', 'fp32' or 'fp16'."""
         loaded_precision = "fp16" if self.loaded.dtype == torch.float16 else "fp32"
+        if not self.BF16_FAITHFUL:
+            return loaded_precision
         return diffusion_precision(quality, self.loaded.device.type, loaded_precision, self.cpu)
 
     def prompt_text(self, words: str, bpm: float | None) -> str:
@@ -124,7 +130,7 @@ class StableAudioGenerator:
             seconds_taken=time.monotonic() - started,
             quality=resolve_quality(request.quality),
             precision=precision,
-            kernel=describe_choice(request.quality, precision, self.loaded.device.type, self.cpu),
+            kernel=describe_choice(request.quality, precision, self.loaded.device.type, self.cpu, self.BF16_FAITHFUL),
         )
 
     # -- the three ways to make a take ---------------------------------------------------------------

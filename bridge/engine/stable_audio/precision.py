@@ -9,8 +9,10 @@ emulated (slower than fp32), so fast runs fp32 there.
 Faithful means: a fast take differs from the exact take of the same seed by at most FAITHFUL_SEED_RATIO
 of what a new seed changes (RMS of the final latents; the autoencoder that decodes them is the same in
 both modes). A producer treats two seeds as two different takes; a change 50x smaller (34 dB under
-it) leaves the same take. Measured at SA3 Small's size (random weights): bf16 0.0035 of a new seed
-(faithful), dynamic int8 DiT linears 0.024 (not faithful, so not offered).
+it) leaves the same take. Measured at the real sizes (random weights, bench/stable_audio_speed.py): SA3 Small
+(8 steps) bf16 0.0026 of a new seed, faithful; int8 DiT linears 0.024, not faithful, so not offered.
+Stable Audio Open 1.0 (guidance 7, its SDE sampler) bf16 0.10 of a new seed: not faithful, so its
+fast mode stays fp32 (the generator's BF16_FAITHFUL).
 """
 
 from collections.abc import Callable, Iterator
@@ -37,12 +39,14 @@ def diffusion_precision(quality: str, device_type: str, loaded_precision: str, c
     return loaded_precision
 
 
-def describe_choice(quality: str, precision: str, device_type: str, cpu: CpuIdentity | None) -> str:
+def describe_choice(
+    quality: str, precision: str, device_type: str, cpu: CpuIdentity | None, bf16_faithful: bool = True
+) -> str:
     """Why this precision, for the CLI's summary line (like MusicGen's measured kernel)."""
     if precision == "bf16":
         return "DiT in bf16 on " + "+".join(flag for flag in NATIVE_BF16_FLAGS if cpu is not None and cpu.has(flag))
     if resolve_quality(quality) == "fast" and device_type == "cpu":
-        return "no native bf16 on this CPU"
+        return "bf16 not faithful for this model" if not bf16_faithful else "no native bf16 on this CPU"
     return ""
 
 
