@@ -9,13 +9,19 @@ steps, and the autoencoder's decode. Sizes:
   differential attention, 64 memory tokens), the T5Gemma b-b encoder (12 layers, 768 wide, 256k
   vocabulary) and AutoencoderSAME's defaults;
 - small-estimate: the Small models' config is not published where we could read it; this is a DiT
-  1024 wide and 16 blocks deep, sized to their ~433M parameters (stated, not verified).
+  1024 wide and 16 blocks deep, sized to their ~433M parameters (stated, not verified);
+- open-1.0: Stable Audio Open 1.0 (diffusers' StableAudioDiTModel and AutoencoderOobleck defaults,
+  T5-base's encoder, its CosineDPMSolverMultistepScheduler), guidance 7; it always diffuses its whole
+  47.55 s window, so the clip's length changes only the decode.
 Modes, each in a fresh process so peak memory is honest:
 - fp32: the model's own weights;
-- bf16: the DiT under CPU autocast to bfloat16 (only where the CPU has avx512_bf16 or AMX);
+- fp32-seed1: fp32 with another seed: how much a new take differs, the scale errors are held to;
+- bf16: the engine's fast mode, the DiT under CPU autocast to bfloat16 (only where the CPU has
+  avx512_bf16, AMX or Arm bf16);
 - int8: the DiT's linear layers quantised dynamically to int8 (torch.ao quantize_dynamic).
-Faithfulness: each mode's final latents against fp32's from the same seed (relative RMS error). The
-random weights make noise, so this says how far a mode moves the numbers, not how it sounds.
+Faithfulness: each mode's final latents against fp32's from the same seed (relative RMS error), and
+that error as a fraction of a new seed's (the engine's bound: bridge/engine/stable_audio/precision.py).
+The random weights make noise, so this says how far a mode moves the numbers, not how it sounds.
 """
 
 import argparse
@@ -31,14 +37,23 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.engine_speed import cpu_model  # noqa: E402 - after the path insert above
+from bridge.engine.stable_audio.precision import FAITHFUL_SEED_RATIO, NATIVE_BF16_FLAGS  # noqa: E402
 
 PROMPT = "deep house loop with warm rhodes chords and a rolling bassline, 124 BPM"
-MODES = ("fp32", "bf16", "int8")
+# fp32-seed1: fp32 with another seed, the scale of "a different take" that each mode's error is held to.
+OTHER_SEED = "fp32-seed1"
+MODES = ("fp32", OTHER_SEED, "bf16", "int8")
 STEPS = 8
 SIZES = {
     "medium": dict(transformer={}, vae={}),
     "small-estimate": dict(transformer=dict(embed_dim=1024, depth=16, num_heads=16), vae={}),
+    # Stable Audio Open 1.0: diffusers' StableAudioDiTModel and AutoencoderOobleck defaults are its shapes.
+    "open-1.0": dict(transformer={}, vae={}),
 }
+OPEN = "open-1.0"
+OPEN_GUIDANCE = 7.0
+# google-t5/t5-base's encoder, which Stable Audio Open uses.
+T5_BASE = dict(vocab_size=32128, d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_heads=12)
 # google/t5gemma-b-b-ul2's encoder, which SA3 uses (diffusers' pipeline docs).
 TEXT_ENCODER = dict(
     vocab_size=256000, hidden_size=768, intermediate_size=2304, num_hidden_layers=12, num_attention_heads=12,
@@ -87,35 +102,79 @@ def build_pipeline(size: str):
     return pipeline
 
 
+def build_open_pipeline():
+    import torch
+    from diffusers import (
+        AutoencoderOobleck,
+        CosineDPMSolverMultistepScheduler,
+        StableAudioDiTModel,
+        StableAudioPipeline,
+    )
+    from diffusers.pipelines.stable_audio.modeling_stable_audio import StableAudioProjectionModel
+    from transformers import T5Config, T5EncoderModel
+
+    from bridge.engine.stable_audio.open_random_model import tiny_t5_tokenizer
+
+    torch.manual_seed(0)
+    pipeline = StableAudioPipeline(
+        vae=AutoencoderOobleck(),
+        text_encoder=T5EncoderModel(T5Config(**T5_BASE)),
+        projection_model=StableAudioProjectionModel(text_encoder_dim=768, conditioning_dim=768, min_value=0, max_value=512),
+        tokenizer=tiny_t5_tokenizer(),  # character-level, 64 tokens (T5's: 128)
+        transformer=StableAudioDiTModel(),
+        scheduler=CosineDPMSolverMultistepScheduler(),  # the checkpoint's sampler (needs torchsde)
+    ).to("cpu")
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
 def worker(mode: str, size: str, seconds: float, reference: str | None) -> None:
-    import contextlib
+    import math
 
     import numpy as np
     import torch
 
-    pipeline = build_pipeline(size)
+    from bridge.engine.stable_audio.open_generator import DECODE_CONTEXT_FRAMES
+    from bridge.engine.stable_audio.precision import dit_precision
+
+    pipeline = build_open_pipeline() if size == OPEN else build_pipeline(size)
     parameters = {name: sum(p.numel() for p in getattr(pipeline, name).parameters())
                   for name in ("text_encoder", "transformer", "vae")}  # counted before int8 packs the weights
     if mode == "int8":
         pipeline.transformer = torch.ao.quantization.quantize_dynamic(
             pipeline.transformer, {torch.nn.Linear}, dtype=torch.qint8
         )
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if mode == "bf16" else contextlib.nullcontext()
+    # bf16: the engine's own fast mode (the DiT under bf16 autocast, the sampler and the decode in fp32).
+    precision = "bf16" if mode == "bf16" else "fp32"
+    seed = 1 if mode == OTHER_SEED else 0
 
     def run() -> tuple[dict, torch.Tensor]:
         stamps = []
         with torch.inference_mode():
             started = time.perf_counter()
-            embeds, mask = pipeline.encode_prompt(PROMPT, torch.device("cpu"), 1)
-            encoded = time.perf_counter()
-            with autocast:
-                latents = pipeline(
-                    prompt_embeds=embeds, encoder_attention_mask=mask, duration=seconds, num_inference_steps=STEPS,
-                    generator=torch.Generator().manual_seed(0), output_type="latent",
-                    callback_on_step_end=lambda pipe, step, t, tensors: stamps.append(time.perf_counter()) or tensors,
-                ).audios.float()
+            if size == OPEN:  # as the engine runs it: the whole window diffused, the clip's frames decoded
+                pipeline.encode_prompt(PROMPT, torch.device("cpu"), True)
+                encoded = time.perf_counter()
+                with dit_precision(pipeline.transformer, precision):
+                    latents = pipeline(
+                        PROMPT, audio_end_in_s=seconds, num_inference_steps=STEPS, guidance_scale=OPEN_GUIDANCE,
+                        generator=torch.Generator().manual_seed(seed), output_type="latent",
+                        callback=lambda step, t, tensors: stamps.append(time.perf_counter()),
+                    ).audios.float()
+                frames = math.ceil(seconds * pipeline.vae.config.sampling_rate / pipeline.vae.hop_length)
+                decoded_latents = latents[..., : frames + DECODE_CONTEXT_FRAMES]
+            else:
+                embeds, mask = pipeline.encode_prompt(PROMPT, torch.device("cpu"), 1)
+                encoded = time.perf_counter()
+                with dit_precision(pipeline.transformer, precision):
+                    latents = pipeline(
+                        prompt_embeds=embeds, encoder_attention_mask=mask, duration=seconds, num_inference_steps=STEPS,
+                        generator=torch.Generator().manual_seed(seed), output_type="latent",
+                        callback_on_step_end=lambda pipe, step, t, tensors: stamps.append(time.perf_counter()) or tensors,
+                    ).audios.float()
+                decoded_latents = latents
             diffused = time.perf_counter()
-            audio = pipeline.vae.decode(latents).sample
+            pipeline.vae.decode(decoded_latents)
             decoded = time.perf_counter()
         total = decoded - started
         return {
@@ -124,10 +183,11 @@ def worker(mode: str, size: str, seconds: float, reference: str | None) -> None:
             "seconds_per_step": (stamps[-1] - stamps[0]) / (len(stamps) - 1),
             "decode_seconds": decoded - diffused,
             "total_seconds": total,
-            "realtime_factor": audio.shape[-1] / pipeline.vae.config.sampling_rate / total,
+            "realtime_factor": seconds / total,
         }, latents
 
-    run()  # warm-up (allocations, oneDNN kernel selection)
+    if mode != OTHER_SEED and size != OPEN:  # Open's steps take minutes here: the per-step time skips the first
+        run()  # warm-up (allocations, oneDNN kernel selection); the other seed only gives the latents
     figures, latents = run()
     if reference:
         np.save(Path(reference).with_suffix(f".{mode}.npy"), latents.numpy())
@@ -160,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     flags = cpu_flags()
-    has_bf16 = bool({"avx512_bf16", "amx_bf16"} & flags)
+    has_bf16 = bool(set(NATIVE_BF16_FLAGS) & flags)
     modes = [mode for mode in args.modes.split(",") if mode != "bf16" or has_bf16]
     env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
     reference = Path(os.environ.get("TMPDIR", "/tmp")) / f"segue-sa-bench-{os.getpid()}"
@@ -179,22 +239,29 @@ def main(argv: list[str] | None = None) -> int:
         results[mode]["relative_error_vs_fp32"] = relative_error(reference, mode)
     for path in reference.parent.glob(f"{reference.name}.*.npy"):
         path.unlink()
+    new_seed_error = results.get(OTHER_SEED, {}).get("relative_error_vs_fp32")
+    for figures in results.values():
+        error = figures["relative_error_vs_fp32"]
+        figures["error_vs_new_seed"] = error / new_seed_error if error is not None and new_seed_error else None
 
     load = os.getloadavg()
     shown_flags = " ".join(sorted(flag for flag in flags if flag.startswith(("avx512", "amx", "avx2"))))
     first = next(iter(results.values()))
-    print(f"\nStable Audio 3 {args.size} (random weights), {STEPS} steps, batch 1, {args.seconds:g} s clip; "
+    family = "Stable Audio Open" if args.size == OPEN else "Stable Audio 3"
+    print(f"\n{family} {args.size} (random weights), {STEPS} steps, batch 1, {args.seconds:g} s clip; "
           f"parameters: " + ", ".join(f"{name} {count / 1e6:.0f}M" for name, count in first["parameters"].items()))
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores, {first['threads']} threads; flags: {shown_flags}; "
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    print(f"{'mode':<7}{'text enc':>10}{'diffusion':>11}{'s/step':>8}{'decode':>9}{'total':>9}{'x realtime':>12}"
-          f"{'rel. error':>12}{'peak RSS':>10}")
+    print(f"{'mode':<11}{'text enc':>10}{'diffusion':>11}{'s/step':>8}{'decode':>9}{'total':>9}{'x realtime':>12}"
+          f"{'rel. error':>12}{'vs new seed':>13}{'peak RSS':>10}")
     for mode, figures in results.items():
-        error = figures["relative_error_vs_fp32"]
-        print(f"{mode:<7}{figures['text_encoder_seconds']:>9.2f}s{figures['diffusion_seconds']:>10.2f}s"
+        error, ratio = figures["relative_error_vs_fp32"], figures["error_vs_new_seed"]
+        verdict = "" if ratio is None or mode in ("fp32", OTHER_SEED) else (" faithful" if ratio <= FAITHFUL_SEED_RATIO else " NOT faithful")
+        print(f"{mode:<11}{figures['text_encoder_seconds']:>9.2f}s{figures['diffusion_seconds']:>10.2f}s"
               f"{figures['seconds_per_step']:>7.2f}s{figures['decode_seconds']:>8.2f}s{figures['total_seconds']:>8.2f}s"
               f"{figures['realtime_factor']:>12.2f}{(f'{error:.4f}' if error is not None else '-'):>12}"
-              f"{figures['peak_rss_bytes'] / 2**30:>7.2f}GiB")
+              f"{(f'{ratio:.4f}' if ratio is not None else '-'):>13}{figures['peak_rss_bytes'] / 2**30:>7.2f}GiB{verdict}")
+    print(f"faithful: at most {FAITHFUL_SEED_RATIO:g} of a new seed's change (bridge/engine/stable_audio/precision.py)")
     if args.json:
         summary = dict(family="stable-audio", size=args.size, machine=cpu_model(), cpu_flags=shown_flags,
                        load_average=[round(value, 2) for value in load], clip_seconds=args.seconds)

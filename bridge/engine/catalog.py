@@ -66,8 +66,7 @@ KNOWN_MODELS: tuple[KnownModel, ...] = (
                supported=False),
     KnownModel("stabilityai/stable-audio-3-medium-base", 8.0, STABILITY_LICENCE, 2, f"2B: {SA3_BASE}", supported=False),
     KnownModel("stabilityai/stable-audio-open-1.0", 4.8, STABILITY_LICENCE, 2,
-               "1.2B, diffusers format: up to 47 s of sounds and loops; not supported by Segue's engine yet",
-               supported=False),
+               "1.2B, diffusers format: sounds, one-shots and loops up to 47 s, variations; 100 steps, wants a GPU"),
     KnownModel("tiny", 0.004, "MIT (random weights)", 1, "tiny random model built locally: makes noise, for tests/offline", "-"),
     KnownModel("tiny-stereo", 0.004, "MIT (random weights)", 2, "tiny random stereo model built locally: makes noise", "-"),
     KnownModel("tiny-melody", 0.004, "MIT (random weights)", 1, "tiny random melody model built locally: makes noise", "-",
@@ -76,11 +75,13 @@ KNOWN_MODELS: tuple[KnownModel, ...] = (
                "tiny random AudioGen (16 kHz) built locally: makes noise, for tests/offline", "-", kind="sound"),
     KnownModel("tiny-stable-audio", 0.002, "MIT (random weights)", 2,
                "tiny random Stable Audio 3 built locally: noise, runs loops, continuation and variations offline", "-"),
+    KnownModel("tiny-stable-audio-open", 0.001, "MIT (random weights)", 2,
+               "tiny random Stable Audio Open built locally: noise, runs loops and variations offline", "-"),
 )
 
 # Built locally (bridge.engine.musicgen.random_models, bridge.engine.stable_audio.random_models) instead of downloaded.
 LOCAL_RANDOM_MODELS = ("tiny", "tiny-stereo", "small-random", "tiny-melody", "melody-random", "tiny-audiogen", "audiogen-medium-random",
-                      "tiny-stable-audio")
+                      "tiny-stable-audio", "tiny-stable-audio-open")
 
 
 def find_known_model(model_id: str) -> KnownModel | None:

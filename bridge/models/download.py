@@ -151,6 +151,10 @@ def list_remote_files(model_id: str, revision: str = "main") -> tuple[str, list[
         for entry in entries
         if any(fnmatch.fnmatch(entry.path, pattern) for pattern in WANTED_FILES)
     ]
+    if any(f.path == "model_index.json" for f in files):
+        # A diffusers repository: its components are in folders. Files beside model_index.json are another
+        # library's copy (stable-audio-open-1.0 also ships stable-audio-tools' 4.9 GB model.safetensors).
+        files = [f for f in files if "/" in f.path or f.path == "model_index.json"]
     if not any(f.path.endswith(".safetensors") for f in files):
         raise ModelError(f"{model_id} has no safetensors weights; Segue loads safetensors only")
     return commit, sorted(files, key=lambda f: (f.size, f.path))  # small files first: errors show early

@@ -8,12 +8,15 @@ import json
 from pathlib import Path
 
 from bridge.engine.request import GenerationRequest
+from bridge.engine.stable_audio.open_random_model import OPEN_ARCHITECTURES, TINY_OPEN_MAX_SECONDS
 from bridge.engine.stable_audio.random_models import ARCHITECTURES, TINY_MAX_SECONDS
 from bridge.errors import InvalidParameterError
 
 HUB_PREFIX = "stabilityai/stable-audio"
 # SA3's duration embedder clamps at 384 s (diffusers' StableAudio3DurationEmbedder.max_val).
 SA3_MAX_SECONDS = 384.0
+# Stable Audio Open 1.0's window: 1024 latent frames x 2048 samples at 44.1 kHz = 47.55 s, floored.
+OPEN_MAX_SECONDS = 47.5
 
 
 def folder_pipeline(folder: str | Path) -> str | None:
@@ -25,8 +28,21 @@ def folder_pipeline(folder: str | Path) -> str | None:
         return None
 
 
+def is_stable_audio_open(model_id: str) -> bool:
+    """Stable Audio Open (diffusers' StableAudioPipeline): text to audio and variations, no inpainting."""
+    return (
+        model_id in OPEN_ARCHITECTURES
+        or "stable-audio-open" in model_id.lower()
+        or folder_pipeline(model_id) == "StableAudioPipeline"
+    )
+
+
+def cannot_continue_message(model_id: str) -> str:
+    return f"{model_id} cannot continue audio (Stable Audio Open has no inpainting); use a Stable Audio 3 model or MusicGen"
+
+
 def claims(model_id: str) -> bool:
-    if model_id in ARCHITECTURES or model_id.lower().startswith(HUB_PREFIX):
+    if model_id in ARCHITECTURES or model_id in OPEN_ARCHITECTURES or model_id.lower().startswith(HUB_PREFIX):
         return True
     return (folder_pipeline(model_id) or "").startswith("StableAudio")
 
@@ -34,6 +50,10 @@ def claims(model_id: str) -> bool:
 def max_seconds(model_id: str) -> float:
     if model_id in ARCHITECTURES:
         return TINY_MAX_SECONDS
+    if model_id in OPEN_ARCHITECTURES:
+        return TINY_OPEN_MAX_SECONDS
+    if is_stable_audio_open(model_id):
+        return OPEN_MAX_SECONDS
     return _converted_max_seconds(model_id) or SA3_MAX_SECONDS
 
 
@@ -58,6 +78,8 @@ def check(request: GenerationRequest) -> None:
         raise InvalidParameterError(
             f"{request.model} takes no melody; use a melody model (e.g. facebook/musicgen-melody) to follow one"
         )
+    if request.is_continuation and is_stable_audio_open(request.model):
+        raise InvalidParameterError(cannot_continue_message(request.model))
     longest = max_seconds(request.model)
     if request.init_audio_path is None and request.duration_seconds() > longest:
         raise InvalidParameterError(
@@ -69,5 +91,8 @@ def check(request: GenerationRequest) -> None:
 def load(model_id: str, device: str):
     from bridge.engine.stable_audio.generator import StableAudioGenerator
     from bridge.engine.stable_audio.loading import load_stable_audio
+    from bridge.engine.stable_audio.open_generator import StableAudioOpenGenerator
+    from bridge.engine.stable_audio.open_pipeline import LoadedStableAudioOpen
 
-    return StableAudioGenerator(load_stable_audio(model_id, device))
+    loaded = load_stable_audio(model_id, device)
+    return StableAudioOpenGenerator(loaded) if isinstance(loaded, LoadedStableAudioOpen) else StableAudioGenerator(loaded)

@@ -24,10 +24,17 @@ import numpy as np
 import torch
 
 from bridge.audio.io import match_channels, read_audio, resample
+from bridge.engine.cpu_kernels import CpuIdentity, cpu_identity
 from bridge.engine.events import GenerationResult, Take
 from bridge.engine.prompt_audio import last_whole_frames
 from bridge.engine.request import GenerationRequest
 from bridge.engine.stable_audio.loading import LoadedStableAudio
+from bridge.engine.stable_audio.precision import (
+    describe_choice,
+    diffusion_precision,
+    dit_precision,
+    resolve_quality,
+)
 from bridge.engine.stable_audio.prompts import stable_audio_prompt
 from bridge.errors import AudioFileError, CancelledError, InvalidParameterError
 
@@ -41,12 +48,29 @@ ChunkCallback = Callable[[int, np.ndarray], None]
 class StableAudioGenerator:
     """Runs requests on one loaded model. Not thread-safe: one request at a time."""
 
-    def __init__(self, loaded: LoadedStableAudio, steps: int = DEFAULT_STEPS) -> None:
+    # Whether fast mode may run the DiT in bf16: measured within the bound at the model's real size
+    # (bridge.engine.stable_audio.precision).
+    BF16_FAITHFUL = True
+
+    def __init__(self, loaded: LoadedStableAudio, steps: int = DEFAULT_STEPS, cpu: CpuIdentity | None = None) -> None:
         self.loaded = loaded
         self.steps = steps
+        # What decides fast mode's precision (bridge.engine.stable_audio.precision); tests pass another CPU.
+        self.cpu = cpu if cpu is not None else (cpu_identity() if loaded.device.type == "cpu" else None)
 
     def prepare(self, quality: str = "auto") -> None:
-        """Nothing to build ahead: the model runs at its own precision (see bench/stable_audio_speed.py)."""
+        """Nothing to build ahead: fast mode's bf16 is autocast per request (see bench/stable_audio_speed.py)."""
+
+    def precision_for(self, quality: str) -> str:
+        """The diffusion transformer's precision for `quality`: 'bf16', 'fp32' or 'fp16'."""
+        loaded_precision = "fp16" if self.loaded.dtype == torch.float16 else "fp32"
+        if not self.BF16_FAITHFUL:
+            return loaded_precision
+        return diffusion_precision(quality, self.loaded.device.type, loaded_precision, self.cpu)
+
+    def prompt_text(self, words: str, bpm: float | None) -> str:
+        """The text the model gets: the producer's words with the tempo as this model was trained to read it."""
+        return stable_audio_prompt(words, bpm)
 
     def target_samples(self, request: GenerationRequest) -> int:
         """Exact length of the new material in samples at the model rate."""
@@ -64,7 +88,7 @@ class StableAudioGenerator:
         request.validate()
         base_seed = request.seed if request.seed is not None else random.randrange(2**31)
         seeds = [base_seed + index for index in range(request.variations)]
-        text = stable_audio_prompt(request.prompt, request.bpm)
+        text = self.prompt_text(request.prompt, request.bpm)
         steps_total = self.steps * len(seeds)
         steps_started = time.monotonic()
 
@@ -92,7 +116,9 @@ class StableAudioGenerator:
             self._check_length(samples)
             run = partial(self._text_to_audio, text, samples)
 
-        audio = [run(seed, step_callback(index)) for index, seed in enumerate(seeds)]
+        precision = self.precision_for(request.quality)
+        with dit_precision(self.loaded.text_to_audio.transformer, precision):
+            audio = [run(seed, step_callback(index)) for index, seed in enumerate(seeds)]
         if on_chunk is not None:
             on_chunk(0, np.stack(audio))
         return GenerationResult(
@@ -102,8 +128,9 @@ class StableAudioGenerator:
             model_id=self.loaded.model_id,
             device=str(self.loaded.device),
             seconds_taken=time.monotonic() - started,
-            quality="exact",
-            precision="fp16" if self.loaded.dtype == torch.float16 else "fp32",
+            quality=resolve_quality(request.quality),
+            precision=precision,
+            kernel=describe_choice(request.quality, precision, self.loaded.device.type, self.cpu, self.BF16_FAITHFUL),
         )
 
     # -- the three ways to make a take ---------------------------------------------------------------

@@ -13,11 +13,12 @@ import torch
 from bridge import paths
 from bridge.engine.random_model_folder import is_random_model
 from bridge.engine.stable_audio.family import folder_pipeline
+from bridge.engine.stable_audio.open_random_model import OPEN_ARCHITECTURES, save_random_stable_audio_open
 from bridge.engine.stable_audio.random_models import ARCHITECTURES, save_random_stable_audio
 from bridge.errors import ModelError
 from bridge.models.store import installed_model_dir
 
-RANDOM_MODELS = tuple(ARCHITECTURES)
+RANDOM_MODELS = (*ARCHITECTURES, *OPEN_ARCHITECTURES)
 # model_index.json `_class_name`s this family runs.
 SA3_PIPELINE = "StableAudio3Pipeline"
 STABLE_AUDIO_OPEN_PIPELINE = "StableAudioPipeline"
@@ -56,20 +57,23 @@ def resolve_checkpoint(model_id: str) -> Path:
     if model_id in RANDOM_MODELS:
         folder = paths.models_dir() / f"segue-{model_id}"
         if not is_random_model(folder):
-            save_random_stable_audio(model_id, folder)
+            save = save_random_stable_audio_open if model_id in OPEN_ARCHITECTURES else save_random_stable_audio
+            save(model_id, folder)
         return folder
     local = Path(model_id).expanduser()
     folder = local if local.is_dir() else installed_model_dir(model_id)
+    if folder is None and "stable-audio-open" in model_id.lower():
+        raise ModelError(f"{model_id} is not downloaded: segue models download {model_id}")
     if folder is None:
         raise ModelError(
             f"{model_id} is not downloaded: run `segue models download {model_id}` (it converts Stability's "
             "format once), or pass a converted folder with --model"
         )
-    name = folder_pipeline(folder)
-    if name == STABLE_AUDIO_OPEN_PIPELINE:
-        raise ModelError(f"{model_id} is Stable Audio Open: Segue runs Stable Audio 3 models only (for now)")
-    if name != SA3_PIPELINE:
-        raise ModelError(f"{model_id} is not a Stable Audio 3 model in diffusers format (no {SA3_PIPELINE} in model_index.json)")
+    if folder_pipeline(folder) not in (SA3_PIPELINE, STABLE_AUDIO_OPEN_PIPELINE):
+        raise ModelError(
+            f"{model_id} is not a Stable Audio model in diffusers format "
+            f"(no {SA3_PIPELINE} or {STABLE_AUDIO_OPEN_PIPELINE} in model_index.json)"
+        )
     return folder
 
 
@@ -85,6 +89,10 @@ def load_stable_audio(model_id: str, device: str = "auto") -> LoadedStableAudio:
     diffusers.utils.logging.set_verbosity_error()
     diffusers.utils.logging.disable_progress_bar()
     dtype = torch.float16 if target.type == "cuda" else torch.float32
+    if folder_pipeline(folder) == STABLE_AUDIO_OPEN_PIPELINE:
+        from bridge.engine.stable_audio.open_pipeline import load_stable_audio_open
+
+        return load_stable_audio_open(model_id, folder, target, dtype)
     try:
         pipeline = StableAudio3Pipeline.from_pretrained(folder, use_safetensors=True, dtype=dtype)
     except (OSError, ValueError, KeyError, RuntimeError, TypeError) as error:

@@ -18,3 +18,15 @@ def stable_audio_prompt(words: str, bpm: float | None = None) -> str:
     if bpm is not None and not _TEMPO.search(text):
         text = f"{text}, {bpm:g} BPM" if text else f"{bpm:g} BPM"
     return text
+
+
+def stable_audio_open_prompt(words: str, bpm: float | None = None) -> str:
+    """Stable Audio Open's convention: the tempo leads ("128 BPM tech house drum loop").
+
+    Its model card's example prompt (huggingface.co/stabilityai/stable-audio-open-1.0, "Using with
+    stable-audio-tools"), and the Freesound loop descriptions it was trained on, put the tempo first.
+    """
+    text = _TEMPO.sub(lambda match: f"{match.group(1)} BPM", " ".join(words.split()))
+    if bpm is not None and not _TEMPO.search(text):
+        text = f"{bpm:g} BPM {text}".rstrip()
+    return text

@@ -12,6 +12,7 @@ seed and prompt would give the same audio. The builder re-randomises every all-z
 
 import string
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from bridge.engine.random_model_folder import save_random_model
@@ -64,7 +65,8 @@ def _text_encoder(spec: dict, vocab_size: int):
     return T5GemmaEncoderModel(T5GemmaConfig(encoder=module, decoder=module, is_encoder_decoder=False))
 
 
-def _randomise_zero_matrices(module, generator) -> None:
+def randomise_zero_matrices(module, generator) -> None:
+    """Give every all-zero parameter random values (scaled by its fan-in), so a random model hears its inputs."""
     import torch
 
     with torch.no_grad():
@@ -101,12 +103,13 @@ def build_random_stable_audio(architecture: str, seed: int = 0):
     )
     generator = torch.Generator().manual_seed(seed)
     for name in ("transformer", "vae", "duration_embedder"):
-        _randomise_zero_matrices(components[name], generator)
+        randomise_zero_matrices(components[name], generator)
     return StableAudio3Pipeline(**components)
 
 
-def save_random_stable_audio(architecture: str, directory: Path) -> Path:
-    """Build and save atomically (built in a sibling temp dir, then renamed); return `directory`."""
+def save_random_pipeline(architecture: str, directory: Path, build: Callable[[str], object]) -> Path:
+    """Build `build(architecture)` (a diffusers pipeline) and save it atomically (built in a sibling temp
+    dir, then renamed) as safetensors; return `directory`."""
     import diffusers
     import transformers
 
@@ -114,7 +117,9 @@ def save_random_stable_audio(architecture: str, directory: Path) -> Path:
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.disable_progress_bar()
     return save_random_model(
-        architecture, directory, lambda folder: build_random_stable_audio(architecture).save_pretrained(
-            folder, safe_serialization=True
-        ),
+        architecture, directory, lambda folder: build(architecture).save_pretrained(folder, safe_serialization=True)
     )
+
+
+def save_random_stable_audio(architecture: str, directory: Path) -> Path:
+    return save_random_pipeline(architecture, directory, build_random_stable_audio)
