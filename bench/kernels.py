@@ -14,12 +14,16 @@ Kernels: PyTorch's own (fp32; bf16 x int8 `_weight_int8pack_mm`, Segue's `bf16-i
 FBGEMM/QNNPACK dynamic int8 as `quantize_dynamic` runs it, and Segue's `dynamic-int8(-7bit)` with
 its residual rows; `_int_mm` on int8 activations, torchao's int8-dynamic-activation scheme;
 `_weight_int4pack_mm_for_cpu` int4 group 32; `_dyn_quant_matmul_4bit`, the KleidiAI path on Arm)
-and, when installed, ONNX Runtime's `MatMulNBits` (8 and 4 bits, int8 compute).
+and, when installed, ONNX Runtime's `MatMulNBits` (8 and 4 bits, int8 compute) and OpenVINO's
+compressed-weight MatMul (int8 per channel, int4 group 32; its CPU plugin fuses the Convert/Multiply
+weight pattern into its FullyConnected kernel), in fp32 and, where the CPU has it, bf16 inference
+precision, each with and without its dynamic int8 activations.
 The CPU flags and load average are printed with the figures; run the AVX2 paths on an AVX-512
 machine with ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 FBGEMM_ENABLE_INSTRUCTIONS=AVX2.
 """
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -130,6 +134,48 @@ def onnxruntime_kernels() -> dict[str, Kernel]:
     }
 
 
+def openvino_kernels() -> dict[str, Kernel]:
+    """OpenVINO compressed-weight MatMul, one compiled model per linear as ORT's (if `openvino` is installed)."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return {}
+    kernels: dict[str, Kernel] = {}
+    for precision in ("f32", "bf16"):
+        for dynamic_group in (0, 32):
+            for bits in (8, 4):
+                config = {"INFERENCE_PRECISION_HINT": precision, "DYNAMIC_QUANTIZATION_GROUP_SIZE": str(dynamic_group)}
+                name = f"OpenVINO int{bits} weights, {precision}{', int8 act' if dynamic_group else ''}"
+                kernels[name] = functools.partial(openvino_linear, bits=bits, config=config)
+    return kernels
+
+
+def openvino_linear(weight: torch.Tensor, bits: int, config: dict[str, str]) -> Callable[[torch.Tensor], torch.Tensor]:
+    import numpy as np
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    out_features, in_features = weight.shape
+    group = 32 if bits == 4 else in_features
+    groups = weight.reshape(out_features, in_features // group, group)
+    limit = 2 ** (bits - 1) - 1
+    scales = (groups.abs().amax(-1, keepdim=True) / limit).clamp(min=1e-12)
+    levels = torch.round(groups / scales).clamp(-limit - 1, limit).to(torch.int8).numpy()
+    element = ov.Type.i8 if bits == 8 else ov.Type.i4
+    compressed = ops.constant(levels, dtype=element)
+    decompressed = ops.multiply(ops.convert(compressed, ov.Type.f32), ops.constant(scales.numpy().astype(np.float32)))
+    matrix = ops.reshape(decompressed, ops.constant(np.array([out_features, in_features], dtype=np.int64)), False)
+    x = ops.parameter([-1, in_features], ov.Type.f32)
+    model = ov.Model([ops.matmul(x, matrix, False, True)], [x])
+    request = ov.Core().compile_model(model, "CPU", config).create_infer_request()
+
+    def run(rows: torch.Tensor) -> torch.Tensor:
+        request.infer({0: rows.numpy()}, share_inputs=True)
+        return torch.from_numpy(request.get_output_tensor(0).data.copy())
+
+    return run
+
+
 def time_step(layers: list[tuple[Callable, torch.Tensor]], repeats: int) -> float:
     for layer, x in layers:
         layer(x)
@@ -167,7 +213,7 @@ def main() -> int:
     print(f"{len(shapes) - 1} linears + heads, {args.rows} rows\n")
     print(f"{'kernel':<46}{'ms/step':>9}{'steps/s':>9}{'MB/step':>9}{'GB/s':>7}{'rel. error':>12}")
     results = {}
-    kernels = {**KERNELS, **onnxruntime_kernels()}
+    kernels = {**KERNELS, **onnxruntime_kernels(), **openvino_kernels()}
     for name, kernel in kernels.items():
         if args.only and not any(part in name for part in args.only.split(",")):
             continue
