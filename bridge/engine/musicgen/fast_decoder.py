@@ -39,6 +39,7 @@ import transformers
 
 from bridge.engine.musicgen.loading import LoadedModel
 from bridge.engine.musicgen.quantize import DenseLinear, QuantisedLinear, int8_kernel_available, make_linear
+from bridge.engine.musicgen.step_threads import on_every_thread, small_ops_on_one_thread
 from bridge.errors import ModelError
 
 PRECISIONS = ("native", "int8")
@@ -255,9 +256,15 @@ class DecoderSession:
         """Feed (rows, codebooks, tokens) at the next positions; return the last position's logits
         (rows, codebooks, vocab), or with `all_positions` every fed position's (rows, tokens, codebooks, vocab),
         a melody prefix's positions left out."""
-        start = self.position
-        if input_ids.shape[-1] > 1 and start != 0:
+        if input_ids.shape[-1] > 1 and self.position != 0:
             raise ValueError("several tokens at once only as the first call of a window (the prefill)")
+        if input_ids.shape[-1] > 1 or self.prefix is not None and self.position == 0:
+            return self._run(input_ids, all_positions)  # a prefill: every op is big enough for every thread
+        with small_ops_on_one_thread():  # a step: only the weights' and the cache's reads get every thread
+            return self._run(input_ids, all_positions)
+
+    def _run(self, input_ids: torch.Tensor, all_positions: bool) -> torch.Tensor:
+        start = self.position
         decoder = self.decoder
         hidden = decoder.embed(input_ids, start + (self.prefix_length if start == 0 else 0))
         prefix_tokens = 0
@@ -268,27 +275,38 @@ class DecoderSession:
         end = start + tokens
         if end > self.length:
             raise ValueError(f"window of {self.length} positions is full")
-        rows, hidden_size, heads, head_dim = self.rows, decoder.hidden_size, decoder.num_heads, decoder.head_dim
+        rows, hidden_size = self.rows, decoder.hidden_size
         guided = self.guided_rows
         for index, layer in enumerate(decoder.layers):
-            qkv = layer.qkv(layer.self_norm(hidden)).view(rows, tokens, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
-            self.keys[index, :, :, start:end] = qkv[1]
-            self.values[index, :, :, start:end] = qkv[2]
-            attended = F.scaled_dot_product_attention(
-                qkv[0], self.keys[index, :, :, :end], self.values[index, :, :, :end], is_causal=tokens > 1
-            )
+            attended = self.self_attention(index, layer.qkv(layer.self_norm(hidden)), start)
             hidden = hidden + layer.self_out(attended.transpose(1, 2).reshape(rows, tokens, hidden_size))
-
             if guided:
-                query = layer.cross_q(layer.cross_norm(hidden[:guided])).view(guided, tokens, heads, head_dim).transpose(1, 2)
-                attended = F.scaled_dot_product_attention(
-                    query, self.cross_keys[index], self.cross_values[index], attn_mask=self.cross_mask
-                )
+                attended = self.cross_attention(index, layer.cross_q(layer.cross_norm(hidden[:guided])))
                 hidden[:guided] += layer.cross_out(attended.transpose(1, 2).reshape(guided, tokens, hidden_size))
-
             hidden = hidden + layer.fc2(F.gelu(layer.fc1(layer.ffn_norm(hidden))))
         self.position = end
         return decoder.logits(hidden[:, prefix_tokens:] if all_positions else hidden[:, -1])
+
+    def self_attention(self, index: int, qkv: torch.Tensor, start: int) -> torch.Tensor:
+        """Append layer `index`'s keys and values at `start` to the cache; attend over the cache so far.
+        `qkv`: (rows, tokens, 3 x hidden) -> (rows, heads, tokens, head dim)."""
+        rows, tokens = qkv.shape[:2]
+        qkv = qkv.view(rows, tokens, 3, self.decoder.num_heads, self.decoder.head_dim).permute(2, 0, 3, 1, 4)
+        end = start + tokens
+        self.keys[index, :, :, start:end] = qkv[1]
+        self.values[index, :, :, start:end] = qkv[2]
+        return on_every_thread(  # late in a window the cache outweighs a layer's weights
+            F.scaled_dot_product_attention, qkv[0], self.keys[index, :, :, :end], self.values[index, :, :, :end],
+            is_causal=tokens > 1,
+        )
+
+    def cross_attention(self, index: int, query: torch.Tensor) -> torch.Tensor:
+        """The guided rows' attention to the text: (guided rows, tokens, hidden) -> (guided rows, heads, tokens, head dim)."""
+        guided, tokens = query.shape[:2]
+        query = query.view(guided, tokens, self.decoder.num_heads, self.decoder.head_dim).transpose(1, 2)
+        return F.scaled_dot_product_attention(
+            query, self.cross_keys[index], self.cross_values[index], attn_mask=self.cross_mask
+        )
 
     def static_step(self, input_ids: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
         """One token per row at the position held in a 0-d tensor, with fixed shapes throughout.
