@@ -20,6 +20,14 @@ model's own prefill shapes (fp32, or the chosen kernel's). With --json the last 
 `{"speedup_vs_transformers": X, "fraction_of_bandwidth_limit": F, "first_chunk_audio_prompt_seconds": S,
 "prefill_bound_seconds": B, ...}` (fast mode's figures).
 
+For each Segue mode it also breaks a steady-state step down (`step_breakdown_ms`: linears,
+attention, norms, heads, embeddings, sampling, delay pattern, streaming decode, the rest;
+bench/step_breakdown.py), gives `cpu_ms_per_step` (every thread's CPU time: steadier than wall time
+on a loaded machine), and times the clip again with audio chunks decoded between steps instead of
+on their own thread (`steps_per_second_streaming_inline`). `--baseline TREE` runs each Segue mode
+from another checkout too (e.g. `git archive <commit> | tar -x -C TREE`), right before this one's,
+as `MODE@baseline`: before and after in the same run, each with the load average at its start.
+
 A mode is a function in RUNNERS: (loaded model, seconds) -> figures; other model families add
 theirs (and their own model) there.
 """
@@ -123,6 +131,13 @@ def run_segue(loaded, seconds: float, quality: str) -> dict:
     total = time.perf_counter() - started
     cpu_ms_per_step = 1000 * (time.process_time() - cpu_started) / len(stamps)  # every thread's, so steadier under load
 
+    # The same clip with each audio chunk decoded between two steps: does decoding beside them help here?
+    inline_stamps: list[float] = []
+    generator.stream_on_thread = False
+    generator.generate(GenerationRequest(**request, seconds=seconds),
+                       on_progress=lambda done, total, eta: inline_stamps.append(time.perf_counter()))
+    generator.stream_on_thread = True
+
     rate = loaded.sample_rate
     noise = np.random.default_rng(0).standard_normal(round(AUDIO_PROMPT_SECONDS * rate)).astype(np.float32)
     prompt_audio = 0.1 * noise + 0.3 * np.sin(2 * np.pi * 110 * np.arange(noise.size) / rate).astype(np.float32)
@@ -144,6 +159,7 @@ def run_segue(loaded, seconds: float, quality: str) -> dict:
         "weight_bytes_per_step": decoder.weight_bytes,
         "prefill_bound_seconds": prefill_bound_seconds(loaded, decoder, prompt_rows),
         "cpu_ms_per_step": cpu_ms_per_step,
+        "steps_per_second_streaming_inline": steady_steps_per_second(inline_stamps),
         "step_breakdown_ms": step_breakdown_ms(
             generator, GenerationRequest(**request, seconds=min(seconds, BREAKDOWN_SECONDS))
         ),
@@ -324,6 +340,10 @@ def main() -> int:
         print(f"{mode:<22}{figures['kernel'].split(' ')[0]:>20}{figures['weight_bytes_per_step'] / 1e6:>14.0f}"
               f"{bound:>15.1f}{figures['fraction_of_bandwidth_limit']:>10.2f}")
     print_breakdowns(results, bandwidth)
+    for mode, figures in results.items():
+        if figures.get("steps_per_second_streaming_inline"):
+            print(f"{mode}: {figures['steps_per_second']:.1f} steps/s with audio chunks decoded on their own thread, "
+                  f"{figures['steps_per_second_streaming_inline']:.1f} with each decoded between two steps")
     fast = results.get("segue-fast")
     if fast:
         print(f"fast mode's kernel here: {fast['kernel']}")

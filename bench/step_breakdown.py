@@ -86,17 +86,21 @@ def step_breakdown_ms(generator, request) -> dict[str, float]:
 
     stamps: list[float] = []
     at_first: dict[str, float] = {}
+    at_last: dict[str, float] = {}
 
     def on_progress(done: int, total: int, eta: float | None) -> None:
+        # Stamped before the step's stream update: the last step's update (and `finish`) falls outside.
         stamps.append(time.perf_counter())
         if done == max(1, total // 10):
             at_first.update(watch.seconds)
+        if done == total:
+            at_last.update(watch.seconds)
 
     with _replaced(patches):
         generator.generate(request, on_progress=on_progress)
     first = max(1, len(stamps) // 10)
     steps = len(stamps) - first
-    per_step = {part: 1000 * (watch.seconds[part] - at_first.get(part, 0.0)) / steps
+    per_step = {part: 1000 * (at_last.get(part, 0.0) - at_first.get(part, 0.0)) / steps
                 for part in ("decoder", *DECODER_PARTS, *LOOP_PARTS)}
     step = 1000 * (stamps[-1] - stamps[first - 1]) / steps
     figures = {"step": step, **{part: per_step[part] for part in DECODER_PARTS}}

@@ -17,7 +17,7 @@ import torch
 from bridge.audio.io import match_channels, read_audio, resample
 from bridge.engine.cpu_kernels import KernelChoice
 from bridge.engine.events import GenerationResult, Take
-from bridge.engine.musicgen.codec import StreamingDecoder, encode_audio
+from bridge.engine.musicgen.codec import BackgroundStream, StreamingDecoder, encode_audio
 from bridge.engine.musicgen.fast_decoder import (
     FastDecoder,
     describe_precision,
@@ -49,6 +49,8 @@ class MusicGenerator:
         self.loaded = loaded
         self._decoders: dict[tuple[str, bool], FastDecoder] = {}
         self.kernel_choice: KernelChoice | None = None  # how fast mode's CPU kernel was chosen, once it was
+        # Audio chunks are decoded beside the decoder steps (codec.BackgroundStream), not between them.
+        self.stream_on_thread = True
 
     def decoder_for(self, quality: str) -> tuple[FastDecoder, str]:
         """The decoder for a quality mode (built on first use: quantising takes a few seconds) and its precision.
@@ -143,6 +145,8 @@ class MusicGenerator:
             start_sample=prompt_frames * loaded.samples_per_frame,
             total_samples=total_samples,
         )
+        if self.stream_on_thread:
+            stream = BackgroundStream(stream)
 
         codes = None if prompt_codes is None else prompt_codes[None].expand(request.variations, -1, -1)
         steps_before = 0
