@@ -9,12 +9,15 @@ One generation runs with a stopwatch around each part of a step:
 - `heads`: the four codebook heads (one matmul) ; `embeddings`: the four codebooks' embeddings summed;
 - `decoder_other`: the rest of the decoder pass (GELU, residual adds, reshapes, Python);
 - `sampling`: guidance and top-k sampling; `delay_pattern`: laying the codes out and back;
-- `streaming_decode`: EnCodec turning new frames into audio chunks (it runs in bursts: every chunk);
+- `streaming_decode`: EnCodec turning new frames into audio chunks (in bursts: every chunk), as far
+  as the step waits for it; `streaming_decode_beside`: the chunks' time on their own thread (not in
+  the step's time, but sharing its cores);
 - `loop_other`: the rest of a step (progress, cancellation checks, Python).
 All in ms per step, averaged over the steps after the first 10% (the prefill and warm-up left out).
 The stopwatch adds ~0.3 us per timed call (~300 calls per step).
 """
 
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -22,6 +25,7 @@ from contextlib import contextmanager
 
 DECODER_PARTS = ("linears", "attention", "norms", "heads", "embeddings")
 LOOP_PARTS = ("sampling", "delay_pattern", "streaming_decode")
+CHUNK_THREAD = "segue-stream-chunk"  # bridge/engine/musicgen/codec.py's BackgroundStream
 LAYER_LINEARS = ("qkv", "self_out", "cross_q", "cross_out", "fc1", "fc2")
 LAYER_NORMS = ("self_norm", "cross_norm", "ffn_norm")
 
@@ -41,6 +45,16 @@ class Stopwatch:
         return timed
 
 
+def chunk_watch(watch: Stopwatch, update: Callable) -> Callable:
+    """Times StreamingDecoder.update: in the step when it runs there, else as `streaming_decode_beside`."""
+    in_step, beside = watch.wrap("streaming_decode", update), watch.wrap("streaming_decode_beside", update)
+
+    def timed(stream, codes):
+        return (beside if threading.current_thread().name == CHUNK_THREAD else in_step)(stream, codes)
+
+    return timed
+
+
 @contextmanager
 def _replaced(patches: list[tuple[object, str, object]]) -> Iterator[None]:
     """Set each (owner, attribute, value) for the block, then put the originals back."""
@@ -57,7 +71,7 @@ def _replaced(patches: list[tuple[object, str, object]]) -> Iterator[None]:
 def step_breakdown_ms(generator, request) -> dict[str, float]:
     """Run `request` on `generator` (a MusicGenerator) with every part of a step timed; ms per step."""
     from bridge.engine.musicgen import sampling
-    from bridge.engine.musicgen.codec import StreamingDecoder
+    from bridge.engine.musicgen.codec import BackgroundStream, StreamingDecoder
 
     decoder, _ = generator.decoder_for(request.quality)
     watch = Stopwatch()
@@ -82,7 +96,8 @@ def step_breakdown_ms(generator, request) -> dict[str, float]:
                 (sampling, "guide", watch.wrap("sampling", sampling.guide)),
                 (sampling, "process_logits", watch.wrap("sampling", sampling.process_logits)),
                 (sampling, "undelay", watch.wrap("delay_pattern", sampling.undelay)),
-                (StreamingDecoder, "update", watch.wrap("streaming_decode", StreamingDecoder.update))]
+                (BackgroundStream, "update", watch.wrap("streaming_decode", BackgroundStream.update)),
+                (StreamingDecoder, "update", chunk_watch(watch, StreamingDecoder.update))]
 
     stamps: list[float] = []
     at_first: dict[str, float] = {}
@@ -107,6 +122,8 @@ def step_breakdown_ms(generator, request) -> dict[str, float]:
     figures["decoder_other"] = per_step["decoder"] - sum(per_step[part] for part in DECODER_PARTS)
     figures.update({part: per_step[part] for part in LOOP_PARTS})
     figures["loop_other"] = step - per_step["decoder"] - sum(per_step[part] for part in LOOP_PARTS)
+    figures["streaming_decode_beside"] = 1000 * (
+        at_last.get("streaming_decode_beside", 0.0) - at_first.get("streaming_decode_beside", 0.0)) / steps
     return {part: round(ms, 3) for part, ms in figures.items()}
 
 
@@ -117,8 +134,10 @@ def print_breakdowns(results: dict[str, dict], bandwidth_bytes_per_second: float
         return
     parts = list(next(iter(rows.values()))["step_breakdown_ms"])
     print("\nms per steady-state step (step_breakdown_ms); floor = weights' bytes / read bandwidth")
-    print(f"{'mode':<24}{'floor':>7}" + "".join(f"{part.replace('_', ' '):>11}" for part in parts))
+    widths = [max(8, len(part) + 2) for part in parts]
+    print(f"{'mode':<24}{'floor':>7}" + "".join(f"{part:>{width}}" for part, width in zip(parts, widths, strict=True)))
     for mode, figures in rows.items():
         floor = 1000 * figures["weight_bytes_per_step"] / bandwidth_bytes_per_second
         breakdown = figures["step_breakdown_ms"]
-        print(f"{mode:<24}{floor:>7.1f}" + "".join(f"{breakdown.get(part, float('nan')):>11.1f}" for part in parts))
+        print(f"{mode:<24}{floor:>7.1f}"
+              + "".join(f"{breakdown.get(part, float('nan')):>{width}.1f}" for part, width in zip(parts, widths, strict=True)))

@@ -43,6 +43,10 @@ from bridge.engine.musicgen.step_threads import on_every_thread, small_ops_on_on
 from bridge.errors import ModelError
 
 PRECISIONS = ("native", "int8")
+# From this many cached positions on, a step's attention reads enough to wake every thread for it:
+# 24 layers took the same on one thread and two at 400 positions, 1.9x less on two at 800 (2-core
+# AVX2, load ~6); below it the wake-up costs more than it saves (more still on a busy machine).
+THREADED_ATTENTION_POSITIONS = 512
 Linear = DenseLinear | QuantisedLinear
 
 # What this module reads of transformers' MusicGen decoder (transformers 5.24; see check_layout).
@@ -296,8 +300,9 @@ class DecoderSession:
         self.keys[index, :, :, start:end] = qkv[1]
         self.values[index, :, :, start:end] = qkv[2]
         keys, values = self.keys[index, :, :, :end], self.values[index, :, :, :end]
-        # Late in a window the cache outweighs a layer's weights: its reads get every thread.
         if tokens == 1 and self.decoder.precision == "int8":
+            if end < THREADED_ATTENTION_POSITIONS:
+                return one_query_attention(qkv[0], keys, values)
             return on_every_thread(one_query_attention, qkv[0], keys, values)
         return on_every_thread(F.scaled_dot_product_attention, qkv[0], keys, values, is_causal=tokens > 1)
 
