@@ -1,6 +1,7 @@
 """Streaming decode: chunks arrive early, each frame is decoded once, and the stitched stream is the full decode."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -127,6 +128,30 @@ def test_chunks_decoded_on_their_own_thread_are_the_inline_streams_chunks(tiny_m
     np.testing.assert_array_equal(np.concatenate([audio for _, audio in chunks], axis=1), final)
     assert "segue-stream-chunk" in decoding_threads and len(chunks) >= 2  # offers come faster than chunks here
     assert not any(thread.is_alive() for thread in chunk_threads())
+
+
+def test_an_audio_prompts_backlog_is_decoded_inline_then_chunks_beside(tiny_model):
+    """The first chunk after a 100-frame prompt needs all 100 frames through the LSTM: the generating
+    thread does that with every intra-op thread; later chunks go to the chunk thread."""
+    prompt_frames = 100
+    codes = random_codes(tiny_model, 1, prompt_frames + 80, seed=9)
+    chunks, decoding_threads = [], []
+
+    def sink(start, audio):
+        chunks.append((start, audio))
+        decoding_threads.append(threading.current_thread().name)
+
+    background = BackgroundStream(
+        StreamingDecoder(tiny_model, sink, start_sample=prompt_frames * 640, total_samples=80 * 640)
+    )
+    for frames in range(prompt_frames + 1, codes.shape[-1] + 1):
+        background.update(codes[..., :frames])
+        time.sleep(0.005)  # a decoder step's worth of time, so later chunks can go beside
+    final = background.finish(codes)
+    _, inline_final, _ = stream(tiny_model, codes, prompt_frames, 80 * 640)
+    np.testing.assert_allclose(final, inline_final, atol=1e-5, rtol=0)
+    assert decoding_threads[0] == threading.current_thread().name
+    assert "segue-stream-chunk" in decoding_threads[1:]
 
 
 def test_a_chunk_that_fails_on_its_thread_fails_the_generation(tiny_model):

@@ -103,6 +103,10 @@ class StreamingDecoder:
         stable_frames = codes.shape[-1] - HOLDBACK_FRAMES
         return (stable_frames - self.next_chunk_frames) * self.samples_per_frame >= self.emitted_until
 
+    def undecoded_frames(self, codes: torch.Tensor) -> int:
+        """How many frames of `codes` have not been through the LSTM yet."""
+        return codes.shape[-1] - self._lstm_out.frames
+
     def update(self, codes: torch.Tensor) -> None:
         """Offer the complete frames so far, (batch, codebooks, frames)."""
         if not self.due(codes):
@@ -165,14 +169,18 @@ class BackgroundStream:
     A chunk of 25 frames took ~150 ms on a 2-core AVX2 machine (EnCodec's LSTM reads 32 MB of
     weights per frame), stalling the step that made it due. Here `update` starts a thread for a due
     chunk and returns; while that chunk is decoded, `update` offers nothing (the next due offer holds
-    every frame anyway). Each chunk's thread ends with its chunk, so a cancelled job leaves none
-    behind. It runs its ops on one intra-op thread: the decoder's steps own the team. Whether this
-    is faster depends on the machine: bench/engine_speed.py measures both. `finish` waits for the
+    every frame anyway); a backlog (an audio prompt's frames) is decoded inline. Each chunk's thread
+    ends with its chunk, so a cancelled job leaves none behind. It runs its ops on one intra-op
+    thread: the decoder's steps own the team. Whether this is faster depends on the machine and its
+    load: bench/engine_speed.py measures both. `finish` waits for the
     chunk in flight, so every chunk reaches the sink before it returns; an error in a chunk's thread
     is raised by the next call.
     """
 
     CHUNK_TIMEOUT_SECONDS = 60.0  # one chunk: ~0.2 s on a laptop, more under heavy load
+    # A first chunk after an audio prompt runs every prompt frame through the LSTM (8 s: 400 frames);
+    # on the one-thread chunk thread that delayed the first audio by seconds, so it stays inline.
+    INLINE_BACKLOG_FRAMES = 50
 
     def __init__(self, stream: StreamingDecoder) -> None:
         self.stream = stream
@@ -182,6 +190,9 @@ class BackgroundStream:
     def update(self, codes: torch.Tensor) -> None:
         self._raise_error()
         if self._chunk is not None and self._chunk.is_alive() or not self.stream.due(codes):
+            return
+        if self.stream.undecoded_frames(codes) > self.INLINE_BACKLOG_FRAMES:
+            self.stream.update(codes)  # an audio prompt's frames: fastest on every thread, and awaited anyway
             return
         self._chunk = threading.Thread(target=self._decode, args=(codes,), name="segue-stream-chunk", daemon=True)
         self._chunk.start()
