@@ -177,12 +177,12 @@ class FastDecoder:
             )
             drop_resident_pages(released)  # layer by layer: fp32 and int8 copies never both resident
             if released:
-                _return_free_memory()  # and the quantisers' temporaries go back too, or the heap keeps them
+                return_free_memory()  # and the quantisers' temporaries go back too, or the heap keeps them
             released.clear()
         self.lm_heads = linear(*causal_lm.lm_heads)
         drop_resident_pages(released)
         if precision == "int8":
-            _return_free_memory()
+            return_free_memory()
 
     @property
     def weight_bytes(self) -> int:
@@ -459,7 +459,7 @@ def drop_resident_pages(tensors: list[torch.Tensor]) -> None:
             libc.madvise(first, last - first, 4)  # MADV_DONTNEED
 
 
-def _return_free_memory() -> None:
+def return_free_memory() -> None:
     """Hand the heap's free pages back to the OS (glibc keeps them after big temporaries otherwise)."""
     if sys.platform == "linux":
         with contextlib.suppress(AttributeError, OSError):  # not glibc (e.g. musl)
