@@ -23,8 +23,8 @@ model's own prefill shapes (fp32, or the chosen kernel's). With --json the last 
 For each Segue mode it also breaks a steady-state step down (`step_breakdown_ms`: linears,
 attention, norms, heads, embeddings, sampling, delay pattern, streaming decode, the rest;
 bench/step_breakdown.py), gives `cpu_ms_per_step` (every thread's CPU time: steadier than wall time
-on a loaded machine), and times the clip again with audio chunks decoded between steps instead of
-on their own thread (`steps_per_second_streaming_inline`). `--baseline TREE` runs each Segue mode
+on a loaded machine), and times the clip both with audio chunks decoded between steps (the default)
+and on their own thread beside them (`steps_per_second_chunks_between`, `..._beside`). `--baseline TREE` runs each Segue mode
 from another checkout too (e.g. `git archive <commit> | tar -x -C TREE`), right before this one's,
 as `MODE@baseline`: before and after in the same run, each with the load average at its start.
 
@@ -131,12 +131,14 @@ def run_segue(loaded, seconds: float, quality: str) -> dict:
     total = time.perf_counter() - started
     cpu_ms_per_step = 1000 * (time.process_time() - cpu_started) / len(stamps)  # every thread's, so steadier under load
 
-    # The same clip with each audio chunk decoded between two steps: does decoding beside them help here?
-    inline_stamps: list[float] = []
-    generator.stream_on_thread = False
+    # The same clip with audio chunks decoded the other way (beside the steps or between them): which helps here?
+    other_stamps: list[float] = []
+    generator.stream_on_thread = not generator.stream_on_thread
     generator.generate(GenerationRequest(**request, seconds=seconds),
-                       on_progress=lambda done, total, eta: inline_stamps.append(time.perf_counter()))
-    generator.stream_on_thread = True
+                       on_progress=lambda done, total, eta: other_stamps.append(time.perf_counter()))
+    generator.stream_on_thread = not generator.stream_on_thread
+    chunk_ways = {generator.stream_on_thread: steady_steps_per_second(stamps),
+                  not generator.stream_on_thread: steady_steps_per_second(other_stamps)}
 
     rate = loaded.sample_rate
     noise = np.random.default_rng(0).standard_normal(round(AUDIO_PROMPT_SECONDS * rate)).astype(np.float32)
@@ -159,7 +161,8 @@ def run_segue(loaded, seconds: float, quality: str) -> dict:
         "weight_bytes_per_step": decoder.weight_bytes,
         "prefill_bound_seconds": prefill_bound_seconds(loaded, decoder, prompt_rows),
         "cpu_ms_per_step": cpu_ms_per_step,
-        "steps_per_second_streaming_inline": steady_steps_per_second(inline_stamps),
+        "steps_per_second_chunks_beside": chunk_ways[True],
+        "steps_per_second_chunks_between": chunk_ways[False],
         "step_breakdown_ms": step_breakdown_ms(
             generator, GenerationRequest(**request, seconds=min(seconds, BREAKDOWN_SECONDS))
         ),
@@ -341,9 +344,9 @@ def main() -> int:
               f"{bound:>15.1f}{figures['fraction_of_bandwidth_limit']:>10.2f}")
     print_breakdowns(results, bandwidth)
     for mode, figures in results.items():
-        if figures.get("steps_per_second_streaming_inline"):
-            print(f"{mode}: {figures['steps_per_second']:.1f} steps/s with audio chunks decoded on their own thread, "
-                  f"{figures['steps_per_second_streaming_inline']:.1f} with each decoded between two steps")
+        if figures.get("steps_per_second_chunks_between"):
+            print(f"{mode}: {figures['steps_per_second_chunks_beside']:.1f} steps/s with audio chunks decoded on their "
+                  f"own thread, {figures['steps_per_second_chunks_between']:.1f} with each decoded between two steps")
     fast = results.get("segue-fast")
     if fast:
         print(f"fast mode's kernel here: {fast['kernel']}")

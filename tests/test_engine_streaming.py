@@ -168,6 +168,7 @@ def test_a_chunk_that_fails_on_its_thread_fails_the_generation(tiny_model):
 
 def test_a_cancelled_generation_leaves_no_decoding_thread_behind(tiny_model):
     generator = MusicGenerator(tiny_model)
+    generator.stream_on_thread = True
     steps = []
     with pytest.raises(CancelledError):
         generator.generate(

@@ -49,8 +49,10 @@ class MusicGenerator:
         self.loaded = loaded
         self._decoders: dict[tuple[str, bool], FastDecoder] = {}
         self.kernel_choice: KernelChoice | None = None  # how fast mode's CPU kernel was chosen, once it was
-        # Audio chunks are decoded beside the decoder steps (codec.BackgroundStream), not between them.
-        self.stream_on_thread = True
+        # Decode audio chunks beside the decoder steps (codec.BackgroundStream) instead of between them.
+        # Off: on the 2-core machine it was measured on (AVX2, load ~5) it did not help, 11.0 vs 11.7
+        # steps/s (median of 3 interleaved runs); bench/engine_speed.py measures both on a machine.
+        self.stream_on_thread = False
 
     def decoder_for(self, quality: str) -> tuple[FastDecoder, str]:
         """The decoder for a quality mode (built on first use: quantising takes a few seconds) and its precision.
