@@ -8,6 +8,9 @@ step:
   exactly zero and is skipped;
 - with int8 weights, q, k and v come from one fused matmul, the four codebook heads from another;
 - both guidance branches go through every matmul together, so each weight is read once per step;
+- a one-token step runs its small ops on one thread, waking the others only for the matmuls and a
+  long cache (bridge/engine/musicgen/step_threads.py); fast mode attends with two matmuls
+  (`one_query_attention`), faster than PyTorch's CPU SDPA for one query over a long cache;
 - `precision="int8"` swaps every decoder matmul for int8 weights run by `kernel`
   (bridge/engine/musicgen/quantize.py; bridge/engine/musicgen/kernels.py picks it per machine).
 
