@@ -70,8 +70,8 @@ def _replaced(patches: list[tuple[object, str, object]]) -> Iterator[None]:
 
 def step_breakdown_ms(generator, request) -> dict[str, float]:
     """Run `request` on `generator` (a MusicGenerator) with every part of a step timed; ms per step."""
-    from bridge.engine.musicgen import sampling
-    from bridge.engine.musicgen.codec import BackgroundStream, StreamingDecoder
+    from bridge.engine.musicgen import codec, sampling
+    from bridge.engine.musicgen.codec import StreamingDecoder
 
     decoder, _ = generator.decoder_for(request.quality)
     watch = Stopwatch()
@@ -88,16 +88,18 @@ def step_breakdown_ms(generator, request) -> dict[str, float]:
 
     def timed_start(*args, **kwargs):
         session = start(*args, **kwargs)
-        session.self_attention = watch.wrap("attention", session.self_attention)
-        session.cross_attention = watch.wrap("attention", session.cross_attention)
+        for name in ("self_attention", "cross_attention"):  # an older Segue's has none: attention is then "other"
+            if hasattr(session, name):
+                setattr(session, name, watch.wrap("attention", getattr(session, name)))
         return watch.wrap("decoder", session)
 
     patches += [(decoder, "start", timed_start),
                 (sampling, "guide", watch.wrap("sampling", sampling.guide)),
                 (sampling, "process_logits", watch.wrap("sampling", sampling.process_logits)),
                 (sampling, "undelay", watch.wrap("delay_pattern", sampling.undelay)),
-                (BackgroundStream, "update", watch.wrap("streaming_decode", BackgroundStream.update)),
                 (StreamingDecoder, "update", chunk_watch(watch, StreamingDecoder.update))]
+    if hasattr(codec, "BackgroundStream"):
+        patches.append((codec.BackgroundStream, "update", watch.wrap("streaming_decode", codec.BackgroundStream.update)))
 
     stamps: list[float] = []
     at_first: dict[str, float] = {}
