@@ -20,6 +20,14 @@ model's own prefill shapes (fp32, or the chosen kernel's). With --json the last 
 `{"speedup_vs_transformers": X, "fraction_of_bandwidth_limit": F, "first_chunk_audio_prompt_seconds": S,
 "prefill_bound_seconds": B, ...}` (fast mode's figures).
 
+For each Segue mode it also breaks a steady-state step down (`step_breakdown_ms`: linears,
+attention, norms, heads, embeddings, sampling, delay pattern, streaming decode, the rest;
+bench/step_breakdown.py), gives `cpu_ms_per_step` (every thread's CPU time: steadier than wall time
+on a loaded machine), and times the clip both with audio chunks decoded between steps (the default)
+and on their own thread beside them (`steps_per_second_chunks_between`, `..._beside`). `--baseline TREE` runs each Segue mode
+from another checkout too (e.g. `git archive <commit> | tar -x -C TREE`), right before this one's,
+as `MODE@baseline`: before and after in the same run, each with the load average at its start.
+
 A mode is a function in RUNNERS: (loaded model, seconds) -> figures; other model families add
 theirs (and their own model) there.
 """
@@ -37,9 +45,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.step_breakdown import print_breakdowns, step_breakdown_ms  # noqa: E402
+
 MODEL = "small-random"
 PROMPT = "lo-fi hip hop beat with warm rhodes and dusty drums"
 AUDIO_PROMPT_SECONDS = 8.0
+BREAKDOWN_SECONDS = 4.0  # the per-step breakdown's own clip (a second generation, every part timed)
 
 
 def steady_steps_per_second(stamps: list[float]) -> float:
@@ -111,13 +122,23 @@ def run_segue(loaded, seconds: float, quality: str) -> dict:
 
     stamps: list[float] = []
     first_chunk: list[float] = []
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     result = generator.generate(
         GenerationRequest(**request, seconds=seconds),
         on_progress=lambda done, total, eta: stamps.append(time.perf_counter()),
         on_chunk=lambda start, audio: first_chunk.append(time.perf_counter()) if not first_chunk else None,
     )
     total = time.perf_counter() - started
+    cpu_ms_per_step = 1000 * (time.process_time() - cpu_started) / len(stamps)  # every thread's, so steadier under load
+
+    # The same clip with audio chunks decoded the other way (beside the steps or between them): which helps here?
+    other_stamps: list[float] = []
+    generator.stream_on_thread = not generator.stream_on_thread
+    generator.generate(GenerationRequest(**request, seconds=seconds),
+                       on_progress=lambda done, total, eta: other_stamps.append(time.perf_counter()))
+    generator.stream_on_thread = not generator.stream_on_thread
+    chunk_ways = {generator.stream_on_thread: steady_steps_per_second(stamps),
+                  not generator.stream_on_thread: steady_steps_per_second(other_stamps)}
 
     rate = loaded.sample_rate
     noise = np.random.default_rng(0).standard_normal(round(AUDIO_PROMPT_SECONDS * rate)).astype(np.float32)
@@ -139,6 +160,12 @@ def run_segue(loaded, seconds: float, quality: str) -> dict:
         "kernel": generator.kernel or result.kernel,
         "weight_bytes_per_step": decoder.weight_bytes,
         "prefill_bound_seconds": prefill_bound_seconds(loaded, decoder, prompt_rows),
+        "cpu_ms_per_step": cpu_ms_per_step,
+        "steps_per_second_chunks_beside": chunk_ways[True],
+        "steps_per_second_chunks_between": chunk_ways[False],
+        "step_breakdown_ms": step_breakdown_ms(
+            generator, GenerationRequest(**request, seconds=min(seconds, BREAKDOWN_SECONDS))
+        ),
     }
 
 
@@ -251,6 +278,9 @@ def main() -> int:
     parser.add_argument("--model", default=MODEL, help=f"a built-in random architecture (default {MODEL})")
     parser.add_argument("--family", choices=("musicgen", "stable-audio"), action="append",
                         help="add stable-audio to time it in the same run after MusicGen (bench/stable_audio_speed.py)")
+    parser.add_argument("--baseline", type=Path, metavar="TREE",
+                        help="also run each Segue mode from another checkout of Segue (e.g. `git archive` of an older "
+                             "commit), just before this tree's, as MODE@baseline: before/after in the same run")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -264,18 +294,25 @@ def main() -> int:
     bandwidth = read_bandwidth_bytes_per_second()
     # Every mode runs as Segue's engine worker does: OpenMP threads sleep rather than spin when idle.
     env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
-    results = {}
+    runs = []  # (label, checkout, mode)
     for mode in args.modes.split(","):
-        print(f"running {mode} ...", file=sys.stderr, flush=True)
+        if args.baseline and mode.startswith("segue"):
+            runs.append((f"{mode}@baseline", args.baseline.resolve(), mode))
+        runs.append((mode, ROOT, mode))
+    results = {}
+    for label, tree, mode in runs:
+        print(f"running {label} ...", file=sys.stderr, flush=True)
+        load_at_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         done = subprocess.run(
-            [sys.executable, __file__, "--worker", mode, "--seconds", str(args.seconds), "--device", args.device,
-             "--model", args.model],
-            capture_output=True, text=True, check=False, env=env,
+            [sys.executable, str(tree / "bench" / "engine_speed.py"), "--worker", mode, "--seconds", str(args.seconds),
+             "--device", args.device, "--model", args.model],
+            capture_output=True, text=True, check=False, env={**env, "PYTHONPATH": str(tree)}, cwd=tree,
         )
         if done.returncode != 0:
             print(done.stderr, file=sys.stderr)
-            raise SystemExit(f"{mode} failed")
-        results[mode] = json.loads(done.stdout.strip().splitlines()[-1])
+            raise SystemExit(f"{label} failed")
+        results[label] = json.loads(done.stdout.strip().splitlines()[-1])
+        results[label]["load_average_at_start"] = load_at_start
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\n{args.model} architecture (random weights), guidance 3, batch 1, {args.seconds:g} s clip")
@@ -283,25 +320,33 @@ def main() -> int:
           f"{load:.2f} after (OMP_WAIT_POLICY={env['OMP_WAIT_POLICY']})")
     print(f"CPU flags: {cpu_flags()}; PyTorch capability: {torch_capability()}")
     print(f"memory read bandwidth: {bandwidth / 1e9:.1f} GB/s")
-    header = f"{'mode':<14}{'steps/s':>9}{'x realtime':>12}{'1st chunk':>11}{'1st chunk 8s-prompt':>21}{'peak RSS':>10}"
+    header = (f"{'mode':<22}{'steps/s':>9}{'CPU ms/step':>12}{'x realtime':>12}{'1st chunk':>11}"
+              f"{'1st chunk 8s-prompt':>21}{'peak RSS':>10}{'load':>6}")
     print(header)
     base = results.get("transformers", {}).get("steps_per_second")
     for mode, figures in results.items():
         prompted = figures["first_chunk_audio_prompt_seconds"]
+        cpu_ms = figures.get("cpu_ms_per_step")
         print(
-            f"{mode:<14}{figures['steps_per_second']:>9.1f}{figures['realtime_factor']:>12.2f}"
+            f"{mode:<22}{figures['steps_per_second']:>9.1f}{(f'{cpu_ms:.1f}' if cpu_ms else '-'):>12}"
+            f"{figures['realtime_factor']:>12.2f}"
             f"{figures['first_chunk_seconds']:>10.2f}s{(f'{prompted:.2f}s' if prompted else '-'):>21}"
-            f"{figures['peak_rss_bytes'] / 2**30:>7.2f}GiB"
+            f"{figures['peak_rss_bytes'] / 2**30:>7.2f}GiB{figures['load_average_at_start']:>6.1f}"
         )
     weights = next(iter(results.values()))["weight_bytes"]
     print(f"fp32 weights: {weights / 2**30:.2f} GiB (+25% = {1.25 * weights / 2**30:.2f} GiB)")
-    print(f"\n{'mode':<14}{'kernel':>20}{'MB read/step':>14}{'bound steps/s':>15}{'fraction':>10}")
+    print(f"\n{'mode':<22}{'kernel':>20}{'MB read/step':>14}{'bound steps/s':>15}{'fraction':>10}")
     for mode, figures in results.items():
         bound = bandwidth / figures["weight_bytes_per_step"]
         figures["bandwidth_bound_steps_per_second"] = bound
         figures["fraction_of_bandwidth_limit"] = figures["steps_per_second"] / bound
-        print(f"{mode:<14}{figures['kernel'].split(' ')[0]:>20}{figures['weight_bytes_per_step'] / 1e6:>14.0f}"
+        print(f"{mode:<22}{figures['kernel'].split(' ')[0]:>20}{figures['weight_bytes_per_step'] / 1e6:>14.0f}"
               f"{bound:>15.1f}{figures['fraction_of_bandwidth_limit']:>10.2f}")
+    print_breakdowns(results, bandwidth)
+    for mode, figures in results.items():
+        if figures.get("steps_per_second_chunks_between"):
+            print(f"{mode}: {figures['steps_per_second_chunks_beside']:.1f} steps/s with audio chunks decoded on their "
+                  f"own thread, {figures['steps_per_second_chunks_between']:.1f} with each decoded between two steps")
     fast = results.get("segue-fast")
     if fast:
         print(f"fast mode's kernel here: {fast['kernel']}")

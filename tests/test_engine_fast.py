@@ -10,6 +10,7 @@ from bridge.engine.musicgen.fast_decoder import (
     GraphedStep,
     drop_resident_pages,
     graphed_for,
+    one_query_attention,
     precision_for,
 )
 from bridge.engine.musicgen.generator import MusicGenerator
@@ -126,3 +127,14 @@ def test_int8_linear_error_is_weight_rounding_only():
     np.testing.assert_allclose(
         layer(many_rows).numpy(), (many_rows @ layer.dequantized().T).numpy(), rtol=0.02, atol=0.05
     )
+
+
+def test_fast_modes_one_query_attention_is_sdpas_over_a_growing_cache():
+    """Fast mode attends with two matmuls (faster than SDPA's CPU kernel for one query); same maths."""
+    torch.manual_seed(2)
+    cache = torch.randn(2, 2, 4, 300, 16)  # (keys/values, rows, heads, window, head dim)
+    query = torch.randn(2, 4, 1, 16)
+    for filled in (1, 37, 300):
+        keys, values = cache[0, :, :, :filled], cache[1, :, :, :filled]
+        expected = torch.nn.functional.scaled_dot_product_attention(query, keys, values)
+        torch.testing.assert_close(one_query_attention(query, keys, values), expected, rtol=0, atol=1e-5)

@@ -1,5 +1,8 @@
 """Streaming decode: chunks arrive early, each frame is decoded once, and the stitched stream is the full decode."""
 
+import threading
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -7,9 +10,14 @@ import torch
 from bridge.engine.musicgen.codec import (
     HOLDBACK_FRAMES,
     UPSAMPLER_MARGIN_FRAMES,
+    BackgroundStream,
     StreamingDecoder,
     decode_codes,
 )
+from bridge.engine.musicgen.generator import MusicGenerator
+from bridge.engine.request import GenerationRequest
+from bridge.errors import CancelledError
+from tests.waiting import wait_until
 
 
 def random_codes(loaded, batch: int, frames: int, seed: int) -> torch.Tensor:
@@ -93,3 +101,79 @@ def test_every_frame_is_decoded_once_plus_a_bounded_margin(tiny_model):
         upsampler_hook.remove()
     assert seen["lstm"] == 600
     assert seen["upsampler"] <= 600 + 2 * UPSAMPLER_MARGIN_FRAMES * len(chunks)
+
+
+# ---------------------------------------------------------------- chunks decoded beside the decoder steps
+
+
+def chunk_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "segue-stream-chunk"]
+
+
+def test_chunks_decoded_on_their_own_thread_are_the_inline_streams_chunks(tiny_model):
+    codes = random_codes(tiny_model, 2, 150, seed=7)
+    inline_chunks, inline_final, _ = stream(tiny_model, codes, 0, 150 * 640)
+    chunks, decoding_threads = [], set()
+
+    def sink(start, audio):
+        chunks.append((start, audio))
+        decoding_threads.add(threading.current_thread().name)
+
+    background = BackgroundStream(StreamingDecoder(tiny_model, sink, start_sample=0, total_samples=150 * 640))
+    for frames in range(1, 151):
+        background.update(codes[..., :frames])
+    final = background.finish(codes)
+
+    np.testing.assert_allclose(final, inline_final, atol=1e-5, rtol=0)  # other chunk boundaries: float rounding
+    np.testing.assert_array_equal(np.concatenate([audio for _, audio in chunks], axis=1), final)
+    assert "segue-stream-chunk" in decoding_threads and len(chunks) >= 2  # offers come faster than chunks here
+    assert not any(thread.is_alive() for thread in chunk_threads())
+
+
+def test_an_audio_prompts_backlog_is_decoded_inline_then_chunks_beside(tiny_model):
+    """The first chunk after a 100-frame prompt needs all 100 frames through the LSTM: the generating
+    thread does that with every intra-op thread; later chunks go to the chunk thread."""
+    prompt_frames = 100
+    codes = random_codes(tiny_model, 1, prompt_frames + 80, seed=9)
+    chunks, decoding_threads = [], []
+
+    def sink(start, audio):
+        chunks.append((start, audio))
+        decoding_threads.append(threading.current_thread().name)
+
+    background = BackgroundStream(
+        StreamingDecoder(tiny_model, sink, start_sample=prompt_frames * 640, total_samples=80 * 640)
+    )
+    for frames in range(prompt_frames + 1, codes.shape[-1] + 1):
+        background.update(codes[..., :frames])
+        time.sleep(0.005)  # a decoder step's worth of time, so later chunks can go beside
+    final = background.finish(codes)
+    _, inline_final, _ = stream(tiny_model, codes, prompt_frames, 80 * 640)
+    np.testing.assert_allclose(final, inline_final, atol=1e-5, rtol=0)
+    assert decoding_threads[0] == threading.current_thread().name
+    assert "segue-stream-chunk" in decoding_threads[1:]
+
+
+def test_a_chunk_that_fails_on_its_thread_fails_the_generation(tiny_model):
+    def broken_sink(start, audio):
+        raise OSError("audio device gone")
+
+    background = BackgroundStream(StreamingDecoder(tiny_model, broken_sink, start_sample=0, total_samples=60 * 640))
+    codes = random_codes(tiny_model, 1, 60, seed=8)
+    with pytest.raises(OSError, match="audio device gone"):
+        for frames in range(1, 61):
+            background.update(codes[..., :frames])
+        background.finish(codes)
+
+
+def test_a_cancelled_generation_leaves_no_decoding_thread_behind(tiny_model):
+    generator = MusicGenerator(tiny_model)
+    generator.stream_on_thread = True
+    steps = []
+    with pytest.raises(CancelledError):
+        generator.generate(
+            GenerationRequest(prompt="dub techno", model="tiny", seconds=3.0, seed=2, quality="exact"),
+            on_progress=lambda done, total, eta: steps.append(done),
+            should_cancel=lambda: len(steps) >= 40,
+        )
+    wait_until(lambda: not chunk_threads(), timeout_seconds=30, what="the chunk thread to end")

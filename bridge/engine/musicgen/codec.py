@@ -4,11 +4,13 @@ Stereo MusicGen models interleave left/right codebooks (rows 0, 2, ... left; 1, 
 channel goes through the mono codec on its own, as transformers does.
 """
 
+import threading
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
+from bridge.engine.musicgen.fast_decoder import return_free_memory
 from bridge.engine.musicgen.loading import LoadedModel
 
 
@@ -97,13 +99,21 @@ class StreamingDecoder:
         self._lstm_out = _GrowingFrames()  # LSTM block output of every frame so far
         self._lstm_state: tuple[torch.Tensor, torch.Tensor] | None = None
 
+    def due(self, codes: torch.Tensor) -> bool:
+        """Whether `update(codes)` would decode a chunk (else it returns at once)."""
+        stable_frames = codes.shape[-1] - HOLDBACK_FRAMES
+        return (stable_frames - self.next_chunk_frames) * self.samples_per_frame >= self.emitted_until
+
+    def undecoded_frames(self, codes: torch.Tensor) -> int:
+        """How many frames of `codes` have not been through the LSTM yet."""
+        return codes.shape[-1] - self._lstm_out.frames
+
     def update(self, codes: torch.Tensor) -> None:
         """Offer the complete frames so far, (batch, codebooks, frames)."""
-        stable_frames = codes.shape[-1] - HOLDBACK_FRAMES
-        if (stable_frames - self.next_chunk_frames) * self.samples_per_frame < self.emitted_until:
+        if not self.due(codes):
             return
         self._advance(codes, final=False)
-        self._emit(stable_frames, final=False)
+        self._emit(codes.shape[-1] - HOLDBACK_FRAMES, final=False)
         self.next_chunk_frames = min(2 * self.next_chunk_frames, self.max_chunk_frames)
 
     def finish(self, codes: torch.Tensor) -> np.ndarray:
@@ -152,6 +162,62 @@ class StreamingDecoder:
         self.sink(self.emitted_until - self.start_sample, chunk)
         self.chunks.append(chunk)
         self.emitted_until = until_sample
+
+
+class BackgroundStream:
+    """A StreamingDecoder whose chunks are decoded on a thread beside the decoder steps.
+
+    A chunk of 25 frames took ~150 ms on a 2-core AVX2 machine (EnCodec's LSTM reads 32 MB of
+    weights per frame), stalling the step that made it due. Here `update` starts a thread for a due
+    chunk and returns; while that chunk is decoded, `update` offers nothing (the next due offer holds
+    every frame anyway); a backlog (an audio prompt's frames) is decoded inline. Each chunk's thread
+    ends with its chunk, so a cancelled job leaves none behind. It runs its ops on one intra-op
+    thread: the decoder's steps own the team. Whether this is faster depends on the machine and its
+    load: bench/engine_speed.py measures both. `finish` waits for the
+    chunk in flight, so every chunk reaches the sink before it returns; an error in a chunk's thread
+    is raised by the next call.
+    """
+
+    CHUNK_TIMEOUT_SECONDS = 60.0  # one chunk: ~0.2 s on a laptop, more under heavy load
+    # A first chunk after an audio prompt runs every prompt frame through the LSTM (8 s: 400 frames);
+    # on the one-thread chunk thread that delayed the first audio by seconds, so it stays inline.
+    INLINE_BACKLOG_FRAMES = 50
+
+    def __init__(self, stream: StreamingDecoder) -> None:
+        self.stream = stream
+        self._chunk: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def update(self, codes: torch.Tensor) -> None:
+        self._raise_error()
+        if self._chunk is not None and self._chunk.is_alive() or not self.stream.due(codes):
+            return
+        if self.stream.undecoded_frames(codes) > self.INLINE_BACKLOG_FRAMES:
+            self.stream.update(codes)  # an audio prompt's frames: fastest on every thread, and awaited anyway
+            return
+        self._chunk = threading.Thread(target=self._decode, args=(codes,), name="segue-stream-chunk", daemon=True)
+        self._chunk.start()
+
+    def finish(self, codes: torch.Tensor) -> np.ndarray:
+        if self._chunk is not None:
+            self._chunk.join(self.CHUNK_TIMEOUT_SECONDS)
+        self._raise_error()
+        audio = self.stream.finish(codes)
+        # The chunk threads' heap arenas keep EnCodec's temporaries: peak RSS grew ~100 MB per job
+        # on musicgen-small without this, ~60 MB once with it.
+        return_free_memory()
+        return audio
+
+    def _decode(self, codes: torch.Tensor) -> None:
+        torch.set_num_threads(1)
+        try:
+            self.stream.update(codes)
+        except BaseException as error:  # raised in the generating thread by its next call
+            self._error = error
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
 
 
 def _streams(loaded: LoadedModel, codes: torch.Tensor) -> torch.Tensor:

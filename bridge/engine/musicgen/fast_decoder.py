@@ -8,6 +8,9 @@ step:
   exactly zero and is skipped;
 - with int8 weights, q, k and v come from one fused matmul, the four codebook heads from another;
 - both guidance branches go through every matmul together, so each weight is read once per step;
+- a one-token step runs its small ops on one thread, waking the others only for the matmuls and a
+  long cache (bridge/engine/musicgen/step_threads.py); fast mode attends with two matmuls
+  (`one_query_attention`), faster than PyTorch's CPU SDPA for one query over a long cache;
 - `precision="int8"` swaps every decoder matmul for int8 weights run by `kernel`
   (bridge/engine/musicgen/quantize.py; bridge/engine/musicgen/kernels.py picks it per machine).
 
@@ -39,9 +42,14 @@ import transformers
 
 from bridge.engine.musicgen.loading import LoadedModel
 from bridge.engine.musicgen.quantize import DenseLinear, QuantisedLinear, int8_kernel_available, make_linear
+from bridge.engine.musicgen.step_threads import on_every_thread, small_ops_on_one_thread
 from bridge.errors import ModelError
 
 PRECISIONS = ("native", "int8")
+# From this many cached positions on, a step's attention reads enough to wake every thread for it:
+# 24 layers took the same on one thread and two at 400 positions, 1.9x less on two at 800 (2-core
+# AVX2, load ~6); below it the wake-up costs more than it saves (more still on a busy machine).
+THREADED_ATTENTION_POSITIONS = 512
 Linear = DenseLinear | QuantisedLinear
 
 # What this module reads of transformers' MusicGen decoder (transformers 5.24; see check_layout).
@@ -172,12 +180,12 @@ class FastDecoder:
             )
             drop_resident_pages(released)  # layer by layer: fp32 and int8 copies never both resident
             if released:
-                _return_free_memory()  # and the quantisers' temporaries go back too, or the heap keeps them
+                return_free_memory()  # and the quantisers' temporaries go back too, or the heap keeps them
             released.clear()
         self.lm_heads = linear(*causal_lm.lm_heads)
         drop_resident_pages(released)
         if precision == "int8":
-            _return_free_memory()
+            return_free_memory()
 
     @property
     def weight_bytes(self) -> int:
@@ -255,9 +263,15 @@ class DecoderSession:
         """Feed (rows, codebooks, tokens) at the next positions; return the last position's logits
         (rows, codebooks, vocab), or with `all_positions` every fed position's (rows, tokens, codebooks, vocab),
         a melody prefix's positions left out."""
-        start = self.position
-        if input_ids.shape[-1] > 1 and start != 0:
+        if input_ids.shape[-1] > 1 and self.position != 0:
             raise ValueError("several tokens at once only as the first call of a window (the prefill)")
+        if input_ids.shape[-1] > 1 or self.prefix is not None and self.position == 0:
+            return self._run(input_ids, all_positions)  # a prefill: every op is big enough for every thread
+        with small_ops_on_one_thread():  # a step: only the weights' and the cache's reads get every thread
+            return self._run(input_ids, all_positions)
+
+    def _run(self, input_ids: torch.Tensor, all_positions: bool) -> torch.Tensor:
+        start = self.position
         decoder = self.decoder
         hidden = decoder.embed(input_ids, start + (self.prefix_length if start == 0 else 0))
         prefix_tokens = 0
@@ -268,27 +282,40 @@ class DecoderSession:
         end = start + tokens
         if end > self.length:
             raise ValueError(f"window of {self.length} positions is full")
-        rows, hidden_size, heads, head_dim = self.rows, decoder.hidden_size, decoder.num_heads, decoder.head_dim
+        rows, hidden_size = self.rows, decoder.hidden_size
         guided = self.guided_rows
         for index, layer in enumerate(decoder.layers):
-            qkv = layer.qkv(layer.self_norm(hidden)).view(rows, tokens, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
-            self.keys[index, :, :, start:end] = qkv[1]
-            self.values[index, :, :, start:end] = qkv[2]
-            attended = F.scaled_dot_product_attention(
-                qkv[0], self.keys[index, :, :, :end], self.values[index, :, :, :end], is_causal=tokens > 1
-            )
+            attended = self.self_attention(index, layer.qkv(layer.self_norm(hidden)), start)
             hidden = hidden + layer.self_out(attended.transpose(1, 2).reshape(rows, tokens, hidden_size))
-
             if guided:
-                query = layer.cross_q(layer.cross_norm(hidden[:guided])).view(guided, tokens, heads, head_dim).transpose(1, 2)
-                attended = F.scaled_dot_product_attention(
-                    query, self.cross_keys[index], self.cross_values[index], attn_mask=self.cross_mask
-                )
+                attended = self.cross_attention(index, layer.cross_q(layer.cross_norm(hidden[:guided])))
                 hidden[:guided] += layer.cross_out(attended.transpose(1, 2).reshape(guided, tokens, hidden_size))
-
             hidden = hidden + layer.fc2(F.gelu(layer.fc1(layer.ffn_norm(hidden))))
         self.position = end
         return decoder.logits(hidden[:, prefix_tokens:] if all_positions else hidden[:, -1])
+
+    def self_attention(self, index: int, qkv: torch.Tensor, start: int) -> torch.Tensor:
+        """Append layer `index`'s keys and values at `start` to the cache; attend over the cache so far.
+        `qkv`: (rows, tokens, 3 x hidden) -> (rows, heads, tokens, head dim)."""
+        rows, tokens = qkv.shape[:2]
+        qkv = qkv.view(rows, tokens, 3, self.decoder.num_heads, self.decoder.head_dim).permute(2, 0, 3, 1, 4)
+        end = start + tokens
+        self.keys[index, :, :, start:end] = qkv[1]
+        self.values[index, :, :, start:end] = qkv[2]
+        keys, values = self.keys[index, :, :, :end], self.values[index, :, :, :end]
+        if tokens == 1 and self.decoder.precision == "int8":
+            if end < THREADED_ATTENTION_POSITIONS:
+                return one_query_attention(qkv[0], keys, values)
+            return on_every_thread(one_query_attention, qkv[0], keys, values)
+        return on_every_thread(F.scaled_dot_product_attention, qkv[0], keys, values, is_causal=tokens > 1)
+
+    def cross_attention(self, index: int, query: torch.Tensor) -> torch.Tensor:
+        """The guided rows' attention to the text: (guided rows, tokens, hidden) -> (guided rows, heads, tokens, head dim)."""
+        guided, tokens = query.shape[:2]
+        query = query.view(guided, tokens, self.decoder.num_heads, self.decoder.head_dim).transpose(1, 2)
+        return F.scaled_dot_product_attention(
+            query, self.cross_keys[index], self.cross_values[index], attn_mask=self.cross_mask
+        )
 
     def static_step(self, input_ids: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
         """One token per row at the position held in a 0-d tensor, with fixed shapes throughout.
@@ -320,6 +347,18 @@ class DecoderSession:
                 hidden[:guided] += layer.cross_out(attended.transpose(1, 2).reshape(guided, 1, hidden_size))
             hidden = hidden + layer.fc2(F.gelu(layer.fc1(layer.ffn_norm(hidden))))
         return decoder.logits(hidden[:, -1])
+
+
+def one_query_attention(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T / sqrt(head dim)) v for one query position, as two batched matmuls.
+
+    PyTorch's CPU `scaled_dot_product_attention` (a flash-attention kernel, built for many queries)
+    read a long cache at a third of these matmuls' speed for one query: 121 vs 45 ms per step over
+    24 layers at 1500 positions (2 cores, AVX2, load ~6); equal at 400. Same maths to float
+    rounding, so fast mode uses it; exact mode keeps SDPA, the reference's own op, for equal codes.
+    """
+    scores = torch.matmul(query * query.shape[-1] ** -0.5, keys.transpose(-1, -2))
+    return torch.matmul(scores.softmax(dim=-1), values)
 
 
 class GraphedStep:
@@ -423,7 +462,7 @@ def drop_resident_pages(tensors: list[torch.Tensor]) -> None:
             libc.madvise(first, last - first, 4)  # MADV_DONTNEED
 
 
-def _return_free_memory() -> None:
+def return_free_memory() -> None:
     """Hand the heap's free pages back to the OS (glibc keeps them after big temporaries otherwise)."""
     if sys.platform == "linux":
         with contextlib.suppress(AttributeError, OSError):  # not glibc (e.g. musl)

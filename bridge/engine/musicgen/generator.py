@@ -17,7 +17,7 @@ import torch
 from bridge.audio.io import match_channels, read_audio, resample
 from bridge.engine.cpu_kernels import KernelChoice
 from bridge.engine.events import GenerationResult, Take
-from bridge.engine.musicgen.codec import StreamingDecoder, encode_audio
+from bridge.engine.musicgen.codec import BackgroundStream, StreamingDecoder, encode_audio
 from bridge.engine.musicgen.fast_decoder import (
     FastDecoder,
     describe_precision,
@@ -49,6 +49,10 @@ class MusicGenerator:
         self.loaded = loaded
         self._decoders: dict[tuple[str, bool], FastDecoder] = {}
         self.kernel_choice: KernelChoice | None = None  # how fast mode's CPU kernel was chosen, once it was
+        # Decode audio chunks beside the decoder steps (codec.BackgroundStream) instead of between them.
+        # Off: on the 2-core machine it was measured on (AVX2, load ~5) it did not help, 11.0 vs 11.7
+        # steps/s (median of 3 interleaved runs); bench/engine_speed.py measures both on a machine.
+        self.stream_on_thread = False
 
     def decoder_for(self, quality: str) -> tuple[FastDecoder, str]:
         """The decoder for a quality mode (built on first use: quantising takes a few seconds) and its precision.
@@ -143,6 +147,8 @@ class MusicGenerator:
             start_sample=prompt_frames * loaded.samples_per_frame,
             total_samples=total_samples,
         )
+        if self.stream_on_thread:
+            stream = BackgroundStream(stream)
 
         codes = None if prompt_codes is None else prompt_codes[None].expand(request.variations, -1, -1)
         steps_before = 0

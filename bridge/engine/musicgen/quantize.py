@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from bridge.engine.musicgen.step_threads import on_every_thread
+
 # Above this many rows (a prefill of an audio prompt) the few-row kernel is not the fast one.
 FEW_ROWS = 16
 QUANTISE_ROWS = 256
@@ -36,8 +38,8 @@ class DenseLinear:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if len(self.weights) == 1:
-            return F.linear(x, self.weights[0])
-        return torch.cat([F.linear(x, weight) for weight in self.weights], dim=-1)
+            return on_every_thread(F.linear, x, self.weights[0])
+        return torch.cat([on_every_thread(F.linear, x, weight) for weight in self.weights], dim=-1)
 
     @property
     def nbytes(self) -> int:
@@ -86,7 +88,7 @@ class Int8Linear:
         shape = x.shape
         rows = x.reshape(-1, shape[-1])
         if rows.shape[0] <= FEW_ROWS:
-            out = torch.ops.aten._weight_int8pack_mm(rows.to(torch.bfloat16), self.weight, self.scales)
+            out = on_every_thread(torch.ops.aten._weight_int8pack_mm, rows.to(torch.bfloat16), self.weight, self.scales)
         else:
             wide = self.wide_dtype
             out = F.linear(rows.to(wide), self.weight.to(wide)) * self.scales.to(wide)
@@ -140,7 +142,7 @@ class DynamicInt8Linear:
         gain = 0.98 * (high - low) / coarse.q_scale()  # residual (at most half a step) spread over the range
         centre = (high + low) / 2  # residual rows sit around the middle of the range, inside it
         residual = torch.add(torch.full_like(rows, centre), rows - coarse.dequantize(), alpha=gain)
-        out = torch.ops.quantized.linear_dynamic(torch.cat([rows, residual]), self.packed, self.reduce_range)
+        out = on_every_thread(torch.ops.quantized.linear_dynamic, torch.cat([rows, residual]), self.packed, self.reduce_range)
         count = rows.shape[0]
         fine = torch.add(out[count:], self.row_sums, alpha=-centre)
         return out[:count].add_(fine, alpha=1.0 / gain).to(x.dtype).reshape(*shape[:-1], -1)

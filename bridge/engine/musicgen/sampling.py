@@ -11,6 +11,7 @@ N new frames therefore has L = 1 + T + N + D positions (D = largest delay) and t
 passes. Positions holding padding or prompt codes are fixed; the rest are sampled.
 """
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ import torch
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
 from bridge.engine.musicgen.loading import LoadedModel
+from bridge.engine.musicgen.step_threads import small_ops_on_one_thread
 
 if TYPE_CHECKING:
     from bridge.engine.musicgen.fast_decoder import FastDecoder
@@ -214,11 +216,14 @@ def sample_codes(
         )
     inputs = sequence[:, :, :position]
     for step in range(total_steps):
-        logits = guide(run(inputs.repeat(2, 1, 1) if conditioning.guided else inputs), batch, params)
-        tokens = process_logits(logits, params, generators)
-        sequence[:, :, position] = torch.where(fixed[:, :, position], sequence[:, :, position], tokens)
+        decoded = run(inputs.repeat(2, 1, 1) if conditioning.guided else inputs)
+        # Sampling works on a few thousand logits: the fast path keeps it off the sleeping threads.
+        with small_ops_on_one_thread() if decoder is not None else contextlib.nullcontext():
+            tokens = process_logits(guide(decoded, batch, params), params, generators)
+            sequence[:, :, position] = torch.where(fixed[:, :, position], sequence[:, :, position], tokens)
+            complete = None if on_step is None else undelay(loaded, sequence, max(0, position - max_delay))
         if on_step is not None:
-            on_step(step + 1, total_steps, undelay(loaded, sequence, max(0, position - max_delay)))
+            on_step(step + 1, total_steps, complete)
         inputs = sequence[:, :, position : position + 1]
         position += 1
     prompt_frames = 0 if prompt_codes is None else prompt_codes.shape[-1]
