@@ -19,9 +19,11 @@ import torch
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
 from bridge.engine.musicgen.loading import LoadedModel
+from bridge.engine.musicgen.prefill import prefill_by_row
 
 if TYPE_CHECKING:
     from bridge.engine.musicgen.fast_decoder import FastDecoder
+    from bridge.engine.musicgen.prefill import UnguidedSlot
 
 
 @dataclass(frozen=True)
@@ -192,13 +194,15 @@ def sample_codes(
     generators: list[torch.Generator] | None = None,
     on_step: StepCallback | None = None,
     decoder: "FastDecoder | None" = None,
+    unguided: "UnguidedSlot | None" = None,
 ) -> torch.Tensor:
     """Generate `new_frames` frames after `prompt_codes`; return all codes (batch, codebooks, frames).
 
     `on_step(step, total_steps, complete_codes)` runs after every decoder pass; complete_codes holds
     every frame whose codebooks are all known (prompt included). It may raise to stop generation.
     `decoder` runs the passes (bridge/engine/musicgen/fast_decoder.py); without one, the transformers
-    modules do (the reference path).
+    modules do (the reference path); its prefill runs once per distinct row, reading a prepared
+    unguided row from `unguided` and keeping the one it computes there (bridge/engine/musicgen/prefill.py).
     """
     batch = conditioning.batch_size
     sequence, fixed, position = build_sequence(loaded, prompt_codes, batch, new_frames)
@@ -214,7 +218,10 @@ def sample_codes(
         )
     inputs = sequence[:, :, :position]
     for step in range(total_steps):
-        logits = guide(run(inputs.repeat(2, 1, 1) if conditioning.guided else inputs), batch, params)
+        raw = prefill_by_row(run, conditioning, inputs, unguided) if step == 0 and decoder is not None else None
+        if raw is None:
+            raw = run(inputs.repeat(2, 1, 1) if conditioning.guided else inputs)
+        logits = guide(raw, batch, params)
         tokens = process_logits(logits, params, generators)
         sequence[:, :, position] = torch.where(fixed[:, :, position], sequence[:, :, position], tokens)
         if on_step is not None:

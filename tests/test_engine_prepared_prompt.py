@@ -1,0 +1,133 @@
+"""Audio prompts prepared before their job (encoded, unguided row prefilled): same takes, keyed by audio and model."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from bridge.engine.events import JobCancelled, JobFinished, PromptPrepared
+from bridge.engine.musicgen.codec import encode_audio
+from bridge.engine.musicgen.generator import MusicGenerator
+from bridge.engine.musicgen.prepared_prompt import prompt_key
+from bridge.engine.request import GenerationRequest
+from bridge.engine.worker import EngineClient
+
+PROMPT_SECONDS = 1.0
+
+
+def prompt_audio(rate: int, seed: int = 0, seconds: float = PROMPT_SECONDS) -> np.ndarray:
+    """A tone with noise, at a rate other than the model's so resampling is part of the path."""
+    samples = round(seconds * rate)
+    noise = np.random.default_rng(seed).standard_normal(samples).astype(np.float32)
+    tone = np.sin(2 * np.pi * 220 * np.arange(samples) / rate).astype(np.float32)
+    return np.stack([0.3 * tone + 0.1 * noise, 0.2 * tone], axis=1)
+
+
+def continuation(model: str = "tiny", **overrides) -> GenerationRequest:
+    return GenerationRequest(**{
+        "prompt": "warm rhodes", "model": model, "seconds": 0.6, "seed": 3, "variations": 2, "quality": "fast",
+        "audio": prompt_audio(44100), "audio_sample_rate": 44100, **overrides,
+    })
+
+
+@pytest.mark.parametrize("quality", ["fast", "exact"])
+def test_a_prepared_prompt_gives_the_same_codes_and_audio_as_an_unprepared_one(tiny_model, quality):
+    chunks: dict[str, list] = {"plain": [], "prepared": []}
+    plain = MusicGenerator(tiny_model).generate(
+        continuation(quality=quality), on_chunk=lambda start, audio: chunks["plain"].append(audio))
+
+    generator = MusicGenerator(tiny_model)
+    request = continuation(quality=quality, prompt="a different text: preparation never sees it")
+    assert generator.prepare_request(request)
+    (prepared,) = generator.prompts._prompts.values()
+    (slot,) = prepared.unguided.values()
+    unguided_row = slot.row
+    assert unguided_row is not None  # the unguided row was prefilled before the job
+    result = generator.generate(continuation(quality=quality), on_chunk=lambda start, audio: chunks["prepared"].append(audio))
+
+    assert slot.row is unguided_row  # the job reused it instead of computing it again
+    assert len(generator.prompts) == 1  # and found the encoded prompt under the same key
+    for before, after in zip(plain.takes, result.takes, strict=True):
+        np.testing.assert_array_equal(before.codes, after.codes)
+        np.testing.assert_array_equal(before.audio, after.audio)
+        np.testing.assert_array_equal(before.prompt_audio, after.prompt_audio)
+    np.testing.assert_array_equal(np.concatenate(chunks["plain"], 1), np.concatenate(chunks["prepared"], 1))
+    # Both takes of one prompt got different music: the prefill shared between takes is only the prompt's.
+    assert not np.array_equal(result.takes[0].codes, result.takes[1].codes)
+
+
+def test_prepared_codes_are_the_codecs_own_and_a_different_source_or_model_misses(tiny_model, tiny_stereo_model):
+    generator = MusicGenerator(tiny_model)
+    first, second = continuation(), continuation(audio=prompt_audio(44100, seed=1))
+    generator.prepare_request(first)
+    prepared = generator.prompt_for(first)
+    # Exactly the codes EnCodec (transformers' encode) gives for the resampled, frame-cut audio.
+    assert torch.equal(prepared.codes, encode_audio(tiny_model, prepared.audio))
+
+    other = generator.prompt_for(second)  # another source: encoded on its own
+    assert other is not prepared and not np.array_equal(other.audio, prepared.audio)
+    assert torch.equal(other.codes, encode_audio(tiny_model, other.audio))
+    assert generator.prompt_for(first) is prepared  # the first is still kept (two prompts fit)
+
+    audio = first.audio
+    key = prompt_key("tiny", audio, 44100, None)
+    assert key != prompt_key("tiny-stereo", audio, 44100, None)  # another model
+    assert key != prompt_key("tiny", audio, 48000, None)  # the same samples at another rate
+    assert key != prompt_key("tiny", audio, 44100, 0.5)  # another window of them
+    changed = audio.copy()
+    changed[100, 1] += 1e-6
+    assert key != prompt_key("tiny", changed, 44100, None)  # one sample changed
+
+    stereo = MusicGenerator(tiny_stereo_model).prompt_for(continuation("tiny-stereo"))
+    assert stereo.codes.shape[0] == 2 * prepared.codes.shape[0]  # encoded for that model's codec
+
+
+def test_prompt_codes_of_a_take_prepare_the_unguided_row_too(tiny_model):
+    codes = np.random.default_rng(2).integers(0, 32, size=(4, 40))
+    request = GenerationRequest(prompt="go on", model="tiny", seconds=0.4, seed=5, prompt_codes=codes)
+    plain = MusicGenerator(tiny_model).generate(request)
+    generator = MusicGenerator(tiny_model)
+    assert generator.prepare_request(request)
+    result = generator.generate(request)
+    np.testing.assert_array_equal(plain.takes[0].codes, result.takes[0].codes)
+
+
+class Events:
+    def __init__(self) -> None:
+        self.events, self.condition = [], threading.Condition()
+
+    def __call__(self, event) -> None:
+        with self.condition:
+            self.events.append(event)
+            self.condition.notify_all()
+
+    def wait_for(self, kind, job_id, timeout=120.0):
+        def found():
+            return next((e for e in self.events if isinstance(e, kind) and e.job_id == job_id), None)
+
+        with self.condition:
+            assert self.condition.wait_for(found, timeout), f"no {kind.__name__} for {job_id}"
+            return found()
+
+
+def test_the_worker_prepares_ahead_of_a_job_and_stays_cancellable(segue_cache_dir):
+    events = Events()
+    with EngineClient(device="cpu", on_event=events) as engine:
+        prepared = engine.prepare(continuation())
+        assert engine.wait(prepared, timeout=120) is None
+        outcome = events.wait_for(PromptPrepared, prepared)
+        assert outcome.outcome == "prepared" and outcome.model_id == "tiny"
+
+        job = engine.submit(continuation(prompt="the producer's words"))
+        assert len(engine.wait(job, timeout=120).takes) == 2
+
+        # A preparation and the job behind it, both cancelled: the queue moves on.
+        again = engine.prepare(continuation(audio=prompt_audio(44100, seed=7)))
+        behind = engine.submit(continuation(seconds=30.0))
+        engine.cancel(again)
+        engine.cancel(behind)
+        assert events.wait_for(PromptPrepared, again).outcome in ("cancelled", "prepared")
+        events.wait_for(JobCancelled, behind)
+        last = engine.submit(continuation(variations=1))
+        events.wait_for(JobFinished, last)
