@@ -177,6 +177,7 @@ class ContinueTrackWindow(QDialog):
     def _source_taken(self, taken) -> None:
         source, suggestions = taken
         self.source, self.suggestions = source, suggestions
+        self.session.prepare_source(source, self.options())  # encoded while the producer writes the prompt
         self._describe_source()
         self.file_bpm.setValue(source.bpm)
         key = suggestions.key_text

@@ -12,6 +12,9 @@ from bridge.engine.musicgen.generator import MusicGenerator
 from bridge.engine.musicgen.prepared_prompt import prompt_key
 from bridge.engine.request import GenerationRequest
 from bridge.engine.worker import EngineClient
+from bridge.library import ClipLibrary
+from bridge.musical_time import TimeSignature, bars_to_samples
+from bridge.workflow import ContinueMyTrack, ContinueOptions, Source
 
 PROMPT_SECONDS = 1.0
 
@@ -111,23 +114,94 @@ class Events:
             return found()
 
 
-def test_the_worker_prepares_ahead_of_a_job_and_stays_cancellable(segue_cache_dir):
+@pytest.fixture(scope="module")
+def engine(segue_cache_dir):
+    """One worker for the tests below (exact quality in them: no kernel measurement in a fresh cache)."""
     events = Events()
-    with EngineClient(device="cpu", on_event=events) as engine:
-        prepared = engine.prepare(continuation())
-        assert engine.wait(prepared, timeout=120) is None
-        outcome = events.wait_for(PromptPrepared, prepared)
-        assert outcome.outcome == "prepared" and outcome.model_id == "tiny"
+    listeners = [events]
+    with pytest.MonkeyPatch.context() as patch:  # the worker starts with the tests' cache, not the user's
+        patch.setenv("SEGUE_CACHE_DIR", str(segue_cache_dir))
+        client = EngineClient(device="cpu", on_event=lambda event: [listener(event) for listener in list(listeners)])
+    client.listeners, client.events = listeners, events
+    yield client
+    client.close()
 
-        job = engine.submit(continuation(prompt="the producer's words"))
-        assert len(engine.wait(job, timeout=120).takes) == 2
 
-        # A preparation and the job behind it, both cancelled: the queue moves on.
-        again = engine.prepare(continuation(audio=prompt_audio(44100, seed=7)))
-        behind = engine.submit(continuation(seconds=30.0))
-        engine.cancel(again)
-        engine.cancel(behind)
-        assert events.wait_for(PromptPrepared, again).outcome in ("cancelled", "prepared")
-        events.wait_for(JobCancelled, behind)
-        last = engine.submit(continuation(variations=1))
-        events.wait_for(JobFinished, last)
+def exact(**overrides) -> GenerationRequest:
+    return continuation(**{"quality": "exact", **overrides})
+
+
+def test_the_worker_prepares_ahead_of_a_job_and_stays_cancellable(engine):
+    events = engine.events
+    prepared = engine.prepare(exact())
+    assert engine.wait(prepared, timeout=120) is None
+    outcome = events.wait_for(PromptPrepared, prepared)
+    assert outcome.outcome == "prepared" and outcome.model_id == "tiny"
+
+    job = engine.submit(exact(prompt="the producer's words"))
+    assert len(engine.wait(job, timeout=120).takes) == 2
+
+    # A preparation and the job behind it, both cancelled: the queue moves on.
+    again = engine.prepare(exact(audio=prompt_audio(44100, seed=7)))
+    behind = engine.submit(exact(seconds=30.0))
+    engine.cancel(again)
+    engine.cancel(behind)
+    assert events.wait_for(PromptPrepared, again).outcome in ("cancelled", "prepared")
+    events.wait_for(JobCancelled, behind)
+    last = engine.submit(exact(variations=1))
+    events.wait_for(JobFinished, last)
+
+
+class RecordingPort:
+    """The session's engine port over the real worker, keeping what it was asked."""
+
+    def __init__(self, client: EngineClient) -> None:
+        self.client, self.prepared, self.submitted, self.cancelled = client, [], [], []
+
+    def prepare(self, request) -> int:
+        self.prepared.append(request)
+        return self.client.prepare(request)
+
+    def submit(self, request) -> int:
+        self.submitted.append(request)
+        return self.client.submit(request)
+
+    def cancel(self, job_id: int) -> None:
+        self.cancelled.append(job_id)
+        self.client.cancel(job_id)
+
+
+def key_of(request: GenerationRequest) -> str:
+    if request.prompt_codes is not None:
+        return prompt_key(request.model, np.asarray(request.prompt_codes), 0, request.prompt_window_seconds())
+    return prompt_key(request.model, np.asarray(request.audio, np.float32), request.audio_sample_rate,
+                      request.prompt_window_seconds())
+
+
+def test_continue_my_track_prepares_the_source_before_continue_and_the_take_before_continue_again(engine, tmp_path):
+    port = RecordingPort(engine)
+    frames = bars_to_samples(1, 120.0, TimeSignature(4, 4), 48000)
+    older, newer = (Source(prompt_audio(48000, seed, frames / 48000), 48000, 120.0, TimeSignature(4, 4), 1, "file")
+                    for seed in (1, 2))
+    options = ContinueOptions(prompt="strings", bars=1, takes=2, model="tiny", seed=4, reroll_silent_start=False,
+                              quality="exact")
+    with ClipLibrary() as library:
+        session = ContinueMyTrack(port, library=library, export_dir=tmp_path)
+        engine.listeners.append(session.on_engine_event)
+        try:
+            first = session.prepare_source(older, options)
+            second = session.prepare_source(newer, options)  # the producer took the bars again
+            assert port.cancelled == [first]
+            assert engine.events.wait_for(PromptPrepared, second).outcome == "prepared"
+            continuation = session.continue_source(newer, options)
+            assert key_of(port.submitted[-1]) == key_of(port.prepared[-1])  # the job finds what was prepared
+            assert len(continuation.takes) == 2
+
+            session.place(continuation, 0)  # continue again will start from this take's codes: prepared now
+            assert port.prepared[-1].prompt_codes is not None
+            again = session.continue_again(options)
+            assert key_of(port.submitted[-1]) == key_of(port.prepared[-1])
+            assert len(again.takes) == 2
+        finally:
+            engine.listeners.remove(session.on_engine_event)
+            session.close()

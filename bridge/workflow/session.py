@@ -91,6 +91,8 @@ class EnginePort(Protocol):
 
     def cancel(self, job_id: int) -> None: ...
 
+    # Optional (EngineClient has it; a remote engine may not): prepare(request) -> id, see prepare_source.
+
 
 @dataclass
 class ContinueOptions:
@@ -222,6 +224,7 @@ class ContinueMyTrack:
         self._on_progress: Callable[[float], None] | None = None
         self._auditioning: int | None = None
         self._last_progress: Progress | None = None
+        self._preparing: int | None = None  # the engine's preparation of the current source, if any
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -305,6 +308,25 @@ class ContinueMyTrack:
                 raise InvalidParameterError(f"give the file's tempo, or link a DAW to take it from ({error})") from None
             signature = signature or daw_signature
         return source_from_file(path, bars, bpm, signature or TimeSignature())
+
+    def prepare_source(self, source: Source, options: ContinueOptions) -> int | None:
+        """Have the engine encode `source` (and prefill what its text does not change) now, while the
+        producer still writes the prompt: the continuation then starts from it. A newer source
+        supersedes the one being prepared. Returns the preparation's id, or None when the engine
+        cannot prepare (a remote one) or the options are not valid yet."""
+        prepare = getattr(self.engine, "prepare", None)
+        if prepare is None:
+            return None
+        try:
+            request = self._request(source, options.check(), "", options.takes, options.seed)
+        except SegueError as error:  # e.g. bars the source's tempo cannot hold: Continue will say so
+            log.info("source not prepared: %s", error)
+            return None
+        with self._lock:
+            previous, self._preparing = self._preparing, prepare(request)
+        if previous is not None:
+            self.engine.cancel(previous)  # a preparation already done ignores this
+        return self._preparing
 
     # -- 2. describe -------------------------------------------------------------------------------
 
@@ -509,6 +531,7 @@ class ContinueMyTrack:
         placed = place_take(self.placer, take.path, continuation.source.end_beats, track_index, self.track_name)
         continuation.placed[take_index] = placed
         self.last_placed = (continuation, take_index)
+        self.prepare_source(self.take_as_source(continuation, take_index), continuation.options)  # continue again
         if placed.track_index is not None:
             self._placed_tracks[take.clip_id] = placed.track_index
         return placed
