@@ -8,6 +8,7 @@ import torch
 
 from bridge.engine.events import JobCancelled, JobFinished, PromptPrepared
 from bridge.engine.musicgen.codec import encode_audio
+from bridge.engine.musicgen.fast_encoder import channels_last_applies, encode_codes
 from bridge.engine.musicgen.generator import MusicGenerator
 from bridge.engine.musicgen.prepared_prompt import prompt_key
 from bridge.engine.request import GenerationRequest
@@ -84,6 +85,18 @@ def test_prepared_codes_are_the_codecs_own_and_a_different_source_or_model_misse
 
     stereo = MusicGenerator(tiny_stereo_model).prompt_for(continuation("tiny-stereo"))
     assert stereo.codes.shape[0] == 2 * prepared.codes.shape[0]  # encoded for that model's codec
+
+
+@pytest.mark.parametrize("samples", [9, 1280, 32000 + 17])
+def test_the_channels_last_encoder_gives_transformers_codes(tiny_model, tiny_stereo_model, samples):
+    for loaded in (tiny_model, tiny_stereo_model):
+        codec = loaded.model.audio_encoder
+        assert channels_last_applies(codec)
+        for seed in range(3):
+            waveform = torch.from_numpy(prompt_audio(32000, seed, samples / 32000)[:, 0])[None, None]
+            with torch.inference_mode():
+                expected = codec.encode(input_values=waveform, return_dict=True).audio_codes[0]
+            assert torch.equal(encode_codes(codec, waveform), expected)
 
 
 def test_prompt_codes_of_a_take_prepare_the_unguided_row_too(tiny_model):
