@@ -1,7 +1,5 @@
 """Audio prompts prepared before their job (encoded, unguided row prefilled): same takes, keyed by audio and model."""
 
-import threading
-
 import numpy as np
 import pytest
 import torch
@@ -16,6 +14,7 @@ from bridge.engine.worker import EngineClient
 from bridge.library import ClipLibrary
 from bridge.musical_time import TimeSignature, bars_to_samples
 from bridge.workflow import ContinueMyTrack, ContinueOptions, Source
+from tests.test_engine_worker import EventLog
 
 PROMPT_SECONDS = 1.0
 
@@ -109,28 +108,10 @@ def test_prompt_codes_of_a_take_prepare_the_unguided_row_too(tiny_model):
     np.testing.assert_array_equal(plain.takes[0].codes, result.takes[0].codes)
 
 
-class Events:
-    def __init__(self) -> None:
-        self.events, self.condition = [], threading.Condition()
-
-    def __call__(self, event) -> None:
-        with self.condition:
-            self.events.append(event)
-            self.condition.notify_all()
-
-    def wait_for(self, kind, job_id, timeout=120.0):
-        def found():
-            return next((e for e in self.events if isinstance(e, kind) and e.job_id == job_id), None)
-
-        with self.condition:
-            assert self.condition.wait_for(found, timeout), f"no {kind.__name__} for {job_id}"
-            return found()
-
-
 @pytest.fixture(scope="module")
 def engine(segue_cache_dir):
     """One worker for the tests below (exact quality in them: no kernel measurement in a fresh cache)."""
-    events = Events()
+    events = EventLog()
     listeners = [events]
     with pytest.MonkeyPatch.context() as patch:  # the worker starts with the tests' cache, not the user's
         patch.setenv("SEGUE_CACHE_DIR", str(segue_cache_dir))
@@ -148,7 +129,7 @@ def test_the_worker_prepares_ahead_of_a_job_and_stays_cancellable(engine):
     events = engine.events
     prepared = engine.prepare(exact())
     assert engine.wait(prepared, timeout=120) is None
-    outcome = events.wait_for(PromptPrepared, prepared)
+    outcome = events.wait_for(PromptPrepared, prepared, timeout=120)
     assert outcome.outcome == "prepared" and outcome.model_id == "tiny"
 
     job = engine.submit(exact(prompt="the producer's words"))
@@ -159,10 +140,10 @@ def test_the_worker_prepares_ahead_of_a_job_and_stays_cancellable(engine):
     behind = engine.submit(exact(seconds=30.0))
     engine.cancel(again)
     engine.cancel(behind)
-    assert events.wait_for(PromptPrepared, again).outcome in ("cancelled", "prepared")
-    events.wait_for(JobCancelled, behind)
+    assert events.wait_for(PromptPrepared, again, timeout=120).outcome in ("cancelled", "prepared")
+    events.wait_for(JobCancelled, behind, timeout=120)
     last = engine.submit(exact(variations=1))
-    events.wait_for(JobFinished, last)
+    events.wait_for(JobFinished, last, timeout=120)
 
 
 class RecordingPort:
@@ -205,7 +186,7 @@ def test_continue_my_track_prepares_the_source_before_continue_and_the_take_befo
             first = session.prepare_source(older, options)
             second = session.prepare_source(newer, options)  # the producer took the bars again
             assert port.cancelled == [first]
-            assert engine.events.wait_for(PromptPrepared, second).outcome == "prepared"
+            assert engine.events.wait_for(PromptPrepared, second, timeout=120).outcome == "prepared"
             continuation = session.continue_source(newer, options)
             assert key_of(port.submitted[-1]) == key_of(port.prepared[-1])  # the job finds what was prepared
             assert len(continuation.takes) == 2

@@ -269,22 +269,16 @@ class EngineClient:
 
     def submit(self, request: GenerationRequest) -> int:
         """Queue a job and return its id at once. Impossible parameters raise here, before queueing."""
-        if self._closed:
-            raise SegueError("the engine has been shut down")
-        request.validate()
-        with self._lock:
-            if not self._process.is_alive():
-                self._start_worker()
-            job_id = next(self._ids)
-            self._jobs[job_id] = _JobState(process=self._process)
-        self._send(("submit", job_id, request))
-        return job_id
+        return self._queue("submit", request)
 
     def prepare(self, request: GenerationRequest) -> int:
         """Queue a preparation of `request`'s audio prompt (bridge.engine.musicgen.prepared_prompt) and
         return its id: the model loads, the prompt is encoded and its unguided row prefilled, so a job
         submitted later with the same prompt audio starts sooner. Its text and length do not matter.
         Ends with PromptPrepared; `cancel(id)` stops it; `wait(id)` returns None."""
+        return self._queue("prepare", request)
+
+    def _queue(self, kind: str, request: GenerationRequest) -> int:
         if self._closed:
             raise SegueError("the engine has been shut down")
         request.validate()
@@ -293,7 +287,7 @@ class EngineClient:
                 self._start_worker()
             job_id = next(self._ids)
             self._jobs[job_id] = _JobState(process=self._process)
-        self._send(("prepare", job_id, request))
+        self._send((kind, job_id, request))
         return job_id
 
     def cancel(self, job_id: int) -> None:
