@@ -250,10 +250,10 @@ def prompt_bounds(loaded, decoder, positions: int, prompt_audio) -> dict:
 
 
 def encoder_flops(loaded, prompt_audio) -> float:
-    """Multiply-adds x 2 of EnCodec's encoder and residual VQ on `prompt_audio`, counted from the shapes it runs."""
+    """Multiply-adds x 2 of EnCodec's encoder and residual VQ on `prompt_audio`, counted from the shapes
+    transformers' encoder runs (hooks on its convolutions and LSTM)."""
+    import numpy as np
     import torch
-
-    from bridge.engine.musicgen.codec import encode_audio
 
     codec = loaded.model.audio_encoder
     counted = [0.0]
@@ -270,13 +270,17 @@ def encoder_flops(loaded, prompt_audio) -> float:
 
     hooks = [module.register_forward_hook(conv) for module in codec.encoder.modules() if isinstance(module, torch.nn.Conv1d)]
     hooks += [module.register_forward_hook(lstm) for module in codec.encoder.modules() if isinstance(module, torch.nn.LSTM)]
+    waveform = torch.from_numpy(np.ascontiguousarray(np.asarray(prompt_audio, dtype=np.float32).T))
     try:
-        codes = encode_audio(loaded, prompt_audio)
+        with torch.inference_mode():
+            for channel in waveform:  # each channel through the mono codec, as encode_audio does
+                frames = codec.encoder(channel[None, None]).shape[-1]
     finally:
         for hook in hooks:
             hook.remove()
     config = codec.config
-    return counted[0] + 2.0 * codes.numel() * config.codebook_size * config.codebook_dim
+    codebooks = loaded.num_codebooks  # over all channels
+    return counted[0] + 2.0 * codebooks * frames * config.codebook_size * config.codebook_dim
 
 
 def bytes_per_step(loaded) -> int:
