@@ -191,7 +191,8 @@ def test_continue_my_track_prepares_the_source_before_continue_and_the_take_befo
             assert key_of(port.submitted[-1]) == key_of(port.prepared[-1])  # the job finds what was prepared
             assert len(continuation.takes) == 2
 
-            session.place(continuation, 0)  # continue again will start from this take's codes: prepared now
+            session.place(continuation, 0)
+            session.prepare_again(continuation, 0)  # as the panel and `segue serve` do after placing
             assert port.prepared[-1].prompt_codes is not None
             again = session.continue_again(options)
             assert key_of(port.submitted[-1]) == key_of(port.prepared[-1])

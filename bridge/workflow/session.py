@@ -313,20 +313,24 @@ class ContinueMyTrack:
         """Have the engine encode `source` (and prefill what its text does not change) now, while the
         producer still writes the prompt: the continuation then starts from it. A newer source
         supersedes the one being prepared. Returns the preparation's id, or None when the engine
-        cannot prepare (a remote one) or the options are not valid yet."""
+        cannot prepare (a remote one) or could not now; preparing is only ever a head start."""
         prepare = getattr(self.engine, "prepare", None)
         if prepare is None:
             return None
         try:
             request = self._request(source, options.check(), "", options.takes, options.seed)
-        except SegueError as error:  # e.g. bars the source's tempo cannot hold: Continue will say so
+            with self._lock:
+                previous, self._preparing = self._preparing, prepare(request)
+        except SegueError as error:  # e.g. bars the model cannot hold, an engine shut down: Continue will say
             log.info("source not prepared: %s", error)
             return None
-        with self._lock:
-            previous, self._preparing = self._preparing, prepare(request)
         if previous is not None:
             self.engine.cancel(previous)  # a preparation already done ignores this
         return self._preparing
+
+    def prepare_again(self, continuation: Continuation, take_index: int) -> int | None:
+        """prepare_source for "continue again" from a take (just placed), where more may follow."""
+        return self.prepare_source(self.take_as_source(continuation, take_index), continuation.options)
 
     # -- 2. describe -------------------------------------------------------------------------------
 
@@ -531,7 +535,6 @@ class ContinueMyTrack:
         placed = place_take(self.placer, take.path, continuation.source.end_beats, track_index, self.track_name)
         continuation.placed[take_index] = placed
         self.last_placed = (continuation, take_index)
-        self.prepare_source(self.take_as_source(continuation, take_index), continuation.options)  # continue again
         if placed.track_index is not None:
             self._placed_tracks[take.clip_id] = placed.track_index
         return placed
