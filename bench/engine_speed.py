@@ -16,9 +16,13 @@ It also states the physical limit: this machine's memory read bandwidth (measure
 weights each mode reads per step, the steps/s that bandwidth allows, and each mode's fraction of
 it; the CPU's instruction-set flags and the int8 kernel fast mode picked here; and for the audio
 prompt, `prefill_bound_seconds`: the prefill's matrix products at the fastest GEMM measured on the
-model's own prefill shapes (fp32, or the chosen kernel's). With --json the last line is
+model's own prefill shapes (fp32, or the chosen kernel's), and `audio_prompt_bound_seconds`: that plus
+EnCodec's encoder FLOPs at the measured fp32 GEMM rate (prompt_bounds). Where the first chunk goes
+(encode, text, prefill) is timed part by part, and the first chunk is timed again for a prompt
+prepared before submit (`first_chunk_prepared_prompt_seconds`, against `prepared_prompt_bound_seconds`:
+the guided row's products alone). With --json the last line is
 `{"speedup_vs_transformers": X, "fraction_of_bandwidth_limit": F, "first_chunk_audio_prompt_seconds": S,
-"prefill_bound_seconds": B, ...}` (fast mode's figures).
+"prefill_bound_seconds": B, "audio_prompt_bound_seconds": A, ...}` (fast mode's figures).
 
 For each Segue mode it also breaks a steady-state step down (`step_breakdown_ms`: linears,
 attention, norms, heads, embeddings, sampling, delay pattern, streaming decode, the rest;
@@ -122,7 +126,8 @@ def run_segue(loaded, seconds: float, quality: str) -> dict:
 
     stamps: list[float] = []
     first_chunk: list[float] = []
-    started, cpu_started = time.perf_counter(), time.process_time()
+    started = started_text = time.perf_counter()
+    cpu_started = time.process_time()
     result = generator.generate(
         GenerationRequest(**request, seconds=seconds),
         on_progress=lambda done, total, eta: stamps.append(time.perf_counter()),
@@ -143,38 +148,87 @@ def run_segue(loaded, seconds: float, quality: str) -> dict:
     rate = loaded.sample_rate
     noise = np.random.default_rng(0).standard_normal(round(AUDIO_PROMPT_SECONDS * rate)).astype(np.float32)
     prompt_audio = 0.1 * noise + 0.3 * np.sin(2 * np.pi * 110 * np.arange(noise.size) / rate).astype(np.float32)
-    prompted_chunk: list[float] = []
-    prompted_start = time.perf_counter()
-    generator.generate(
-        GenerationRequest(**request, seconds=1.0, audio=prompt_audio, audio_sample_rate=rate),
-        on_chunk=lambda start, audio: prompted_chunk.append(time.perf_counter()) if not prompted_chunk else None,
-    )
-    prompt_rows = 2 * (round(AUDIO_PROMPT_SECONDS * loaded.frame_rate) + 1)  # both guidance rows, start token
+    prompted = GenerationRequest(**request, seconds=1.0, audio=prompt_audio, audio_sample_rate=rate)
+    unprepared = first_chunk_seconds(generator, prompted)  # a prompt this generator has not seen
+
+    # Continue my track prepares the source while the producer types (EngineClient.prepare): the
+    # same prompt audio again, encoded and its unguided row prefilled before the job is submitted.
+    fresh_audio = prompt_audio[::-1].copy()  # another prompt, so the cache from above does not help
+    ahead = GenerationRequest(**request, seconds=1.0, audio=fresh_audio, audio_sample_rate=rate)
+    started = time.perf_counter()
+    generator.prepare_request(ahead)
+    prepare_seconds = time.perf_counter() - started
+    prepared = first_chunk_seconds(generator, ahead)
+
+    prompt_positions = round(AUDIO_PROMPT_SECONDS * loaded.frame_rate) + 1  # the start token and every frame
+    bound = prompt_bounds(loaded, decoder, prompt_positions, generator.prompt_for(prompted).audio)
     return {
         "steps_per_second": steady_steps_per_second(stamps),
         "realtime_factor": result.takes[0].audio.shape[0] / rate / total,
-        "first_chunk_seconds": first_chunk[0] - started,
-        "first_chunk_audio_prompt_seconds": prompted_chunk[0] - prompted_start,
+        "first_chunk_seconds": first_chunk[0] - started_text,
+        "first_chunk_audio_prompt_seconds": unprepared,
+        "first_chunk_prepared_prompt_seconds": prepared,
+        "prepare_seconds": prepare_seconds,
         "steps": len(stamps),
         "precision": result.precision,
         "kernel": generator.kernel or result.kernel,
         "weight_bytes_per_step": decoder.weight_bytes,
-        "prefill_bound_seconds": prefill_bound_seconds(loaded, decoder, prompt_rows),
         "cpu_ms_per_step": cpu_ms_per_step,
         "steps_per_second_chunks_beside": chunk_ways[True],
         "steps_per_second_chunks_between": chunk_ways[False],
         "step_breakdown_ms": step_breakdown_ms(
             generator, GenerationRequest(**request, seconds=min(seconds, BREAKDOWN_SECONDS))
         ),
+        **bound,
+        **audio_prompt_breakdown(generator, decoder, prompted),
     }
 
 
-def prefill_bound_seconds(loaded, decoder, rows: int) -> float:
-    """The prefill's matrix products at the fastest measured GEMM: this mode's layers or fp32's.
+def first_chunk_seconds(generator, request) -> float:
+    """Seconds from submitting `request` to its first decoded audio chunk."""
+    chunks: list[float] = []
+    started = time.perf_counter()
+    generator.generate(request, on_chunk=lambda start, audio: chunks.append(time.perf_counter()) if not chunks else None)
+    return chunks[0] - started
 
-    Timed on the first decoder layer's linears at the prefill's rows (the cross-attention ones
-    see the guided half), scaled to every layer; attention and the codec are left out, so the
-    real first chunk cannot beat it.
+
+def audio_prompt_breakdown(generator, decoder, request) -> dict:
+    """Where an unprepared audio prompt's first chunk goes, each part timed on its own (warm)."""
+    import torch
+
+    from bridge.engine.musicgen.codec import encode_audio
+    from bridge.engine.musicgen.prefill import prefill_by_row
+    from bridge.engine.musicgen.sampling import build_sequence, encode_text
+
+    loaded = generator.loaded
+    prepared = generator.prompt_for(request)
+    started = time.perf_counter()
+    codes = encode_audio(loaded, prepared.audio)
+    encode_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    conditioning = encode_text(loaded, request.prompt, 1, True)
+    text_seconds = time.perf_counter() - started
+    sequence, _, position = build_sequence(loaded, codes[None], 1, 1)
+    session = decoder.start(conditioning.hidden_states, conditioning.attention_mask, 1, 2, sequence.shape[-1])
+    started = time.perf_counter()
+    with torch.inference_mode():
+        prefill_by_row(session, conditioning, sequence[:, :, :position])
+    return {"encode_seconds": encode_seconds, "text_seconds": text_seconds,
+            "prefill_seconds": time.perf_counter() - started}
+
+
+def prompt_bounds(loaded, decoder, positions: int, prompt_audio) -> dict:
+    """The least time an audio prompt's first chunk can take here: its FLOPs at the fastest measured GEMM.
+
+    - prefill_bound_seconds: the prefill's matrix products for both guidance rows, timed on the first
+      decoder layer's linears at the prompt's positions (the cross-attention ones see the guided row
+      only) with this mode's kernel and with fp32, the faster taken, scaled to every layer;
+    - encode_bound_seconds: EnCodec's encoder (convolutions, LSTM, residual VQ) FLOPs, counted while
+      it runs, at the fp32 GEMM rate measured in the same products;
+    - audio_prompt_bound_seconds: both, the bound of an unprepared prompt;
+    - prepared_prompt_bound_seconds: the guided row's products alone, all a prepared prompt leaves.
+    Attention, the text encoder and the decoder steps up to the first chunk are left out, so the
+    real first chunk cannot beat these.
     """
     import torch
 
@@ -182,26 +236,79 @@ def prefill_bound_seconds(loaded, decoder, rows: int) -> float:
 
     hidden = decoder.hidden_size
 
-    def layer_seconds(layer) -> float:
-        x, guided = torch.randn(rows, hidden), torch.randn(rows // 2, hidden)
+    def products(layer, rows: int, guided_rows: int) -> tuple[float, float]:
+        """(best seconds, FLOPs) of one layer's linears at `rows` rows, `guided_rows` of them guided."""
+        x, guided = torch.randn(rows, hidden), torch.randn(guided_rows, hidden)
 
-        def products() -> None:
+        def run() -> None:
             layer.qkv(x), layer.self_out(x)
             if layer.cross_q is not None:  # MusicGen-Melody's layers have no cross-attention
                 layer.cross_q(guided), layer.cross_out(guided)
             layer.fc2(layer.fc1(x))
 
         with torch.inference_mode():
-            products()  # warm-up
+            run()  # warm-up
             best = float("inf")
             for _ in range(2):
                 started = time.perf_counter()
-                products()
+                run()
                 best = min(best, time.perf_counter() - started)
-        return best
+        width = {"qkv": 3 * hidden, "self_out": hidden, "fc1": 4 * hidden, "fc2": 4 * hidden}
+        flops = 2 * rows * hidden * sum(width.values())
+        if layer.cross_q is not None:
+            flops += 2 * guided_rows * hidden * 2 * hidden
+        return best, flops
 
-    fastest = min(layer_seconds(decoder.layers[0]), layer_seconds(FastDecoder(loaded, "native").layers[0]))
-    return fastest * len(decoder.layers)
+    dense = FastDecoder(loaded, "native").layers[0]
+    layers = len(decoder.layers)
+    both = min(products(decoder.layers[0], 2 * positions, positions)[0], products(dense, 2 * positions, positions)[0])
+    guided = min(products(decoder.layers[0], positions, positions)[0], products(dense, positions, positions)[0])
+    dense_seconds, dense_flops = products(dense, 2 * positions, positions)
+    encode_flops = encoder_flops(loaded, prompt_audio)
+    encode_bound = encode_flops / (dense_flops / dense_seconds)
+    return {
+        "prefill_bound_seconds": both * layers,
+        "encode_bound_seconds": encode_bound,
+        "audio_prompt_bound_seconds": encode_bound + both * layers,
+        "prepared_prompt_bound_seconds": guided * layers,
+        "encoder_gflop": encode_flops / 1e9,
+        "prefill_gflop": dense_flops * layers / 1e9,
+        "fp32_gemm_gflop_per_second": dense_flops / dense_seconds / 1e9,
+    }
+
+
+def encoder_flops(loaded, prompt_audio) -> float:
+    """Multiply-adds x 2 of EnCodec's encoder and residual VQ on `prompt_audio`, counted from the shapes
+    transformers' encoder runs (hooks on its convolutions and LSTM)."""
+    import numpy as np
+    import torch
+
+    codec = loaded.model.audio_encoder
+    counted = [0.0]
+
+    def conv(module, inputs, output) -> None:
+        per_output = module.in_channels // module.groups * module.kernel_size[0]
+        counted[0] += 2.0 * output.numel() * per_output
+
+    def lstm(module, inputs, output) -> None:
+        steps_by_batch = inputs[0].shape[0] * inputs[0].shape[1]
+        size, width = module.hidden_size, module.input_size
+        for layer in range(module.num_layers):
+            counted[0] += 2.0 * steps_by_batch * 4 * size * ((width if layer == 0 else size) + size)
+
+    hooks = [module.register_forward_hook(conv) for module in codec.encoder.modules() if isinstance(module, torch.nn.Conv1d)]
+    hooks += [module.register_forward_hook(lstm) for module in codec.encoder.modules() if isinstance(module, torch.nn.LSTM)]
+    waveform = torch.from_numpy(np.ascontiguousarray(np.asarray(prompt_audio, dtype=np.float32).T))
+    try:
+        with torch.inference_mode():
+            for channel in waveform:  # each channel through the mono codec, as encode_audio does
+                frames = codec.encoder(channel[None, None]).shape[-1]
+    finally:
+        for hook in hooks:
+            hook.remove()
+    config = codec.config
+    codebooks = loaded.num_codebooks  # over all channels
+    return counted[0] + 2.0 * codebooks * frames * config.codebook_size * config.codebook_dim
 
 
 def bytes_per_step(loaded) -> int:
@@ -350,13 +457,22 @@ def main() -> int:
     fast = results.get("segue-fast")
     if fast:
         print(f"fast mode's kernel here: {fast['kernel']}")
-        print(f"8 s audio prompt: first chunk {fast['first_chunk_audio_prompt_seconds']:.2f} s; prefill bound "
-              f"{fast['prefill_bound_seconds']:.2f} s (its matrix products at the fastest measured GEMM)")
+        print(f"8 s audio prompt: first chunk {fast['first_chunk_audio_prompt_seconds']:.2f} s (EnCodec encode "
+              f"{fast['encode_seconds']:.2f} s, text {fast['text_seconds']:.2f} s, prefill {fast['prefill_seconds']:.2f} s, "
+              f"then the first steps and chunk); bound {fast['audio_prompt_bound_seconds']:.2f} s = encode "
+              f"{fast['encode_bound_seconds']:.2f} s ({fast['encoder_gflop']:.0f} GFLOP) + prefill "
+              f"{fast['prefill_bound_seconds']:.2f} s ({fast['prefill_gflop']:.0f} GFLOP of products), "
+              f"fp32 GEMM {fast['fp32_gemm_gflop_per_second']:.0f} GFLOP/s")
+        print(f"prepared ahead ({fast['prepare_seconds']:.2f} s before submit): first chunk "
+              f"{fast['first_chunk_prepared_prompt_seconds']:.2f} s; bound {fast['prepared_prompt_bound_seconds']:.2f} s "
+              "(the guided row's products)")
     summary = {}
     if base and fast:
         summary["speedup_vs_transformers"] = round(fast["steps_per_second"] / base, 2)
     if fast:
-        for key in ("fraction_of_bandwidth_limit", "first_chunk_audio_prompt_seconds", "prefill_bound_seconds", "kernel"):
+        for key in ("fraction_of_bandwidth_limit", "first_chunk_audio_prompt_seconds", "prefill_bound_seconds",
+                    "audio_prompt_bound_seconds", "first_chunk_prepared_prompt_seconds", "prepared_prompt_bound_seconds",
+                    "kernel"):
             summary[key] = round(fast[key], 3) if isinstance(fast[key], float) else fast[key]
     summary.update(machine=cpu_model(), cpu_flags=cpu_flags(), device=args.device, load_average_before=round(load_before, 2),
                    load_average=round(load, 2), clip_seconds=args.seconds, read_bandwidth_gb_s=round(bandwidth / 1e9, 2))

@@ -177,6 +177,7 @@ class ContinueTrackWindow(QDialog):
     def _source_taken(self, taken) -> None:
         source, suggestions = taken
         self.source, self.suggestions = source, suggestions
+        self.session.prepare_source(source, self.options())  # encoded while the producer writes the prompt
         self._describe_source()
         self.file_bpm.setValue(source.bpm)
         key = suggestions.key_text
@@ -289,7 +290,11 @@ class ContinueTrackWindow(QDialog):
         index, continuation = self.selected(), self.continuation
         if index is not None:
             self._start("Placing…", lambda: self.session.place(continuation, index),
-                        lambda placed: self._idle(f"Take {index + 1}: {placed.message}"))
+                        lambda placed: self._placed(continuation, index, placed))
+
+    def _placed(self, continuation: Continuation, index: int, placed) -> None:
+        self._idle(f"Take {index + 1}: {placed.message}")
+        self.session.prepare_again(continuation, index)  # Continue again starts from it: prepare it now
 
     def play(self) -> None:
         index, continuation = self.selected(), self.continuation

@@ -23,6 +23,7 @@ from bridge.engine.events import (
     JobStarted,
     ModelLoading,
     Progress,
+    PromptPrepared,
 )
 from bridge.engine.request import GenerationRequest
 from bridge.engine.worker import EngineClient
@@ -95,6 +96,13 @@ class EngineController(QObject):
         if len(self._active) == 1:
             self.busy_changed.emit(True)
         return job_id
+
+    def prepare(self, request: GenerationRequest) -> int | None:
+        """Have the engine prepare a request's audio prompt before its job is submitted (EngineClient.prepare);
+        None where the engine cannot (a remote one)."""
+        self.start()
+        prepare = getattr(self._client, "prepare", None)
+        return None if prepare is None else prepare(request)
 
     def submit_for(self, request: GenerationRequest, listener: Callable[[EngineEvent], None]) -> int:
         """Queue a job whose events all go to `listener` (on the engine's thread) and whose takes are
@@ -182,6 +190,8 @@ class EngineController(QObject):
         elif isinstance(event, JobCancelled):
             self._finish(event.job_id)
             self.job_cancelled.emit(event.job_id)
+        elif isinstance(event, PromptPrepared) and not self._active:  # loading for it said "generating"
+            self._set_state("ready" if self.loaded_model else "idle")
 
     def _finish(self, job_id: int) -> None:
         self._active.discard(job_id)
@@ -209,6 +219,9 @@ class ClaimedEngine:
 
     def cancel(self, job_id: int) -> None:
         self.controller.cancel(job_id)
+
+    def prepare(self, request: GenerationRequest) -> int | None:
+        return self.controller.prepare(request)
 
     def _deliver(self, event: EngineEvent) -> None:
         if self.listener is not None:

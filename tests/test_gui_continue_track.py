@@ -81,7 +81,7 @@ def click(qtbot, button) -> None:
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
 
 
-def test_continue_my_track_from_reaper_in_the_panel(qtbot, window, reaper, tmp_path, export_dir):
+def test_continue_my_track_from_reaper_in_the_panel(qtbot, window, reaper, tmp_path, export_dir, engine):  # noqa: F811
     panel = window.open_continue_track()
     qtbot.waitExposed(panel)
     panel.prompt.setText("")
@@ -100,6 +100,8 @@ def test_continue_my_track_from_reaper_in_the_panel(qtbot, window, reaper, tmp_p
     key = panel.suggestions.key_text
     assert key is not None and panel.use_key.isChecked() and key in panel.use_key.text()
     assert panel.text_preview.text() == f"The model hears: “warm strings enter, 96 bpm, {key}”"
+    # The engine encodes the source while the producer reads this; done, it is ready, not "generating".
+    qtbot.waitUntil(lambda: engine.state == "ready" and not engine.busy, timeout=JOB_TIMEOUT_MS)
     screenshot_widget(panel, "continue-1-source")
 
     # 3. Two takes of two bars, streamed progress, fitted.

@@ -92,6 +92,17 @@ class JobCancelled:
 
 
 @dataclass
+class PromptPrepared:
+    """A preparation (EngineClient.prepare) ended. `outcome`: "prepared", "no audio prompt", "cancelled",
+    or why it failed; a failed one costs only time, since the job then does that work itself."""
+
+    job_id: int
+    model_id: str
+    seconds: float
+    outcome: str
+
+
+@dataclass
 class EngineReady:
     """The worker has loaded `model_id` on `device` (sent after a load, not tied to one job)."""
 
@@ -110,5 +121,5 @@ class EngineStopped:
 
 EngineEvent = (
     JobStarted | ModelLoading | Progress | AudioChunk | JobFinished | JobFailed | JobCancelled | EngineReady
-    | EngineStopped
+    | EngineStopped | PromptPrepared
 )

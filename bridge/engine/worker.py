@@ -40,6 +40,7 @@ from bridge.engine.events import (
     JobStarted,
     ModelLoading,
     Progress,
+    PromptPrepared,
 )
 from bridge.engine.load_times import expected_load_seconds, record_load_seconds
 from bridge.engine.request import GenerationRequest
@@ -87,8 +88,8 @@ def _worker_main(commands, events, device: str, die_with_parent: bool) -> None:
                 deadline.daemon = True  # a clean, quicker exit need not wait for it
                 deadline.start()
                 return
-            if command[0] == "submit":
-                jobs.put(command[1:])
+            if command[0] in ("submit", "prepare"):
+                jobs.put(command)
             elif command[0] == "cancel":
                 cancelled.add(command[1])
             else:
@@ -98,13 +99,12 @@ def _worker_main(commands, events, device: str, die_with_parent: bool) -> None:
     threading.Thread(target=listen, name="segue-engine-commands", daemon=True).start()
     engine = _WorkerEngine(device, outbox)
     while (job := jobs.get()) is not None:
-        job_id, request = job
+        kind, job_id, request = job
+        run = engine.run if kind == "submit" else engine.prepare
         if job_id in cancelled or owner_gone.is_set():
-            outbox.put(JobCancelled(job_id))
+            outbox.put(JobCancelled(job_id) if kind == "submit" else PromptPrepared(job_id, request.model, 0.0, "cancelled"))
             continue
-        engine.run(
-            job_id, request, should_cancel=lambda job_id=job_id: job_id in cancelled or owner_gone.is_set()
-        )
+        run(job_id, request, should_cancel=lambda job_id=job_id: job_id in cancelled or owner_gone.is_set())
 
 
 def _die_with_parent() -> None:
@@ -174,6 +174,24 @@ class _WorkerEngine:
             with open(log_path, "a", encoding="utf-8") as log:
                 log.write(f"--- job {job_id} {time.ctime()}\n{traceback.format_exc()}\n")
             events.put(JobFailed(job_id, f"internal engine error ({type(error).__name__}: {error}); see {log_path}"))
+
+    def prepare(self, job_id: int, request: GenerationRequest, should_cancel: Callable[[], bool]) -> None:
+        """Load the request's model and do what its text does not change (encode its audio prompt,
+        prefill the unguided row) for a later job with the same prompt audio to reuse."""
+        started = time.monotonic()
+        outcome = "prepared"
+        try:
+            generator = self._generator_for(job_id, request.model, request.quality)
+            if should_cancel():
+                raise CancelledError("preparation cancelled")
+            prepare_request = getattr(generator, "prepare_request", None)  # families without prompts have none
+            if prepare_request is None or not prepare_request(request, should_cancel):
+                outcome = "no audio prompt"
+        except CancelledError:
+            outcome = "cancelled"
+        except Exception as error:  # the job will do the work itself and report any real problem
+            outcome = f"not prepared ({type(error).__name__}: {error})"
+        self.events.put(PromptPrepared(job_id, request.model, time.monotonic() - started, outcome))
 
     def _generator_for(self, job_id: int, model_id: str, quality: str):
         from bridge.engine.families import load_generator
@@ -251,6 +269,16 @@ class EngineClient:
 
     def submit(self, request: GenerationRequest) -> int:
         """Queue a job and return its id at once. Impossible parameters raise here, before queueing."""
+        return self._queue("submit", request)
+
+    def prepare(self, request: GenerationRequest) -> int:
+        """Queue a preparation of `request`'s audio prompt (bridge.engine.musicgen.prepared_prompt) and
+        return its id: the model loads, the prompt is encoded and its unguided row prefilled, so a job
+        submitted later with the same prompt audio starts sooner. Its text and length do not matter.
+        Ends with PromptPrepared; `cancel(id)` stops it; `wait(id)` returns None."""
+        return self._queue("prepare", request)
+
+    def _queue(self, kind: str, request: GenerationRequest) -> int:
         if self._closed:
             raise SegueError("the engine has been shut down")
         request.validate()
@@ -259,7 +287,7 @@ class EngineClient:
                 self._start_worker()
             job_id = next(self._ids)
             self._jobs[job_id] = _JobState(process=self._process)
-        self._send(("submit", job_id, request))
+        self._send((kind, job_id, request))
         return job_id
 
     def cancel(self, job_id: int) -> None:
@@ -331,6 +359,8 @@ class EngineClient:
             return
         if isinstance(event, JobFinished):
             state.result = event.result
+        elif isinstance(event, PromptPrepared):
+            pass  # a preparation's outcome is no error: the job does the work itself
         elif isinstance(event, JobFailed):
             state.error = SegueError(event.message)
         elif isinstance(event, JobCancelled):

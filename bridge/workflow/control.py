@@ -95,6 +95,7 @@ class WorkflowControl:
             placed = self.session.place(continuation, take - 1)
             position = -1.0 if placed.position_beats is None else float(placed.position_beats)
             self._send(reply_to, "/segue/placed", job, take, placed.route, position, placed.message)
+            self.session.prepare_again(continuation, take - 1)  # /segue/continue_again starts from it
 
         self._in_thread(reply_to, address, place)
 

@@ -91,6 +91,8 @@ class EnginePort(Protocol):
 
     def cancel(self, job_id: int) -> None: ...
 
+    # Optional (EngineClient has it; a remote engine may not): prepare(request) -> id, see prepare_source.
+
 
 @dataclass
 class ContinueOptions:
@@ -222,6 +224,7 @@ class ContinueMyTrack:
         self._on_progress: Callable[[float], None] | None = None
         self._auditioning: int | None = None
         self._last_progress: Progress | None = None
+        self._preparing: int | None = None  # the engine's preparation of the current source, if any
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -305,6 +308,29 @@ class ContinueMyTrack:
                 raise InvalidParameterError(f"give the file's tempo, or link a DAW to take it from ({error})") from None
             signature = signature or daw_signature
         return source_from_file(path, bars, bpm, signature or TimeSignature())
+
+    def prepare_source(self, source: Source, options: ContinueOptions) -> int | None:
+        """Have the engine encode `source` (and prefill what its text does not change) now, while the
+        producer still writes the prompt: the continuation then starts from it. A newer source
+        supersedes the one being prepared. Returns the preparation's id, or None when the engine
+        cannot prepare (a remote one) or could not now; preparing is only ever a head start."""
+        prepare = getattr(self.engine, "prepare", None)
+        if prepare is None:
+            return None
+        try:
+            request = self._request(source, options.check(), "", options.takes, options.seed)
+            with self._lock:
+                previous, self._preparing = self._preparing, prepare(request)
+        except SegueError as error:  # e.g. bars the model cannot hold, an engine shut down: Continue will say
+            log.info("source not prepared: %s", error)
+            return None
+        if previous is not None:
+            self.engine.cancel(previous)  # a preparation already done ignores this
+        return self._preparing
+
+    def prepare_again(self, continuation: Continuation, take_index: int) -> int | None:
+        """prepare_source for "continue again" from a take (just placed), where more may follow."""
+        return self.prepare_source(self.take_as_source(continuation, take_index), continuation.options)
 
     # -- 2. describe -------------------------------------------------------------------------------
 

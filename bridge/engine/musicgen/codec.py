@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from bridge.engine.musicgen.fast_decoder import return_free_memory
+from bridge.engine.musicgen.fast_encoder import channels_last_applies, encode_codes
 from bridge.engine.musicgen.loading import LoadedModel
 
 
@@ -21,6 +22,8 @@ def encode_audio(loaded: LoadedModel, audio: np.ndarray) -> torch.Tensor:
     waveform = torch.from_numpy(np.ascontiguousarray(audio.T)).to(loaded.codec_device, torch.float32)
 
     def encode_channel(channel: torch.Tensor) -> torch.Tensor:
+        if channels_last_applies(codec):  # the same codes, its convolutions faster on a CPU
+            return encode_codes(codec, channel[None, None, :])[0]
         codes = codec.encode(input_values=channel[None, None, :], return_dict=True).audio_codes
         return codes[0, 0]  # (chunks=1, batch=1, codebooks, frames) -> (codebooks, frames)
 

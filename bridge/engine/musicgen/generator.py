@@ -19,6 +19,7 @@ from bridge.engine.cpu_kernels import KernelChoice
 from bridge.engine.events import GenerationResult, Take
 from bridge.engine.musicgen.codec import BackgroundStream, StreamingDecoder, encode_audio
 from bridge.engine.musicgen.fast_decoder import (
+    PREFIX_CONDITIONED_DECODERS,
     FastDecoder,
     describe_precision,
     graphed_for,
@@ -28,7 +29,15 @@ from bridge.engine.musicgen.fast_decoder import (
 from bridge.engine.musicgen.kernels import choose_decoder
 from bridge.engine.musicgen.loading import LoadedModel
 from bridge.engine.musicgen.melody import check_melody_request, melody_conditioner
-from bridge.engine.musicgen.sampling import SamplingParams, codebook_delays, encode_text, sample_codes
+from bridge.engine.musicgen.prefill import unguided_prefill
+from bridge.engine.musicgen.prepared_prompt import PreparedPrompt, PromptCache, prompt_key
+from bridge.engine.musicgen.sampling import (
+    SamplingParams,
+    build_sequence,
+    codebook_delays,
+    encode_text,
+    sample_codes,
+)
 from bridge.engine.prompt_audio import last_whole_frames
 from bridge.engine.request import GenerationRequest
 from bridge.errors import AudioFileError, CancelledError
@@ -49,10 +58,11 @@ class MusicGenerator:
         self.loaded = loaded
         self._decoders: dict[tuple[str, bool], FastDecoder] = {}
         self.kernel_choice: KernelChoice | None = None  # how fast mode's CPU kernel was chosen, once it was
-        # Decode audio chunks beside the decoder steps (codec.BackgroundStream) instead of between them.
+       # Decode audio chunks beside the decoder steps (codec.BackgroundStream) instead of between them.
         # Off: on the 2-core machine it was measured on (AVX2, load ~5) it did not help, 11.0 vs 11.7
         # steps/s (median of 3 interleaved runs); bench/engine_speed.py measures both on a machine.
         self.stream_on_thread = False
+        self.prompts = PromptCache()  # audio prompts encoded (and unguided rows prefilled) ahead of their jobs
 
     def decoder_for(self, quality: str) -> tuple[FastDecoder, str]:
         """The decoder for a quality mode (built on first use: quantising takes a few seconds) and its precision.
@@ -84,12 +94,21 @@ class MusicGenerator:
 
     def prepare_prompt(self, request: GenerationRequest) -> tuple[np.ndarray | None, torch.Tensor | None]:
         """The audio prompt at the model rate and channels, cut to whole codec frames, and its codes."""
+        prepared = self.prompt_for(request)
+        return (None, None) if prepared is None else (prepared.audio, prepared.codes)
+
+    def prompt_for(self, request: GenerationRequest) -> PreparedPrompt | None:
+        """The request's audio prompt, encoded: from the cache of prepared prompts, else encoded now and kept."""
+        window = request.prompt_window_seconds()
         if request.prompt_codes is not None:
-            codes = torch.as_tensor(request.prompt_codes, dtype=torch.long, device=self.loaded.device)
-            window = request.prompt_window_seconds()
-            if window is not None:
-                codes = codes[:, -max(1, round(window * self.loaded.frame_rate)) :]
-            return None, codes
+            codes = np.asarray(request.prompt_codes)
+            key = prompt_key(self.loaded.model_id, codes, 0, window)
+            if (prepared := self.prompts.get(key)) is None:
+                codes = torch.as_tensor(codes, dtype=torch.long, device=self.loaded.device)
+                if window is not None:
+                    codes = codes[:, -max(1, round(window * self.loaded.frame_rate)) :]
+                prepared = self.prompts.put(key, PreparedPrompt(None, codes))
+            return prepared
         if request.audio_path is not None:
             audio, rate = read_audio(request.audio_path)
         elif request.audio is not None:
@@ -97,12 +116,47 @@ class MusicGenerator:
             if audio.size == 0:
                 raise AudioFileError("the audio to continue is empty")
         else:
-            return None, None
-        audio = match_channels(resample(audio, rate, self.loaded.sample_rate), self.loaded.audio_channels)
-        audio = last_whole_frames(
-            audio, self.loaded.sample_rate, request.prompt_window_seconds(), self.loaded.samples_per_frame
-        )
-        return audio, encode_audio(self.loaded, audio)
+            return None
+        key = prompt_key(self.loaded.model_id, audio, rate, window)
+        if (prepared := self.prompts.get(key)) is None:
+            audio = match_channels(resample(audio, rate, self.loaded.sample_rate), self.loaded.audio_channels)
+            audio = last_whole_frames(audio, self.loaded.sample_rate, window, self.loaded.samples_per_frame)
+            prepared = self.prompts.put(key, PreparedPrompt(audio, encode_audio(self.loaded, audio)))
+        return prepared
+
+    def prepare_request(self, request: GenerationRequest, should_cancel: Callable[[], bool] | None = None) -> bool:
+        """Do now what `request` will need that does not depend on its text: encode its audio prompt and
+        prefill the unguided row of its first window (bridge/engine/musicgen/prefill.py). A later job
+        with the same prompt audio, model and quality reuses both. Returns whether there was a prompt.
+        """
+        request.validate()
+        prepared = self.prompt_for(request)
+        if prepared is None:
+            return False
+        prefix_conditioned = self.loaded.model.decoder.config.model_type in PREFIX_CONDITIONED_DECODERS
+        if request.cfg <= 1.0 or prefix_conditioned:
+            return True  # no unguided row, or one that depends on the melody and text too
+        if should_cancel is not None and should_cancel():
+            raise CancelledError("preparation cancelled")
+        decoder, _ = self.decoder_for(request.quality)
+        context_frames = self._windows(prepared.codes.shape[-1], 1)[0][0]
+        context = prepared.codes[None, :, prepared.codes.shape[-1] - context_frames :]
+        sequence, _, position = build_sequence(self.loaded, context, 1, 1)
+        slot = prepared.unguided_slot(self._decoder_key(decoder))
+        if slot.row is None or not slot.row.matches(sequence[0, :, :position]):
+            slot.row = unguided_prefill(decoder, sequence[0, :, :position])
+        return True
+
+    def _windows(self, prompt_frames: int, new_frames: int) -> list[tuple[int, int]]:
+        loaded = self.loaded
+        if loaded.windows is None:
+            return plan_windows(prompt_frames, new_frames, loaded.frame_rate, WINDOW_SECONDS, WINDOW_CONTEXT_SECONDS)
+        return plan_windows(prompt_frames, new_frames, loaded.frame_rate, loaded.windows.seconds,
+                            loaded.windows.context_seconds)
+
+    @staticmethod
+    def _decoder_key(decoder: FastDecoder) -> str:
+        return f"{decoder.precision}/{decoder.kernel}"
 
     def generate(
         self,
@@ -123,16 +177,13 @@ class MusicGenerator:
         check_melody_request(loaded, request)
         base_seed = request.seed if request.seed is not None else random.randrange(2**31)
         seeds = [base_seed + index for index in range(request.variations)]
-        prompt_audio, prompt_codes = self.prepare_prompt(request)
+        prepared = self.prompt_for(request)
+        prompt_audio, prompt_codes = (None, None) if prepared is None else (prepared.audio, prepared.codes)
         prompt_frames = 0 if prompt_codes is None else prompt_codes.shape[-1]
 
         total_samples = self.target_samples(request)
         new_frames = math.ceil(total_samples / loaded.samples_per_frame)
-        if loaded.windows is None:
-            windows = plan_windows(prompt_frames, new_frames, loaded.frame_rate, WINDOW_SECONDS, WINDOW_CONTEXT_SECONDS)
-        else:
-            windows = plan_windows(prompt_frames, new_frames, loaded.frame_rate, loaded.windows.seconds,
-                                   loaded.windows.context_seconds)
+        windows = self._windows(prompt_frames, new_frames)
         max_delay = max(codebook_delays(loaded))
         steps_total = sum(frames + max_delay for _, frames in windows)
 
@@ -171,7 +222,11 @@ class MusicGenerator:
                 new_before = (0 if history is None else history.shape[-1]) - prompt_frames
                 window_start = (new_before - context_frames) * loaded.samples_per_frame
                 conditioning = melody.for_window(window_start)
-            window_codes = sample_codes(loaded, conditioning, context, frames, params, generators, on_step, decoder)
+            # The first window's unguided row may be prepared already (prepare_request); re-rolls reuse it.
+            unguided = prepared.unguided_slot(self._decoder_key(decoder)) if prepared and steps_before == 0 else None
+            window_codes = sample_codes(
+                loaded, conditioning, context, frames, params, generators, on_step, decoder, unguided
+            )
             new_part = window_codes[..., context_frames:]
             codes = new_part if codes is None else torch.cat([codes, new_part], dim=-1)
             steps_before += frames + max_delay

@@ -20,10 +20,12 @@ import torch
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
 from bridge.engine.musicgen.loading import LoadedModel
+from bridge.engine.musicgen.prefill import prefill_by_row
 from bridge.engine.musicgen.step_threads import small_ops_on_one_thread
 
 if TYPE_CHECKING:
     from bridge.engine.musicgen.fast_decoder import FastDecoder
+    from bridge.engine.musicgen.prefill import UnguidedSlot
 
 
 @dataclass(frozen=True)
@@ -194,13 +196,15 @@ def sample_codes(
     generators: list[torch.Generator] | None = None,
     on_step: StepCallback | None = None,
     decoder: "FastDecoder | None" = None,
+    unguided: "UnguidedSlot | None" = None,
 ) -> torch.Tensor:
     """Generate `new_frames` frames after `prompt_codes`; return all codes (batch, codebooks, frames).
 
     `on_step(step, total_steps, complete_codes)` runs after every decoder pass; complete_codes holds
     every frame whose codebooks are all known (prompt included). It may raise to stop generation.
     `decoder` runs the passes (bridge/engine/musicgen/fast_decoder.py); without one, the transformers
-    modules do (the reference path).
+    modules do (the reference path); its prefill runs once per distinct row, reading a prepared
+    unguided row from `unguided` and keeping the one it computes there (bridge/engine/musicgen/prefill.py).
     """
     batch = conditioning.batch_size
     sequence, fixed, position = build_sequence(loaded, prompt_codes, batch, new_frames)
@@ -216,7 +220,9 @@ def sample_codes(
         )
     inputs = sequence[:, :, :position]
     for step in range(total_steps):
-        decoded = run(inputs.repeat(2, 1, 1) if conditioning.guided else inputs)
+        decoded = prefill_by_row(run, conditioning, inputs, unguided) if step == 0 and decoder is not None else None
+        if decoded is None:
+            decoded = run(inputs.repeat(2, 1, 1) if conditioning.guided else inputs)
         # Sampling works on a few thousand logits: the fast path keeps it off the sleeping threads.
         with small_ops_on_one_thread() if decoder is not None else contextlib.nullcontext():
             tokens = process_logits(guide(decoded, batch, params), params, generators)
