@@ -23,17 +23,15 @@ otherwise impossible is answered with /segue/error and changes nothing.
 """
 
 import logging
-import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import soundfile
-
 from bridge import paths
 from bridge.clips import write_take
+from bridge.daw.control_arguments import Command, check_arguments, check_audio_file, shorten
 from bridge.daw.link import DawLink, NoDawLink
 from bridge.daw.osc_link import LOCALHOST, Address, OscEndpoint, OscMessage
 from bridge.engine.catalog import known_to_take_no_melody, no_melody_message
@@ -51,9 +49,6 @@ CONTROL_PORT = 9030
 REPLY_PORT = 9031
 # python-osc's own servers stop at 8192 bytes; no valid Segue message comes near it.
 MAX_MESSAGE_BYTES = 8192
-MAX_PATH_CHARS = 4096
-# Longest audio file /segue/continue accepts: the engine reads it whole before trimming.
-MAX_CONTINUE_SOURCE_SECONDS = 20 * 60.0
 # How much of the end of the file continues into the new material (as `segue continue` does).
 CONTINUE_PROMPT_SECONDS = 10.0
 
@@ -71,15 +66,6 @@ class _ActiveJob:
     job_id: int  # 0 while a workflow run is still capturing its source
     reply_to: Address
     workflow: bool = False
-
-
-@dataclass(frozen=True)
-class _Command:
-    """An inbound address: its argument types (s text, f number, i whole number) and its handler."""
-
-    types: str
-    usage: str
-    handler: Callable[..., None]
 
 
 class ControlServer:
@@ -110,42 +96,42 @@ class ControlServer:
         self._job: _ActiveJob | None = None
         self._lock = threading.Lock()
         self._commands = {
-            "/segue/generate": _Command("sf", "/segue/generate s:prompt f:seconds", self._generate),
-            "/segue/generate_bars": _Command(
+            "/segue/generate": Command("sf", "/segue/generate s:prompt f:seconds", self._generate),
+            "/segue/generate_bars": Command(
                 "si", "/segue/generate_bars s:prompt i:bars", self._generate_bars
             ),
-            "/segue/generate_bars_melody": _Command(
+            "/segue/generate_bars_melody": Command(
                 "sis", "/segue/generate_bars_melody s:prompt i:bars s:melody_path", self._generate_bars_melody
             ),
-            "/segue/continue": _Command(
+            "/segue/continue": Command(
                 "ssf", "/segue/continue s:audio_path s:prompt f:seconds", self._continue
             ),
-            "/segue/cancel": _Command("", "/segue/cancel", self._cancel),
-            "/segue/status": _Command("", "/segue/status", self._status),
-            "/segue/continue_bars": _Command(
+            "/segue/cancel": Command("", "/segue/cancel", self._cancel),
+            "/segue/status": Command("", "/segue/status", self._status),
+            "/segue/continue_bars": Command(
                 "siii", "/segue/continue_bars s:prompt i:source_bars i:bars i:takes", self._continue_bars
             ),
-            "/segue/continue_file_bars": _Command(
+            "/segue/continue_file_bars": Command(
                 "ssiii",
                 "/segue/continue_file_bars s:audio_path s:prompt i:source_bars i:bars i:takes",
                 self._continue_file_bars,
             ),
-            "/segue/continue_again": _Command(
+            "/segue/continue_again": Command(
                 "sii", "/segue/continue_again s:prompt i:bars i:takes", self._continue_again
             ),
-            "/segue/continue_bars_melody": _Command(
+            "/segue/continue_bars_melody": Command(
                 "siiisi",
                 "/segue/continue_bars_melody s:prompt i:source_bars i:bars i:takes s:melody_path|daw i:seed",
                 self._continue_bars_melody,
             ),
-            "/segue/continue_file_bars_melody": _Command(
+            "/segue/continue_file_bars_melody": Command(
                 "ssiiisi",
                 "/segue/continue_file_bars_melody s:audio_path s:prompt i:source_bars i:bars i:takes "
                 "s:melody_path|daw i:seed",
                 self._continue_file_bars_melody,
             ),
-            "/segue/place": _Command("ii", "/segue/place i:job i:take", self._place),
-            "/segue/play": _Command("ii", "/segue/play i:job i:take", self._play),
+            "/segue/place": Command("ii", "/segue/place i:job i:take", self._place),
+            "/segue/play": Command("ii", "/segue/play i:job i:take", self._play),
         }
         self.workflow = None
         if workflow is not None:
@@ -195,12 +181,12 @@ class ControlServer:
         if command is None:
             self._error(
                 reply_to,
-                f"unknown address {_shorten(message.address)}; Segue understands "
+                f"unknown address {shorten(message.address)}; Segue understands "
                 + ", ".join(self._commands),
             )
             return
         try:
-            args = _check_arguments(message.args, command)
+            args = check_arguments(message.args, command)
             command.handler(reply_to, *args)
         except SegueError as error:
             self._error(reply_to, f"{message.address}: {error}")
@@ -228,11 +214,11 @@ class ControlServer:
     def _generate_bars_melody(self, reply_to: Address, prompt: str, bars: int, melody_path: str) -> None:
         if known_to_take_no_melody(self.model):
             raise InvalidParameterError(no_melody_message(self.model))
-        path, _ = _check_audio_file(melody_path)
+        path, _ = check_audio_file(melody_path)
         self._generate_bars(reply_to, prompt, bars, melody_path=str(path))
 
     def _continue(self, reply_to: Address, audio_path: str, prompt: str, seconds: float) -> None:
-        path, duration_seconds = _check_audio_file(audio_path)
+        path, duration_seconds = check_audio_file(audio_path)
         request = GenerationRequest(
             prompt=prompt,
             model=self.model,
@@ -277,7 +263,7 @@ class ControlServer:
         self, reply_to: Address, audio_path: str, prompt: str, source_bars: int, bars: int, takes: int,
         melody: str | None = None, seed: int | None = None, address: str = "/segue/continue_file_bars",
     ) -> None:
-        path, _ = _check_audio_file(audio_path)
+        path, _ = check_audio_file(audio_path)
         self._claim_for_workflow(reply_to, address)
         self._start_workflow(lambda: self.workflow.continue_file_bars(
             reply_to, address, str(path), prompt, source_bars, bars, takes, melody, seed
@@ -307,7 +293,7 @@ class ControlServer:
             raise InvalidParameterError(f"the seed is -1 (a new one each time) or a whole number from 0, got {seed}")
         if melody not in workflow.DAW_MELODIES:
             try:
-                melody = str(_check_audio_file(melody)[0])
+                melody = str(check_audio_file(melody)[0])
             except AudioFileError as error:
                 raise AudioFileError(f"melody: {error}") from None
         return melody, None if seed == -1 else seed
@@ -417,55 +403,3 @@ class ControlServer:
     def _error(self, to: Address, message: str) -> None:
         log.info("control error to %s: %s", to, message)
         self._send(to, "/segue/error", message)
-
-
-def _check_arguments(args: tuple, command: _Command) -> list:
-    """The arguments converted to the command's types, or InvalidParameterError naming the usage."""
-    if len(args) != len(command.types):
-        raise InvalidParameterError(
-            f"expected {len(command.types)} argument(s), got {len(args)}; usage: {command.usage}"
-        )
-    converted = []
-    for position, (kind, value) in enumerate(zip(command.types, args, strict=True), start=1):
-        number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
-        if kind == "s" and isinstance(value, str):
-            converted.append(value)
-        elif kind == "f" and number is not None and math.isfinite(number):
-            converted.append(float(number))
-        elif kind == "i" and number is not None and math.isfinite(number) and float(number).is_integer():
-            converted.append(int(number))
-        else:
-            wanted = {"s": "text", "f": "a number", "i": "a whole number"}[kind]
-            raise InvalidParameterError(
-                f"argument {position} must be {wanted}, got {_shorten(repr(value))}; usage: {command.usage}"
-            )
-    return converted
-
-
-def _check_audio_file(audio_path: str) -> tuple[Path, float]:
-    """The file to continue, resolved, and its length in seconds; AudioFileError says what is wrong."""
-    if not audio_path or len(audio_path) > MAX_PATH_CHARS:
-        raise AudioFileError(f"the audio path must be 1-{MAX_PATH_CHARS} characters")
-    path = Path(audio_path)
-    if not path.is_absolute():
-        raise AudioFileError(f"give the audio file as an absolute path, not {_shorten(audio_path)}")
-    if not path.is_file():
-        raise AudioFileError(f"no audio file at {_shorten(audio_path)}")
-    try:
-        info = soundfile.info(str(path))
-    except (soundfile.LibsndfileError, RuntimeError, ValueError, OSError):
-        raise AudioFileError(f"{_shorten(path.name)} is not an audio file Segue can read") from None
-    if info.frames <= 0 or info.samplerate <= 0:
-        raise AudioFileError(f"{_shorten(path.name)} contains no audio")
-    seconds = info.frames / info.samplerate
-    if seconds > MAX_CONTINUE_SOURCE_SECONDS:
-        raise AudioFileError(
-            f"{_shorten(path.name)} is {seconds / 60:.0f} min long; give Segue at most "
-            f"{MAX_CONTINUE_SOURCE_SECONDS / 60:.0f} min to continue"
-        )
-    return path.resolve(), seconds
-
-
-def _shorten(text: str, limit: int = 80) -> str:
-    """Keep echoed input short: an error reply never grows with a hostile message."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
