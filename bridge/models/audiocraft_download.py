@@ -22,7 +22,6 @@ from bridge.models.conversion import (
     add_text_encoder,
     convert_verify_install,
     fetch_all,
-    list_repo,
     start_download,
 )
 
@@ -40,25 +39,25 @@ TEXT_ENCODER_FILES = ("config.json", "model.safetensors", "spiece.model", "token
                       "special_tokens_map.json")
 
 
-def is_audiocraft_checkpoint(model_id: str, revision: str = "main") -> bool:
-    """True when the repository holds audiocraft's two pickles and no safetensors weights."""
-    names = {remote.path for remote in list_repo(model_id, revision)[1]}
+def is_audiocraft_checkpoint(names: set[str]) -> bool:
+    """True when the repository (its file `names`) holds audiocraft's two pickles and no safetensors weights."""
     return set(AUDIOCRAFT_FILES) <= names and not any(name.endswith(".safetensors") for name in names)
 
 
 def download_and_convert(
     model_id: str,
+    commit: str,
+    listed: list[download.RemoteFile],
     on_progress: Callable[[download.DownloadProgress], None] | None = None,
     cancel: threading.Event | None = None,
-    revision: str = "main",
 ) -> Path:
-    commit, listed = list_repo(model_id, revision)
+    """Fetch `listed` (download.list_repo's files of `model_id` at `commit`), convert and install."""
     checkpoint_files = [remote for remote in listed if remote.path in AUDIOCRAFT_FILES]
     manifest, tracker, downloads = start_download(model_id, commit, checkpoint_files, "audiocraft", on_progress)
     fetch_all(model_id, commit, checkpoint_files, downloads / "checkpoint", tracker, cancel, 0)
 
     text_encoder_repo = _text_encoder_repo(downloads / "checkpoint" / LM_FILE)
-    t5_commit, t5_listed = list_repo(text_encoder_repo, "main")
+    t5_commit, t5_listed = download.list_repo(text_encoder_repo, "main")
     t5_files = [remote for remote in t5_listed if remote.path in TEXT_ENCODER_FILES]
     if not any(remote.path == "model.safetensors" for remote in t5_files):
         raise ModelError(f"{text_encoder_repo} (AudioGen's text encoder) has no safetensors weights")

@@ -16,8 +16,7 @@ import shutil
 import time
 from pathlib import Path
 
-from huggingface_hub import HfApi, hf_hub_url
-from huggingface_hub.hf_api import RepoFile
+from huggingface_hub import hf_hub_url
 
 from bridge.errors import ModelError
 from bridge.models import download, store
@@ -76,16 +75,6 @@ def add_text_encoder(manifest: dict, tracker: "download._Tracker", source: dict,
     manifest["text_encoder"] = source
     manifest["files"] += [{"path": f"{source['repo']}/{f.path}", "size": f.size} for f in files]
     store.write_manifest(manifest["model_id"], manifest)
-
-
-def list_repo(repo_id: str, revision: str) -> tuple[str, list[download.RemoteFile]]:
-    api = HfApi(endpoint=download.hub_endpoint())
-    with download._hub_errors(repo_id):
-        commit = api.model_info(repo_id, revision=revision).sha
-        entries = [entry for entry in api.list_repo_tree(repo_id, revision=commit, recursive=True)
-                   if isinstance(entry, RepoFile)]
-    files = [download.RemoteFile(e.path, e.size, e.lfs.sha256 if e.lfs else None, e.blob_id) for e in entries]
-    return commit, sorted(files, key=lambda f: (f.size, f.path))
 
 
 def fetch_all(repo_id, commit, files, into: Path, tracker, cancel, files_before: int) -> None:

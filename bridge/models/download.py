@@ -99,15 +99,15 @@ def download_model(
             f"cannot download {model_id}: HF_HUB_OFFLINE is set. Unset it to download, or pass a model "
             "folder you already have with --model PATH"
         )
-    from bridge.models import audiocraft_download  # it builds on this module
+    from bridge.models import audiocraft_download, sa3_download  # they build on this module
 
-    if audiocraft_download.is_audiocraft_checkpoint(model_id, revision):  # AudioGen: pickles, converted once
-        return audiocraft_download.download_and_convert(model_id, on_progress, cancel, revision)
-    from bridge.models import sa3_download
-
-    if sa3_download.is_stability_checkpoint(model_id, revision):  # Stable Audio 3: Stability's format, converted once
-        return sa3_download.download_and_convert(model_id, on_progress, cancel, revision)
-    commit, files = list_remote_files(model_id, revision)
+    commit, listed = list_repo(model_id, revision)  # once: each format below is told by its file names
+    names = {remote.path for remote in listed}
+    if audiocraft_download.is_audiocraft_checkpoint(names):  # AudioGen: pickles, converted once
+        return audiocraft_download.download_and_convert(model_id, commit, listed, on_progress, cancel)
+    if sa3_download.is_stability_checkpoint(names):  # Stable Audio 3: Stability's format, converted once
+        return sa3_download.download_and_convert(model_id, commit, listed, on_progress, cancel)
+    files = wanted_files(model_id, listed)
     folder = store.model_dir(model_id)
     downloads = folder / "downloads" / commit
     _forget_other_commits(folder / "downloads", keep=commit)
@@ -139,25 +139,28 @@ def download_model(
     return installed
 
 
-def list_remote_files(model_id: str, revision: str = "main") -> tuple[str, list[RemoteFile]]:
-    """The commit that `revision` points to and the files Segue needs from it."""
+def list_repo(repo_id: str, revision: str = "main") -> tuple[str, list[RemoteFile]]:
+    """The commit that `revision` points to and every file of the repository at it, small files first."""
     api = HfApi(endpoint=hub_endpoint())
-    with _hub_errors(model_id):
-        commit = api.model_info(model_id, revision=revision).sha
-        entries = [entry for entry in api.list_repo_tree(model_id, revision=commit, recursive=True)
+    with _hub_errors(repo_id):
+        commit = api.model_info(repo_id, revision=revision).sha
+        entries = [entry for entry in api.list_repo_tree(repo_id, revision=commit, recursive=True)
                    if isinstance(entry, RepoFile)]
-    files = [
-        RemoteFile(entry.path, entry.size, entry.lfs.sha256 if entry.lfs else None, entry.blob_id)
-        for entry in entries
-        if any(fnmatch.fnmatch(entry.path, pattern) for pattern in WANTED_FILES)
-    ]
+    files = [RemoteFile(entry.path, entry.size, entry.lfs.sha256 if entry.lfs else None, entry.blob_id)
+             for entry in entries]
+    return commit, sorted(files, key=lambda f: (f.size, f.path))  # small files first: errors show early
+
+
+def wanted_files(model_id: str, listed: list[RemoteFile]) -> list[RemoteFile]:
+    """The files Segue needs of a repository in a loadable format (list_repo's listing)."""
+    files = [f for f in listed if any(fnmatch.fnmatch(f.path, pattern) for pattern in WANTED_FILES)]
     if any(f.path == "model_index.json" for f in files):
         # A diffusers repository: its components are in folders. Files beside model_index.json are another
         # library's copy (stable-audio-open-1.0 also ships stable-audio-tools' 4.9 GB model.safetensors).
         files = [f for f in files if "/" in f.path or f.path == "model_index.json"]
     if not any(f.path.endswith(".safetensors") for f in files):
         raise ModelError(f"{model_id} has no safetensors weights; Segue loads safetensors only")
-    return commit, sorted(files, key=lambda f: (f.size, f.path))  # small files first: errors show early
+    return files
 
 
 def _check_downloadable(model_id: str) -> None:

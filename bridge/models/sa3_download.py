@@ -22,7 +22,6 @@ from bridge.models.conversion import (
     add_text_encoder,
     convert_verify_install,
     fetch_all,
-    list_repo,
     start_download,
 )
 from bridge.models.sa3_config import CHECKPOINT, MODEL_CONFIG, read_model_config, text_encoder_source
@@ -30,19 +29,19 @@ from bridge.models.sa3_config import CHECKPOINT, MODEL_CONFIG, read_model_config
 DIFFUSERS_INDEX = "model_index.json"
 
 
-def is_stability_checkpoint(model_id: str, revision: str = "main") -> bool:
-    """True for a stable-audio-3 repository: its config and weights, and no diffusers layout."""
-    names = {remote.path for remote in list_repo(model_id, revision)[1]}
+def is_stability_checkpoint(names: set[str]) -> bool:
+    """True for a stable-audio-3 repository (its file `names`): its config and weights, and no diffusers layout."""
     return {MODEL_CONFIG, CHECKPOINT} <= names and DIFFUSERS_INDEX not in names
 
 
 def download_and_convert(
     model_id: str,
+    commit: str,
+    listed: list[download.RemoteFile],
     on_progress: Callable[[download.DownloadProgress], None] | None = None,
     cancel: threading.Event | None = None,
-    revision: str = "main",
 ) -> Path:
-    commit, listed = list_repo(model_id, revision)
+    """Fetch `listed` (download.list_repo's files of `model_id` at `commit`), convert and install."""
     by_name = {remote.path: remote for remote in listed}
     checkpoint_files = [by_name[MODEL_CONFIG], by_name[CHECKPOINT]]  # the config first: refused early
     manifest, tracker, downloads = start_download(model_id, commit, checkpoint_files, "stable-audio-3", on_progress)
@@ -58,7 +57,7 @@ def download_and_convert(
     if encoder_repo == model_id:
         encoder_commit, encoder_listed = commit, listed
     else:
-        encoder_commit, encoder_listed = list_repo(encoder_repo, "main")
+        encoder_commit, encoder_listed = download.list_repo(encoder_repo, "main")
     encoder_files = _text_encoder_files(encoder_listed, subfolder)
     if not any(remote.path.endswith(".safetensors") for remote in encoder_files):
         shutil.rmtree(folder, ignore_errors=True)
