@@ -1,43 +1,53 @@
 """Load a MusicGen checkpoint (Hugging Face id, local directory or a built-in random model).
 
+Into Segue's own modules (bridge/engine/musicgen/modules), read straight from the checkpoint's files:
+config.json, generation_config.json, tokenizer.json and the safetensors weights. transformers is not
+imported: its MusicGen import alone cost ~2.3 s of a 5 s CLI job on a 2-core machine.
+bridge/engine/musicgen/reference.py loads the same checkpoint through transformers (tests, benchmarks).
+
 safetensors only, never remote code. fp16 on CUDA; EnCodec stays fp32 (and on the CPU under MPS,
 where its convolutions are slow or unsupported).
 """
 
+import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import huggingface_hub
 import torch
-import transformers
-from transformers import (
-    AutoConfig,
-    AutoProcessor,
-    AutoTokenizer,
-    EncodecFeatureExtractor,
-    MusicgenForConditionalGeneration,
-    MusicgenMelodyForConditionalGeneration,
-    MusicgenProcessor,
-)
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 
 from bridge import paths
 from bridge.engine.catalog import LOCAL_RANDOM_MODELS, find_known_model
 from bridge.engine.musicgen.audiogen import Windows, windows_for
-from bridge.engine.musicgen.random_models import save_random_musicgen
+from bridge.engine.musicgen.modules.encodec import encodec_state
+from bridge.engine.musicgen.modules.musicgen import (
+    MELODY_MODEL_TYPE,
+    MusicgenModules,
+    generation_config,
+    musicgen_config,
+)
+from bridge.engine.musicgen.modules.t5 import t5_state
+from bridge.engine.musicgen.modules.tokenizer import TextTokenizer
 from bridge.engine.random_model_folder import is_random_model
 from bridge.errors import InvalidParameterError, ModelError
 from bridge.models.store import installed_model_dir
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-MELODY_MODEL_TYPE = "musicgen_melody"
+
+
+Tokenizer = Callable[[list[str]], tuple[torch.Tensor, torch.Tensor]]  # prompts -> (input ids, attention mask)
 
 
 @dataclass
 class LoadedModel:
     model_id: str
-    model: MusicgenForConditionalGeneration | MusicgenMelodyForConditionalGeneration
-    processor: MusicgenProcessor
+    # Segue's MusicgenModules; in tests and benchmarks also transformers' model (reference.py): both
+    # have the same module tree and config attributes
+    model: torch.nn.Module
+    tokenizer: Tokenizer
     device: torch.device  # where the text encoder and decoder run
     dtype: torch.dtype
     codec_device: torch.device  # where EnCodec runs (fp32)
@@ -95,6 +105,8 @@ def resolve_checkpoint(model_id: str) -> str:
     if model_id in LOCAL_RANDOM_MODELS:
         directory = random_model_dir(model_id)
         if not (directory / "model.safetensors").is_file():
+            from bridge.engine.musicgen.random_models import save_random_musicgen  # transformers: first use only
+
             save_random_musicgen(model_id, directory)
         return str(directory)
     local = Path(model_id).expanduser()
@@ -116,65 +128,92 @@ def load_model(model_id: str, device: str = "auto") -> LoadedModel:
     """Load and place a model; raise ModelError with a producer-readable reason on failure."""
     target = resolve_device(device)
     checkpoint = resolve_checkpoint(model_id)
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    huggingface_hub.utils.logging.set_verbosity_error()
     try:
-        config = AutoConfig.from_pretrained(checkpoint, trust_remote_code=False)
-        melody = config.model_type == MELODY_MODEL_TYPE
-        model_class = MusicgenMelodyForConditionalGeneration if melody else MusicgenForConditionalGeneration
-        model = model_class.from_pretrained(checkpoint, use_safetensors=True, trust_remote_code=False)
-        processor = _text_processor(checkpoint, config) if melody else AutoProcessor.from_pretrained(checkpoint, trust_remote_code=False)
+        folder = checkpoint_folder(checkpoint)
+        config = _read_json(folder / "config.json")
+        model = build_modules(config, _read_json(folder / "generation_config.json", {}), read_weights(folder))
+        tokenizer = TextTokenizer.from_folder(folder)
     except OSError as error:
         raise ModelError(_describe_load_failure(model_id, error)) from None
-    except (ValueError, KeyError, RuntimeError) as error:
+    except (ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as error:
         raise ModelError(f"{model_id} is not a loadable MusicGen checkpoint: {_first_line(error)}") from None
+    return place(model_id, model, tokenizer, target, is_random_model(folder), windows_for(folder))
 
-    if melody:  # a 235-frame chroma and the text precede up to 30 s of codes: room for a long prompt
+
+def place(
+    model_id: str, model: torch.nn.Module, tokenizer: Tokenizer, target: torch.device, is_random: bool,
+    windows: Windows | None = None,
+) -> LoadedModel:
+    """Put a model's parts on their devices in their dtypes: a LoadedModel ready to run."""
+    if model.config.model_type == MELODY_MODEL_TYPE:  # a 235-frame chroma and the text precede up to 30 s of codes
         positions = model.decoder.model.decoder.embed_positions
         positions.make_weights(2 * positions.num_positions, positions.embedding_dim)
     dtype = torch.float16 if target.type in ("cuda", "mps") else torch.float32
     model.eval()
     model.text_encoder.to(target, dtype)
     model.decoder.to(target, dtype)
-    if hasattr(model, "enc_to_dec_proj"):
-        model.enc_to_dec_proj.to(target, dtype)
+    for projection in ("enc_to_dec_proj", "audio_enc_to_dec_proj"):
+        if hasattr(model, projection):
+            getattr(model, projection).to(target, dtype)
     codec_device = torch.device("cpu") if target.type == "mps" else target
     model.audio_encoder.to(codec_device, torch.float32)
-    _fold_weight_norm(model.audio_encoder)
-    return LoadedModel(
-        model_id=model_id,
-        model=model,
-        processor=processor,
-        device=target,
-        dtype=dtype,
-        codec_device=codec_device,
-        is_random=is_random_model(Path(checkpoint)),
-        windows=windows_for(checkpoint),
-    )
+    return LoadedModel(model_id, model, tokenizer, target, dtype, codec_device, is_random, windows)
 
 
-def _text_processor(checkpoint: str, config: transformers.PretrainedConfig) -> MusicgenProcessor:
-    """The tokenizer of a melody checkpoint, in a MusicgenProcessor like the other models'.
+def checkpoint_folder(checkpoint: str) -> Path:
+    """A local folder as it is; a Hugging Face id through the hub's cache (downloaded unless offline)."""
+    local = Path(checkpoint)
+    if local.is_dir():
+        return local
+    import huggingface_hub  # only for ids that are not installed: its import takes time
 
-    Its own processor's chroma extractor needs torchaudio, which does not load with Segue's torch;
-    Segue computes the chromagram itself (bridge/engine/musicgen/chroma.py).
+    huggingface_hub.utils.logging.set_verbosity_error()
+    huggingface_hub.utils.disable_progress_bars()
+    return Path(huggingface_hub.snapshot_download(checkpoint, allow_patterns=["*.json", "*.safetensors"]))
+
+
+def read_weights(folder: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of the checkpoint: model.safetensors, or the shards its index lists."""
+    single = folder / "model.safetensors"
+    if single.is_file():
+        return load_file(single)
+    index = folder / "model.safetensors.index.json"
+    if not index.is_file():
+        raise FileNotFoundError(f"no safetensors weights in {folder}: Segue loads safetensors only")
+    weights: dict[str, torch.Tensor] = {}
+    for shard in sorted(set(_read_json(index)["weight_map"].values())):
+        weights.update(load_file(folder / shard))
+    return weights
+
+
+def build_modules(config: dict, generation: dict, weights: dict[str, torch.Tensor]) -> MusicgenModules:
+    """Segue's modules for a MusicGen config.json, holding `weights` (the checkpoint's state dict).
+
+    Built on the meta device and then handed the checkpoint's tensors, so nothing is initialised
+    only to be overwritten. Raises ValueError naming missing or unexpected weights.
     """
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint, trust_remote_code=False)
-    codec = config.audio_encoder
-    features = EncodecFeatureExtractor(feature_size=config.decoder.audio_channels, sampling_rate=codec.sampling_rate)
-    return MusicgenProcessor(feature_extractor=features, tokenizer=tokenizer)
+    parsed = musicgen_config(config)
+    with torch.device("meta"):
+        model = MusicgenModules(parsed, generation_config(generation, parsed))
+    state = {name: value for name, value in weights.items() if not name.startswith(("text_encoder.", "audio_encoder."))}
+    for prefix, convert in (("text_encoder.", t5_state), ("audio_encoder.", encodec_state)):
+        part = {name[len(prefix) :]: value for name, value in weights.items() if name.startswith(prefix)}
+        state.update({prefix + name: value for name, value in convert(part).items()})
+    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
+    if missing or unexpected:
+        problems = [f"missing {name}" for name in missing[:3]] + [f"unexpected {name}" for name in unexpected[:3]]
+        raise ValueError(f"its weights do not match its config ({', '.join(problems)})")
+    positions = model.decoder.model.decoder.embed_positions  # computed, not stored: off the meta device now
+    positions.weights = torch.empty(0)
+    positions.make_weights(positions.num_positions, positions.embedding_dim)
+    return model
 
 
-def _fold_weight_norm(module: torch.nn.Module) -> None:
-    """Replace weight-norm parametrisations by the weights they compute (same values).
-
-    A parametrised weight is recomputed from its direction and norm on every call: EnCodec's ~70
-    convolutions did that for every streamed chunk.
-    """
-    for submodule in list(module.modules()):
-        if torch.nn.utils.parametrize.is_parametrized(submodule, "weight"):
-            torch.nn.utils.parametrize.remove_parametrizations(submodule, "weight", leave_parametrized=True)
+def _read_json(path: Path, default: dict | None = None) -> dict:
+    if default is not None and not path.is_file():
+        return default
+    with open(path, encoding="utf-8") as file:
+        return json.load(file)
 
 
 def _describe_load_failure(model_id: str, error: OSError) -> str:
