@@ -71,8 +71,9 @@ def worker(mode: str, seconds: float) -> None:
     import torch
 
     from bridge.engine.musicgen.loading import load_model
+    from bridge.engine.musicgen.reference import load_reference_model
 
-    loaded = load_model(MODEL, "cpu")
+    loaded = load_reference_model(MODEL) if mode == "transformers" else load_model(MODEL, "cpu")
     started = time.perf_counter()
     if mode == "transformers":
         stamps, audio_seconds = time_transformers(loaded, seconds)

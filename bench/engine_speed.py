@@ -323,8 +323,9 @@ def worker(mode: str, seconds: float, device: str, model: str = MODEL) -> None:
     import torch
 
     from bridge.engine.musicgen.loading import load_model
+    from bridge.engine.musicgen.reference import load_reference_model
 
-    loaded = load_model(model, device)
+    loaded = load_reference_model(model, device) if mode == "transformers" else load_model(model, device)
     weight_bytes = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
     figures = RUNNERS[mode](loaded, seconds)
     if loaded.device.type == "cuda":

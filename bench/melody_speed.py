@@ -83,8 +83,9 @@ def worker(model: str, mode: str, seconds: float, device: str) -> None:
     import torch
 
     from bridge.engine.musicgen.loading import load_model
+    from bridge.engine.musicgen.reference import load_reference_model
 
-    loaded = load_model(model, device)
+    loaded = load_reference_model(model, device) if mode == "transformers" else load_model(model, device)
     melody = chord_melody(loaded.sample_rate)
     if mode == "transformers":
         figures = run_transformers(loaded, seconds, melody)

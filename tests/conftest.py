@@ -53,6 +53,21 @@ def tiny_stereo_model(segue_cache_dir):
     return load_model("tiny-stereo", "cpu")
 
 
+@pytest.fixture(scope="session")
+def tiny_reference_model(tiny_model):
+    """`tiny` through transformers' own MusicGen: what Segue's modules and loop are held equal to."""
+    from bridge.engine.musicgen.reference import load_reference_model
+
+    return load_reference_model("tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_stereo_reference_model(tiny_stereo_model):
+    from bridge.engine.musicgen.reference import load_reference_model
+
+    return load_reference_model("tiny-stereo")
+
+
 @pytest.fixture
 def write_tone(tmp_path):
     """Write a test tone file: write_tone(name, seconds, rate, channels) -> path."""

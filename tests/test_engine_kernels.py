@@ -34,7 +34,6 @@ from bridge.engine.musicgen.quantize import (
     make_linear,
     onnx_int8_available,
 )
-from bridge.engine.musicgen.random_models import build_random_musicgen
 from bridge.engine.musicgen.sampling import SamplingParams, encode_text, guide, sample_codes
 from bridge.engine.request import GenerationRequest
 from bridge.errors import ModelError
@@ -221,11 +220,11 @@ def test_guidance_and_argmax_run_on_fp32_logits_whatever_the_decoders_dtype():
     assert not torch.equal(in_fp16.argmax(-1), expected.argmax(-1)), "fp16 guidance must differ here, or this proves little"
 
 
-def test_the_reference_loop_uses_the_supported_cache_argument(tiny_model):
+def test_the_reference_loop_uses_the_supported_cache_argument(tiny_model, tiny_reference_model):
     conditioning = encode_text(tiny_model, "funk", 1, True)
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)  # `past_key_values` is deprecated in transformers 5.24
-        sample_codes(tiny_model, conditioning, None, 5, SamplingParams(greedy=True))
+        sample_codes(tiny_reference_model, conditioning, None, 5, SamplingParams(greedy=True))
 
 
 def test_transformers_has_a_tested_upper_bound():
@@ -235,12 +234,11 @@ def test_transformers_has_a_tested_upper_bound():
     assert requirement.specifier.contains(transformers.__version__)
 
 
-def test_a_decoder_layout_transformers_moved_fails_at_load_with_a_clear_error():
-    model, processor = build_random_musicgen("tiny")
-    del model.decoder.model.decoder.layers[0].encoder_attn  # as if a release renamed the cross-attention
-    from bridge.engine.musicgen.loading import LoadedModel
+def test_a_decoder_layout_transformers_moved_fails_at_load_with_a_clear_error(segue_cache_dir):
+    from bridge.engine.musicgen.reference import load_reference_model
 
-    loaded = LoadedModel("tiny", model, processor, torch.device("cpu"), torch.float32, torch.device("cpu"), True)
+    loaded = load_reference_model("tiny")
+    del loaded.model.decoder.model.decoder.layers[0].encoder_attn  # as if a release renamed the cross-attention
     with pytest.raises(ModelError, match=r"layers\[0\]\.encoder_attn.*transformers 5\.24"):
         MusicGenerator(loaded).prepare("exact")  # what the worker runs right after loading
 

@@ -10,12 +10,12 @@ import torch
 from bridge.engine.melody_timeline import MelodyTimeline
 from bridge.engine.musicgen.fast_decoder import FastDecoder
 from bridge.engine.musicgen.generator import MusicGenerator
-from bridge.engine.musicgen.loading import LoadedModel
 from bridge.engine.musicgen.melody import melody_prefix, window_chroma
 from bridge.engine.musicgen.random_models import build_random_musicgen
 from bridge.engine.musicgen.sampling import build_sequence, encode_text
 from bridge.engine.request import GenerationRequest
 from bridge.errors import InvalidParameterError
+from tests.test_engine_fast import load_random_model
 from tests.test_engine_reference import reference_codes
 
 RATE = 32000
@@ -27,6 +27,13 @@ def tiny_melody(segue_cache_dir):
     from bridge.engine.musicgen.loading import load_model
 
     return load_model("tiny-melody", "cpu")
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_melody):
+    from bridge.engine.musicgen.reference import load_reference_model
+
+    return load_reference_model("tiny-melody")
 
 
 @pytest.fixture(scope="module")
@@ -56,11 +63,11 @@ def chroma_of(loaded, melody: np.ndarray, clip_samples: int, start_sample: int =
 
 
 @pytest.mark.parametrize("cfg", [3.0, pytest.param(1.0, marks=pytest.mark.slow)])
-def test_greedy_codes_with_a_melody_equal_transformers_generate(tiny_melody, generator, cfg):
+def test_greedy_codes_with_a_melody_equal_transformers_generate(tiny_melody, reference, generator, cfg):
     clip_samples = FRAMES * tiny_melody.samples_per_frame
-    text = tiny_melody.processor.tokenizer(["warm strings"], return_tensors="pt")
+    text = reference.processor.tokenizer(["warm strings"], return_tensors="pt")
     expected = reference_codes(
-        tiny_melody, **text, input_features=chroma_of(tiny_melody, D_TONE, clip_samples), guidance_scale=cfg,
+        reference, **text, input_features=chroma_of(tiny_melody, D_TONE, clip_samples), guidance_scale=cfg,
         max_new_tokens=FRAMES + 3,
     )
     ours = generator.generate(melody_request(D_TONE, greedy=True, cfg=cfg, quality="exact"))
@@ -68,23 +75,25 @@ def test_greedy_codes_with_a_melody_equal_transformers_generate(tiny_melody, gen
     np.testing.assert_array_equal(ours.takes[0].codes, expected[0])
 
 
-def test_greedy_codes_without_a_melody_equal_transformers_generate(tiny_melody, generator):
-    text = tiny_melody.processor.tokenizer(["warm strings"], return_tensors="pt")
-    expected = reference_codes(tiny_melody, **text, guidance_scale=3.0, max_new_tokens=FRAMES + 3)
+def test_greedy_codes_without_a_melody_equal_transformers_generate(reference, generator):
+    text = reference.processor.tokenizer(["warm strings"], return_tensors="pt")
+    expected = reference_codes(reference, **text, guidance_scale=3.0, max_new_tokens=FRAMES + 3)
     ours = generator.generate(melody_request(None, greedy=True, quality="exact"))
     np.testing.assert_array_equal(ours.takes[0].codes, expected[0])
 
 
-def test_continuing_audio_while_following_a_melody_equals_transformers_with_decoder_input_ids(tiny_melody, generator):
+def test_continuing_audio_while_following_a_melody_equals_transformers_with_decoder_input_ids(
+    tiny_melody, reference, generator
+):
     # transformers continues with a melody model through decoder_input_ids (the prompt's codes), not input_values
     prompt_audio = tone(220.0, 1.0)  # 50 frames
     request = melody_request(G_TONE, greedy=True, quality="exact", audio=prompt_audio, audio_sample_rate=RATE)
     ours = generator.generate(request)
     prompt_codes = generator.prepare_prompt(request)[1]
-    text = tiny_melody.processor.tokenizer(["warm strings"], return_tensors="pt")
+    text = reference.processor.tokenizer(["warm strings"], return_tensors="pt")
     features = chroma_of(tiny_melody, G_TONE, FRAMES * 640, start_sample=-len(prompt_audio), before=prompt_audio)
     expected = reference_codes(
-        tiny_melody, **text, input_features=features, decoder_input_ids=prompt_codes.reshape(4, -1),
+        reference, **text, input_features=features, decoder_input_ids=prompt_codes.reshape(4, -1),
         guidance_scale=3.0, max_new_tokens=FRAMES + 3,
     )
     np.testing.assert_array_equal(ours.takes[0].codes, expected[0, :, 50:])
@@ -110,7 +119,7 @@ def test_a_melody_shorter_or_longer_than_the_clip_gives_a_whole_clip(generator, 
     assert result.takes[0].audio.shape[0] == RATE  # one bar at 240 BPM in 4/4
 
 
-def test_cached_steps_equal_one_uncached_pass(tiny_melody):
+def test_cached_steps_equal_one_uncached_pass(tiny_melody, reference):
     """The fast decoder's cached steps give the logits of transformers' decoder over the whole sequence at once."""
     text = encode_text(tiny_melody, "warm strings", 1, guided=True)
     conditioning = melody_prefix(tiny_melody, text, chroma_of(tiny_melody, G_TONE, RATE)[0].numpy())
@@ -119,7 +128,7 @@ def test_cached_steps_equal_one_uncached_pass(tiny_melody):
     rows = sequence.repeat(2, 1, 1)
     length = rows.shape[-1]
     with torch.inference_mode():
-        whole = tiny_melody.model.decoder(
+        whole = reference.model.decoder(
             input_ids=rows.reshape(-1, length), encoder_hidden_states=conditioning.hidden_states, use_cache=False
         ).logits.reshape(2, 4, -1, 2048)[:, :, -length:]
         for graphed in (False, True):  # True: the fixed-shape steps a CUDA graph replays (run eagerly here)
@@ -139,17 +148,17 @@ def test_a_melody_for_a_model_that_takes_none_is_a_clear_error(tiny_model):
 @pytest.mark.slow
 def test_a_stereo_melody_model_follows_a_melody_and_its_greedy_codes_equal_transformers_generate():
     model, processor = build_random_musicgen("tiny-stereo-melody", seed=3)
-    stereo = LoadedModel("tiny-stereo-melody", model, processor, torch.device("cpu"), torch.float32, torch.device("cpu"), True)
+    stereo = load_random_model("tiny-stereo-melody", seed=3)
     frames = 20
     melody = np.stack([D_TONE, 0.5 * D_TONE], axis=1)  # stereo melodies are heard as their mono mix
     text = processor.tokenizer(["warm strings"], return_tensors="pt")
     features = chroma_of(stereo, D_TONE * 0.75, frames * 640)
     decoded = []  # transformers decodes the left codebooks (0, 2, ...), then the right ones
-    codec, original = stereo.model.audio_encoder, stereo.model.audio_encoder.decode
+    codec, original = model.audio_encoder, model.audio_encoder.decode
     codec.decode = lambda codes, *args, **kwargs: decoded.append(codes.clone()) or original(codes, *args, **kwargs)
     try:
         with torch.inference_mode():
-            stereo.model.generate(**text, input_features=features, do_sample=False, guidance_scale=3.0, max_new_tokens=frames + 3)
+            model.generate(**text, input_features=features, do_sample=False, guidance_scale=3.0, max_new_tokens=frames + 3)
     finally:
         del codec.decode
     ours = MusicGenerator(stereo).generate(

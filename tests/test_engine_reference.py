@@ -1,4 +1,5 @@
-"""Segue's exact mode against transformers' own `generate`: with greedy decoding the codes are equal.
+"""Segue's exact mode (its own modules, sampling loop and decoder) against transformers' own `generate`
+on the same checkpoint: with greedy decoding the codes are equal.
 
 (tests/test_engine_fast.py holds the reference loop and the exact mode equal too.)
 """
@@ -31,10 +32,10 @@ def reference_codes(loaded, **inputs) -> np.ndarray:
 
 
 @pytest.mark.parametrize("cfg", [3.0, 1.0])
-def test_text_only_greedy_codes_equal_transformers_generate(tiny_model, cfg):
+def test_text_only_greedy_codes_equal_transformers_generate(tiny_model, tiny_reference_model, cfg):
     frames = 60
-    inputs = tiny_model.processor(text=["deep house groove"], return_tensors="pt")
-    expected = reference_codes(tiny_model, **inputs, guidance_scale=cfg, max_new_tokens=frames + 3)
+    inputs = tiny_reference_model.processor(text=["deep house groove"], return_tensors="pt")
+    expected = reference_codes(tiny_reference_model, **inputs, guidance_scale=cfg, max_new_tokens=frames + 3)
     ours = MusicGenerator(tiny_model).generate(
         GenerationRequest(prompt="deep house groove", model="tiny", seconds=frames / 50, greedy=True, cfg=cfg, quality="exact")
     )
@@ -42,14 +43,14 @@ def test_text_only_greedy_codes_equal_transformers_generate(tiny_model, cfg):
     np.testing.assert_array_equal(ours.takes[0].codes, expected[0])
 
 
-def test_audio_prompted_greedy_codes_equal_transformers_generate(tiny_model):
+def test_audio_prompted_greedy_codes_equal_transformers_generate(tiny_model, tiny_reference_model):
     rate = tiny_model.sample_rate
     audio = (0.3 * np.sin(2 * np.pi * 110 * np.arange(rate) / rate)).astype(np.float32)  # 1 s = 50 frames
     frames = 40
-    inputs = tiny_model.processor(
+    inputs = tiny_reference_model.processor(
         text=["funk bass line"], audio=[audio], sampling_rate=rate, padding=True, return_tensors="pt"
     )
-    expected = reference_codes(tiny_model, **inputs, guidance_scale=3.0, max_new_tokens=frames + 3)
+    expected = reference_codes(tiny_reference_model, **inputs, guidance_scale=3.0, max_new_tokens=frames + 3)
     ours = MusicGenerator(tiny_model).generate(
         GenerationRequest(
             prompt="funk bass line", model="tiny", audio=audio, audio_sample_rate=rate, seconds=frames / 50, greedy=True,

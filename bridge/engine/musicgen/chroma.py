@@ -18,7 +18,6 @@ the models' `chroma_length`.
 
 import numpy as np
 import torch
-from transformers.audio_utils import chroma_filter_bank
 
 from bridge.engine.melody_timeline import to_mono
 
@@ -32,6 +31,8 @@ _filter_banks: dict[int, torch.Tensor] = {}
 def pitch_class_filters(sample_rate: int) -> torch.Tensor:
     """librosa's chroma filter bank (12, fft bins) for `sample_rate`, C first, tuning 0."""
     if sample_rate not in _filter_banks:
+        from transformers.audio_utils import chroma_filter_bank  # librosa's, in numpy; melody jobs only
+
         bank = chroma_filter_bank(
             num_frequency_bins=CHROMA_FFT_SAMPLES, num_chroma=NUM_PITCH_CLASSES, sampling_rate=sample_rate, tuning=0
         )

@@ -31,6 +31,7 @@ step as one launch; the step then works on fixed buffers and masks the cache ins
 
 import contextlib
 import ctypes
+import importlib.metadata
 import logging
 import mmap
 import sys
@@ -38,7 +39,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-import transformers
 
 from bridge.engine.musicgen.loading import LoadedModel
 from bridge.engine.musicgen.quantize import DenseLinear, QuantisedLinear, int8_kernel_available, make_linear
@@ -89,7 +89,7 @@ def check_layout(causal_lm: torch.nn.Module) -> None:
     absent += [f"layers[0].{part}" for part in missing(layers[0], parts)] if len(layers) else []
     if absent:
         raise ModelError(
-            f"this transformers ({transformers.__version__}) lays out MusicGen's decoder differently from "
+            f"this transformers ({importlib.metadata.version('transformers')}) lays out MusicGen's decoder differently from "
             f"the 5.24 that Segue supports (missing: {', '.join(absent[:4])}); install transformers 5.24"
         )
 

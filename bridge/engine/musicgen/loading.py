@@ -105,7 +105,9 @@ def resolve_checkpoint(model_id: str) -> str:
     if model_id in LOCAL_RANDOM_MODELS:
         directory = random_model_dir(model_id)
         if not (directory / "model.safetensors").is_file():
-            from bridge.engine.musicgen.random_models import save_random_musicgen  # transformers: first use only
+            from bridge.engine.musicgen.random_models import (
+                save_random_musicgen,  # transformers: first use only
+            )
 
             save_random_musicgen(model_id, directory)
         return str(directory)

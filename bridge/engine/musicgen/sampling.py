@@ -1,4 +1,4 @@
-"""Segue's own MusicGen sampling loop over the transformers modules.
+"""Segue's own MusicGen sampling loop.
 
 Why not `model.generate()`: in transformers 5.x it prefills twice, ignores a static cache, does not
 forward streamers and returns no codes. This loop does one prefill, then one decoder step per
@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
-from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
 from bridge.engine.musicgen.loading import LoadedModel
 from bridge.engine.musicgen.prefill import prefill_by_row
@@ -69,10 +68,9 @@ def codebook_delays(loaded: LoadedModel) -> list[int]:
 @torch.inference_mode()
 def encode_text(loaded: LoadedModel, prompt: str, batch_size: int, guided: bool) -> Conditioning:
     model = loaded.model
-    tokens = loaded.processor.tokenizer([prompt] * batch_size, return_tensors="pt", padding=True)
-    input_ids = tokens["input_ids"].to(loaded.device)
-    attention_mask = tokens["attention_mask"].to(loaded.device)
-    hidden = model.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    input_ids, attention_mask = (tensor.to(loaded.device) for tensor in loaded.tokenizer([prompt] * batch_size))
+    hidden = model.text_encoder(input_ids=input_ids, attention_mask=attention_mask)
+    hidden = getattr(hidden, "last_hidden_state", hidden)  # transformers' encoder (reference.py) returns outputs
     if guided:
         hidden = torch.cat([hidden, torch.zeros_like(hidden)], dim=0)
         attention_mask = torch.cat([attention_mask, torch.zeros_like(attention_mask)], dim=0)
@@ -147,45 +145,6 @@ def process_logits(
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
 
-def reference_runner(loaded: LoadedModel, conditioning: Conditioning) -> Runner:
-    """The transformers decoder with its dynamic cache: (rows, codebooks, tokens) -> last logits (rows, codebooks, vocab)."""
-    decoder = loaded.model.decoder
-    if conditioning.prefix:
-        return _prefix_reference_runner(decoder, conditioning)
-    cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
-
-    def run(input_ids: torch.Tensor) -> torch.Tensor:
-        rows, codebooks, tokens = input_ids.shape
-        outputs = decoder(
-            input_ids=input_ids.reshape(rows * codebooks, tokens),
-            encoder_hidden_states=conditioning.hidden_states,
-            encoder_attention_mask=conditioning.attention_mask,
-            cache=cache,  # transformers 5.24's name; it deprecates `past_key_values` (gone in 5.40)
-            use_cache=True,
-        )
-        return outputs.logits[:, -1].reshape(rows, codebooks, -1)
-
-    return run
-
-
-def _prefix_reference_runner(decoder: torch.nn.Module, conditioning: Conditioning) -> Runner:
-    """As transformers' MusicGen-Melody `generate` runs its decoder: the prefix on the first call only."""
-    cache = DynamicCache()
-    prefix = [conditioning.hidden_states]
-
-    def run(input_ids: torch.Tensor) -> torch.Tensor:
-        rows, codebooks, tokens = input_ids.shape
-        outputs = decoder(
-            input_ids=input_ids.reshape(rows * codebooks, tokens),
-            encoder_hidden_states=prefix.pop() if prefix else None,
-            cache=cache,
-            use_cache=True,
-        )
-        return outputs.logits[:, -1].reshape(rows, codebooks, -1)
-
-    return run
-
-
 @torch.inference_mode()
 def sample_codes(
     loaded: LoadedModel,
@@ -203,8 +162,9 @@ def sample_codes(
     `on_step(step, total_steps, complete_codes)` runs after every decoder pass; complete_codes holds
     every frame whose codebooks are all known (prompt included). It may raise to stop generation.
     `decoder` runs the passes (bridge/engine/musicgen/fast_decoder.py); without one, the transformers
-    modules do (the reference path); its prefill runs once per distinct row, reading a prepared
-    unguided row from `unguided` and keeping the one it computes there (bridge/engine/musicgen/prefill.py).
+    modules of a reference model do (bridge/engine/musicgen/reference.py, tests). The decoder's prefill
+    runs once per distinct row, reading a prepared unguided row from `unguided` and keeping the one it
+    computes there (bridge/engine/musicgen/prefill.py).
     """
     batch = conditioning.batch_size
     sequence, fixed, position = build_sequence(loaded, prompt_codes, batch, new_frames)
@@ -213,6 +173,8 @@ def sample_codes(
     total_steps = length - position
     rows = 2 * batch if conditioning.guided else batch
     if decoder is None:
+        from bridge.engine.musicgen.reference import reference_runner  # tests: imports transformers
+
         run = reference_runner(loaded, conditioning)
     else:
         run = decoder.start(
