@@ -6,18 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from bridge.engine.musicgen.fast_decoder import (
-    FastDecoder,
-    GraphedStep,
-    drop_resident_pages,
-    graphed_for,
-    one_query_attention,
-    precision_for,
-)
+from bridge.engine.musicgen.fast_decoder import FastDecoder, GraphedStep, one_query_attention
 from bridge.engine.musicgen.generator import MusicGenerator
 from bridge.engine.musicgen.loading import LoadedModel, load_model
+from bridge.engine.musicgen.quality import graphed_for, precision_for
 from bridge.engine.musicgen.quantize import Int8Linear
 from bridge.engine.musicgen.random_models import build_random_musicgen
+from bridge.engine.musicgen.resident_memory import drop_resident_pages
 from bridge.engine.musicgen.sampling import SamplingParams, encode_text, sample_codes
 from bridge.engine.request import GenerationRequest
 

@@ -10,9 +10,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from bridge.engine.musicgen.fast_decoder import return_free_memory
 from bridge.engine.musicgen.fast_encoder import channels_last_applies, encode_codes
 from bridge.engine.musicgen.loading import LoadedModel
+from bridge.engine.musicgen.resident_memory import return_free_memory
 
 
 @torch.inference_mode()

@@ -29,19 +29,16 @@ On CUDA the one-token step can be captured in a CUDA graph (`GraphedStep`), whic
 step as one launch; the step then works on fixed buffers and masks the cache instead of slicing it.
 """
 
-import contextlib
-import ctypes
 import importlib.metadata
 import logging
-import mmap
-import sys
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from bridge.engine.musicgen.loading import LoadedModel
-from bridge.engine.musicgen.quantize import DenseLinear, QuantisedLinear, int8_kernel_available, make_linear
+from bridge.engine.musicgen.quantize import DenseLinear, QuantisedLinear, make_linear
+from bridge.engine.musicgen.resident_memory import drop_resident_pages, return_free_memory
 from bridge.engine.musicgen.step_threads import on_every_thread, small_ops_on_one_thread
 from bridge.errors import ModelError
 
@@ -408,75 +405,3 @@ class GraphedStep:
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
             self.output = session.static_step(self.input_ids, self.position)
-
-
-QUALITIES = ("exact", "fast")
-
-
-def resolve_quality(quality: str) -> str:
-    """'auto' is 'fast' on every device."""
-    return "fast" if quality == "auto" else quality
-
-
-def precision_for(quality: str, device: torch.device) -> str:
-    """int8 weights for fast generation on a CPU; on a GPU both run the weights as loaded (fp16)."""
-    if resolve_quality(quality) == "fast" and device.type == "cpu" and int8_kernel_available():
-        return "int8"
-    return "native"
-
-
-def graphed_for(quality: str, device: torch.device) -> bool:
-    """Fast generation on CUDA replays each step as a captured CUDA graph."""
-    return resolve_quality(quality) == "fast" and device.type == "cuda"
-
-
-def describe_precision(loaded: LoadedModel, precision: str) -> str:
-    """What a producer sees next to the quality mode, e.g. 'int8' or 'fp32'."""
-    if precision == "int8":
-        return "int8"
-    return str(loaded.dtype).removeprefix("torch.").replace("float32", "fp32").replace("float16", "fp16")
-
-
-def drop_resident_pages(tensors: list[torch.Tensor]) -> None:
-    """Let the OS drop the memory pages of weights mapped from a checkpoint file (Linux only).
-
-    Weights are memory-mapped from the safetensors file. Once quantised copies exist, the fp32 pages
-    need not stay in RAM: they are mapped privately from an unchanged file, so dropping them only
-    means they are read from the file again if the exact path needs them.
-    """
-    if sys.platform != "linux" or not tensors:
-        return
-    mapped = _checkpoint_mappings()
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    page = mmap.PAGESIZE
-    for tensor in tensors:
-        if tensor.device.type != "cpu":
-            continue
-        start = tensor.data_ptr()
-        end = start + tensor.numel() * tensor.element_size()
-        if not any(low <= start and end <= high for low, high in mapped):
-            continue
-        first, last = -(-start // page) * page, end // page * page  # whole pages inside the tensor only
-        if last > first:
-            libc.madvise(first, last - first, 4)  # MADV_DONTNEED
-
-
-def return_free_memory() -> None:
-    """Hand the heap's free pages back to the OS (glibc keeps them after big temporaries otherwise)."""
-    if sys.platform == "linux":
-        with contextlib.suppress(AttributeError, OSError):  # not glibc (e.g. musl)
-            ctypes.CDLL(None).malloc_trim(0)
-
-
-def _checkpoint_mappings() -> list[tuple[int, int]]:
-    """Address ranges of private file mappings: where safetensors maps checkpoints (in the Hugging
-    Face cache the file is a blob without the .safetensors suffix)."""
-    ranges = []
-    with open("/proc/self/maps", encoding="utf-8") as maps:
-        for line in maps:
-            fields = line.split(maxsplit=5)
-            if len(fields) == 6 and fields[5].startswith("/") and fields[1][0] == "r" and fields[1][3] == "p":
-                low, high = (int(part, 16) for part in fields[0].split("-"))
-                ranges.append((low, high))
-    return ranges

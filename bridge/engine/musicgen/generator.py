@@ -18,19 +18,13 @@ from bridge.audio.io import match_channels, read_audio, resample
 from bridge.engine.cpu_kernels import KernelChoice
 from bridge.engine.events import GenerationResult, Take
 from bridge.engine.musicgen.codec import BackgroundStream, StreamingDecoder, encode_audio
-from bridge.engine.musicgen.fast_decoder import (
-    PREFIX_CONDITIONED_DECODERS,
-    FastDecoder,
-    describe_precision,
-    graphed_for,
-    precision_for,
-    resolve_quality,
-)
+from bridge.engine.musicgen.fast_decoder import PREFIX_CONDITIONED_DECODERS, FastDecoder
 from bridge.engine.musicgen.kernels import choose_decoder
 from bridge.engine.musicgen.loading import LoadedModel
 from bridge.engine.musicgen.melody import check_melody_request, melody_conditioner
 from bridge.engine.musicgen.prefill import unguided_prefill
 from bridge.engine.musicgen.prepared_prompt import PreparedPrompt, PromptCache, prompt_key
+from bridge.engine.musicgen.quality import describe_precision, graphed_for, precision_for, resolve_quality
 from bridge.engine.musicgen.sampling import (
     SamplingParams,
     build_sequence,
