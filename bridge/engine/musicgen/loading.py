@@ -181,7 +181,7 @@ def read_weights(folder: Path) -> dict[str, torch.Tensor]:
         return load_file(single)
     index = folder / "model.safetensors.index.json"
     if not index.is_file():
-        raise FileNotFoundError(f"no safetensors weights in {folder}: Segue loads safetensors only")
+        raise ValueError("it has no safetensors weights (Segue loads safetensors only)")
     weights: dict[str, torch.Tensor] = {}
     for shard in sorted(set(_read_json(index)["weight_map"].values())):
         weights.update(load_file(folder / shard))
@@ -212,7 +212,9 @@ def build_modules(config: dict, generation: dict, weights: dict[str, torch.Tenso
 
 
 def _read_json(path: Path, default: dict | None = None) -> dict:
-    if default is not None and not path.is_file():
+    if not path.is_file():
+        if default is None:
+            raise ValueError(f"it has no {path.name}")
         return default
     with open(path, encoding="utf-8") as file:
         return json.load(file)
