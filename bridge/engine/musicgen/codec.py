@@ -1,7 +1,8 @@
 """EnCodec: audio <-> MusicGen codes, and a streaming decoder that emits audio as frames arrive.
 
 Stereo MusicGen models interleave left/right codebooks (rows 0, 2, ... left; 1, 3, ... right); each
-channel goes through the mono codec on its own, as transformers does.
+channel goes through the mono codec on its own, as transformers does. The codec is Segue's own
+(bridge/engine/musicgen/modules/encodec.py).
 """
 
 import threading
@@ -24,8 +25,7 @@ def encode_audio(loaded: LoadedModel, audio: np.ndarray) -> torch.Tensor:
     def encode_channel(channel: torch.Tensor) -> torch.Tensor:
         if channels_last_applies(codec):  # the same codes, its convolutions faster on a CPU
             return encode_codes(codec, channel[None, None, :])[0]
-        codes = codec.encode(input_values=channel[None, None, :], return_dict=True).audio_codes
-        return codes[0, 0]  # (chunks=1, batch=1, codebooks, frames) -> (codebooks, frames)
+        return codec.encode_codes(channel[None, None, :])[0]
 
     if loaded.audio_channels == 1:
         return encode_channel(waveform[0]).to(loaded.device)
@@ -40,10 +40,9 @@ def decode_codes(loaded: LoadedModel, codes: torch.Tensor) -> np.ndarray:
     """Decode codes (batch, codebooks, frames) into float32 audio (batch, samples, channels)."""
     codec = loaded.model.audio_encoder
     codes = codes.to(loaded.codec_device)
-    batch = codes.shape[0]
 
     def decode_rows(rows: torch.Tensor) -> torch.Tensor:
-        return codec.decode(rows[None], audio_scales=[None] * batch).audio_values  # (batch, 1, samples)
+        return codec.decode_codes(rows)  # (batch, 1, samples)
 
     if loaded.audio_channels == 1:
         audio = decode_rows(codes)

@@ -137,7 +137,7 @@ def load_model(model_id: str, device: str = "auto") -> LoadedModel:
         tokenizer = TextTokenizer.from_folder(folder)
     except OSError as error:
         raise ModelError(_describe_load_failure(model_id, error)) from None
-    except (ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as error:
+    except (ValueError, KeyError, TypeError, RuntimeError, SafetensorError, ModelError) as error:
         raise ModelError(f"{model_id} is not a loadable MusicGen checkpoint: {_first_line(error)}") from None
     return place(model_id, model, tokenizer, target, is_random_model(folder), windows_for(folder))
 
