@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from transformers import EncodecConfig
 from transformers import EncodecModel as ReferenceEncodec
 
@@ -74,8 +74,12 @@ def legacy_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def own_codec(reference: ReferenceEncodec, state: dict[str, torch.Tensor] | None = None) -> EncodecModel:
+    """Built on the meta device and handed the tensors (the loader's way) for transformers' keys;
+    built on the CPU with the tensors copied in for `state`."""
+    if state is None:
+        return EncodecModel.from_checkpoint(reference.config.to_dict(), reference.state_dict())
     model = EncodecModel(encodec_config(reference.config.to_dict())).eval()
-    model.load_checkpoint_state(reference.state_dict() if state is None else state)
+    model.load_checkpoint_state(state)
     return model
 
 
@@ -152,6 +156,21 @@ def test_decoded_audio_equals_transformers_decode(codecs, frames):
             audio = model.decode_codes(codes)
             assert audio.shape == (2, 1, frames * reference.config.hop_length)
             torch.testing.assert_close(audio, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["32khz", "causal"])
+def test_old_weight_g_v_checkpoints_mean_to_segue_what_they_mean_to_transformers(tmp_path, name):
+    """transformers loads weight_g/weight_v through its own legacy renaming; the audio must agree."""
+    reference = reference_codec(CONFIGS[name])
+    state = legacy_state(reference.state_dict())
+    reference.config.save_pretrained(tmp_path)
+    save_file({key: tensor.contiguous() for key, tensor in state.items()}, tmp_path / "model.safetensors")
+    loaded_by_transformers = ReferenceEncodec.from_pretrained(tmp_path).eval()
+    codes = torch.randint(0, reference.config.codebook_size, (1, 4, 12), generator=torch.Generator().manual_seed(4))
+    with torch.inference_mode():
+        expected = loaded_by_transformers.decode(codes[None], [None]).audio_values
+        torch.testing.assert_close(expected, reference.decode(codes[None], [None]).audio_values, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(own_codec(reference, state).decode_codes(codes), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_the_streaming_decoder_runs_on_segues_encodec(tiny_model):

@@ -317,9 +317,23 @@ class EncodecModel(nn.Module):
         """codes (batch, codebooks, frames) -> audio (batch, audio_channels, frames x hop_length)."""
         return self.decoder(self.quantizer.decode(codes.transpose(0, 1)))
 
-    def load_checkpoint_state(self, state: dict[str, torch.Tensor]) -> None:
+    @classmethod
+    def from_checkpoint(cls, values: dict, state: dict[str, torch.Tensor]) -> "EncodecModel":
+        """The codec of config `values` (a config.json's `audio_encoder`) holding the checkpoint's
+        `audio_encoder.` tensors (prefix stripped), in eval mode, fp32, on the tensors' device.
+
+        Built on the meta device and handed the tensors themselves: initialising musicgen-small's
+        58 M parameters only to overwrite them took 0.28 s.
+        """
+        with torch.device("meta"):
+            model = cls(encodec_config(values))
+        model.load_checkpoint_state(state, assign=True)
+        return model.eval()
+
+    def load_checkpoint_state(self, state: dict[str, torch.Tensor], assign: bool = False) -> None:
         """Load a checkpoint's `audio_encoder.` tensors (prefix stripped); ModelError names what does
-        not fit (unknown, missing or misshapen tensors)."""
+        not fit (unknown, missing or misshapen tensors). `assign` takes the tensors (as fp32) instead
+        of copying them into this module's."""
         loadable = encodec_state(state)
         expected = self.state_dict()
         unknown = sorted(set(loadable) - set(expected))
@@ -333,7 +347,9 @@ class EncodecModel(nn.Module):
             name = misshapen[0]
             raise ModelError(f"the EnCodec weights do not fit its config: {name} is {tuple(loadable[name].shape)}, "
                              f"the config makes it {tuple(expected[name].shape)}")
-        self.load_state_dict(loadable, strict=True)
+        if assign:
+            loadable = {name: tensor.float() for name, tensor in loadable.items()}
+        self.load_state_dict(loadable, strict=True, assign=assign)
 
 
 def encodec_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
