@@ -295,7 +295,7 @@ class EncodecResidualVectorQuantizer(nn.Module):
 
 
 class EncodecModel(nn.Module):
-    """EnCodec: audio <-> codes. fp32, weights loaded with `load_checkpoint_state`."""
+    """EnCodec: audio <-> codes, fp32; weights from `from_checkpoint` or `load_checkpoint_state`."""
 
     def __init__(self, config: types.SimpleNamespace):
         super().__init__()
