@@ -7,26 +7,31 @@ half the GEMM rate, on the 2-core EPYC capped to AVX2 at load ~6). The same conv
 on (batch, channels, 1, time) in channels-last memory, with the activations kept in that layout
 from one convolution to the next (padding included), ran the convolutions in 1.1 s and the whole
 encode in 2.7 s there (single convolutions 2.4-5x faster in isolation). The rest (ELU, the LSTM,
-residual VQ) is transformers' own modules.
+residual VQ) is the codec's own modules.
 
 The codes must equal transformers' `encode`: only the order of a convolution's additions differs,
-so the embeddings agree to float rounding, and tests/test_engine_prepared_prompt.py holds the codes
-equal. Configurations this does not cover (chunked or normalised codecs, group norm) run transformers'.
+so the embeddings agree to float rounding, and tests/test_engine_prepared_prompt.py and
+tests/test_engine_own_encodec.py hold the codes equal. It runs Segue's own EnCodec
+(modules/encodec.py) and transformers' alike (their layers have the same names and attributes),
+without importing transformers. Configurations this does not cover (chunked or normalised codecs,
+group norm) run the codec's own encoder.
 """
 
 import torch
 import torch.nn.functional as F
-from transformers.models.encodec.modeling_encodec import EncodecConv1d, EncodecResnetBlock
+from torch import nn
+
+from bridge.engine.musicgen.modules.encodec import conv_paddings, pad1d
 
 
-def channels_last_applies(codec: torch.nn.Module) -> bool:
+def channels_last_applies(codec: nn.Module) -> bool:
     """Whether this codec's encoder is one this module runs (MusicGen's EnCodec is)."""
     config = codec.config
     return config.chunk_length is None and not config.normalize and config.norm_type == "weight_norm"
 
 
 @torch.inference_mode()
-def encode_codes(codec: torch.nn.Module, waveform: torch.Tensor) -> torch.Tensor:
+def encode_codes(codec: nn.Module, waveform: torch.Tensor) -> torch.Tensor:
     """(batch, 1, samples) float32 at the codec's rate -> codes (batch, codebooks, frames), as
     `codec.encode(...).audio_codes[0]` gives them."""
     embeddings = waveform
@@ -36,10 +41,10 @@ def encode_codes(codec: torch.nn.Module, waveform: torch.Tensor) -> torch.Tensor
     return codec.quantizer.encode(embeddings, bandwidth).transpose(0, 1)
 
 
-def _run(layer: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
-    if isinstance(layer, EncodecConv1d):
+def _run(layer: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    if isinstance(getattr(layer, "conv", None), nn.Conv1d):  # EncodecConv1d
         return _convolve(layer, hidden)
-    if isinstance(layer, EncodecResnetBlock):
+    if hasattr(layer, "block"):  # EncodecResnetBlock
         residual = hidden
         for part in layer.block:
             hidden = _run(part, hidden)
@@ -47,34 +52,28 @@ def _run(layer: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     return layer(hidden)  # ELU, the LSTM, an identity shortcut
 
 
-def _convolve(module: EncodecConv1d, hidden: torch.Tensor) -> torch.Tensor:
-    """EncodecConv1d.forward (transformers 5.24) with the convolution run channels-last.
+def _convolve(module: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """EncodecConv1d.forward with the convolution run channels-last.
 
     `hidden` (batch, channels, time) and the result are views of (batch, time, channels) memory, so
     from one convolution to the next nothing is converted: padding is done in that layout too.
     """
-    extra_padding = int(module._get_extra_padding_for_conv1d(hidden))
-    padding_total = int(module.padding_total)
-    if module.causal:
-        left, right = padding_total, extra_padding
-    else:
-        left, right = padding_total - padding_total // 2, padding_total // 2 + extra_padding
-    timewise = _pad_timewise(module, hidden, left, right)  # (batch, time, channels), contiguous
-    planar = timewise.transpose(1, 2)[:, :, None, :]  # channels-last (batch, channels, 1, time)
     conv = module.conv
+    left, right = conv_paddings(conv, module.causal, hidden.shape[-1])
+    timewise = _pad_timewise(module.pad_mode, hidden, left, right)  # (batch, time, channels), contiguous
+    planar = timewise.transpose(1, 2)[:, :, None, :]  # channels-last (batch, channels, 1, time)
     weight = conv.weight[:, :, None, :].contiguous(memory_format=torch.channels_last)  # weight norm applied
     out = F.conv2d(planar, weight, conv.bias, stride=(1, conv.stride[0]), dilation=(1, conv.dilation[0]))
     return out[:, :, 0, :]
 
 
-def _pad_timewise(module: EncodecConv1d, hidden: torch.Tensor, left: int, right: int) -> torch.Tensor:
-    """`module._pad1d(hidden, (left, right))` as a contiguous (batch, time, channels) tensor."""
+def _pad_timewise(pad_mode: str, hidden: torch.Tensor, left: int, right: int) -> torch.Tensor:
+    """`pad1d(hidden, left, right, pad_mode)` as a contiguous (batch, time, channels) tensor."""
     length = hidden.shape[-1]
-    if module.pad_mode not in ("reflect", "constant") or (module.pad_mode == "reflect" and length <= max(left, right)):
-        padded = module._pad1d(hidden, (left, right), mode=module.pad_mode)  # the short-input corner case
-        return padded.transpose(1, 2).contiguous()
+    if pad_mode not in ("reflect", "constant") or (pad_mode == "reflect" and length <= max(left, right)):
+        return pad1d(hidden, left, right, pad_mode).transpose(1, 2).contiguous()  # the short-input corner case
     timewise = hidden.transpose(1, 2)
-    if module.pad_mode == "reflect":  # the edge sample is not repeated, as F.pad's reflect
+    if pad_mode == "reflect":  # the edge sample is not repeated, as F.pad's reflect
         before, after = timewise[:, 1 : left + 1].flip(1), timewise[:, length - 1 - right : length - 1].flip(1)
     else:
         before, after = timewise.new_zeros((timewise.shape[0], left, timewise.shape[2])), timewise.new_zeros(
