@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from transformers import AutoTokenizer, MusicgenForConditionalGeneration, T5Config, T5EncoderModel
 
 from bridge.engine.musicgen.loading import resolve_checkpoint
-from bridge.engine.musicgen.modules.t5 import T5_DEFAULTS, T5Encoder, t5_config, t5_state
+from bridge.engine.musicgen.modules.t5 import T5_DEFAULTS, T5Encoder, load_t5_encoder, t5_config, t5_state
 from bridge.engine.musicgen.modules.tokenizer import TextTokenizer
 from bridge.engine.musicgen.random_models import ARCHITECTURES, tiny_tokenizer
 from bridge.errors import ModelError
@@ -157,9 +157,8 @@ def test_tiny_checkpoint_prompt_to_states_equals_the_transformers_model(segue_ca
     prefix = "text_encoder."
     state = {name[len(prefix):]: tensor for name, tensor in load_file(folder / "model.safetensors").items()
              if name.startswith(prefix)}
-    config = t5_config(json.loads((folder / "config.json").read_text())["text_encoder"])
-    ours = T5Encoder(config).eval()
-    ours.load_state_dict(t5_state(state, config), strict=True)
+    ours = load_t5_encoder(t5_config(json.loads((folder / "config.json").read_text())["text_encoder"]), state)
+    assert not ours.training and all(not parameter.is_meta for parameter in ours.parameters())
     reference = MusicgenForConditionalGeneration.from_pretrained(folder).text_encoder.eval()
     prompts = ["deep house groove", "", "lofi hip hop beat with warm pads"]
     ids, mask = TextTokenizer.from_folder(folder)(prompts)

@@ -86,6 +86,19 @@ def t5_state(state: Mapping[str, torch.Tensor], config: SimpleNamespace) -> dict
     return given
 
 
+def load_t5_encoder(config: SimpleNamespace, state: Mapping[str, torch.Tensor]) -> "T5Encoder":
+    """An eval-mode encoder whose parameters are `state`'s tensors (checked by `t5_state`), in their dtype.
+
+    Built on the meta device, so no time goes into a random initialisation that the weights replace
+    (0.5 s for t5-base on 2 cores); move it with `.to(device, dtype)` afterwards.
+    """
+    checked = t5_state(state, config)
+    with torch.device("meta"):
+        encoder = T5Encoder(config)
+    encoder.load_state_dict(checked, strict=True, assign=True)
+    return encoder.eval()
+
+
 class T5LayerNorm(nn.Module):
     """RMS norm without bias; the mean square is taken in fp32 even for fp16 weights."""
 

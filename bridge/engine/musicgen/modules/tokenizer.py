@@ -5,33 +5,25 @@
 transformers 5.24. Its T5Tokenizer (models/t5/tokenization_t5.py) does not run tokenizer.json as
 written: it keeps the file's Unigram vocabulary and SentencePiece normaliser (the "Precompiled"
 charsmap, tokenization_utils_tokenizers.py convert_to_native_format) and rebuilds the rest: split
-on whitespace then Metaspace ("▁" prepended to every word), `</s>` appended, no byte fallback. This
-module rebuilds the same pipeline, so checkpoints whose tokenizer.json an older converter wrote
-(musicgen-small's dates from 2023) tokenize as transformers tokenizes them today. Padding is to the
+on whitespace then Metaspace ("▁" prepended to every word), `</s>` appended. This module rebuilds the
+same pipeline, so a tokenizer.json that an older converter wrote (the hub's MusicGen folders were
+converted with transformers 4.x) tokenizes as transformers tokenizes it today. Padding is to the
 longest prompt, on the side and with the token tokenizer_config.json names; nothing is truncated
 (transformers only warns past model_max_length).
 """
 
+import base64
 import json
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 
 from bridge.errors import InvalidParameterError, ModelError
 
 TOKENIZER_FILE = "tokenizer.json"
-CONFIG_FILE = "tokenizer_config.json"
+CONFIG_FILES = ("tokenizer_config.json", "special_tokens_map.json")  # the first that names a token wins
 T5_TOKENIZER_CLASSES = (None, "T5Tokenizer", "T5TokenizerFast")
-
-# T5Tokenizer.__init__'s pre-tokeniser, as tokenizers serialises it.
-_T5_PRE_TOKENIZER = {
-    "type": "Sequence",
-    "pretokenizers": [
-        {"type": "WhitespaceSplit"},
-        {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True},
-    ],
-}
 
 
 class TextTokenizer:
@@ -54,12 +46,15 @@ class TextTokenizer:
         if not path.is_file():
             raise ModelError(f"{folder} has no {TOKENIZER_FILE} (Segue reads the text tokenizer from it): "
                              "download or convert the model again")
-        config = _read_json(folder / CONFIG_FILE) if (folder / CONFIG_FILE).is_file() else {}
+        config, special_tokens = (_read_json(folder / name) if (folder / name).is_file() else {} for name in CONFIG_FILES)
         if config.get("tokenizer_class") not in T5_TOKENIZER_CLASSES:
             raise ModelError(f"{folder}'s tokenizer is a {config['tokenizer_class']}; Segue reads T5 tokenizers only")
-        eos_token, pad_token = _token(config, "eos_token", "</s>"), _token(config, "pad_token", "<pad>")
-        tokenizer = Tokenizer.from_str(json.dumps(_as_t5_tokenizer(_read_json(path), eos_token)))
-        return cls(tokenizer, pad_token, config.get("padding_side", "right"))
+        try:
+            tokenizer = Tokenizer.from_file(str(path))
+        except Exception as error:  # tokenizers raises plain Exceptions for unreadable files
+            raise ModelError(f"cannot read {path}: {error}") from None
+        _rebuild_as_t5_tokenizer(tokenizer, _token("eos_token", "</s>", config, special_tokens))
+        return cls(tokenizer, _token("pad_token", "<pad>", config, special_tokens), config.get("padding_side", "right"))
 
     def __call__(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         if not prompts:
@@ -70,53 +65,36 @@ class TextTokenizer:
         return input_ids, attention_mask
 
 
-def _as_t5_tokenizer(spec: dict, eos_token: str) -> dict:
-    """tokenizer.json's content with the pipeline transformers' T5Tokenizer builds around its vocabulary."""
-    model = spec.get("model") or {}
-    if model.get("type", "Unigram") != "Unigram" or not model.get("vocab"):
+def _rebuild_as_t5_tokenizer(tokenizer: Tokenizer, eos_token: str) -> None:
+    """Around tokenizer.json's vocabulary, the pipeline transformers' T5Tokenizer.__init__ builds."""
+    if not isinstance(tokenizer.model, models.Unigram):
         raise ModelError(f"{TOKENIZER_FILE} holds no T5 (Unigram) vocabulary")
-    eos_id = _token_id(spec, eos_token)
+    eos_id = tokenizer.token_to_id(eos_token)
     if eos_id is None:
         raise ModelError(f"the tokenizer's end token {eos_token!r} is not in its vocabulary")
-    charsmap = _precompiled_charsmap(spec.get("normalizer"))
-    end = {"SpecialToken": {"id": eos_token, "type_id": 0}}
-    return {
-        **spec,
-        "model": {**model, "type": "Unigram", "unk_id": 2, "byte_fallback": False},  # T5Tokenizer: Unigram(unk_id=2)
-        "normalizer": None if charsmap is None else {"type": "Precompiled", "precompiled_charsmap": charsmap},
-        "pre_tokenizer": _T5_PRE_TOKENIZER,
-        "post_processor": {
-            "type": "TemplateProcessing",
-            "single": [{"Sequence": {"id": "A", "type_id": 0}}, end],
-            "pair": [{"Sequence": {"id": "A", "type_id": 0}}, end, {"Sequence": {"id": "B", "type_id": 0}}, end],
-            "special_tokens": {eos_token: {"id": eos_token, "ids": [eos_id], "tokens": [eos_token]}},
-        },
-        "truncation": None,
-        "padding": None,
-    }
+    charsmap = _precompiled_charsmap(tokenizer.normalizer)
+    tokenizer.normalizer = None if charsmap is None else normalizers.Precompiled(charsmap)
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)]
+    )
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=["$A", eos_token], pair=["$A", eos_token, "$B", eos_token], special_tokens=[(eos_token, eos_id)]
+    )
 
 
-def _token_id(spec: dict, token: str) -> int | None:
-    for added in spec.get("added_tokens", []):
-        if added.get("content") == token:
-            return int(added["id"])
-    pieces = [piece for piece, _score in spec["model"]["vocab"]]
-    return pieces.index(token) if token in pieces else None
-
-
-def _precompiled_charsmap(normalizer: dict | None) -> str | None:
-    """The SentencePiece charsmap of a Precompiled normaliser, alone or in a Sequence (base64, as stored)."""
-    if not normalizer:
+def _precompiled_charsmap(normalizer: normalizers.Normalizer | None) -> bytes | None:
+    """The SentencePiece charsmap of a Precompiled normaliser, alone or in a Sequence (what transformers keeps)."""
+    if normalizer is None:
         return None
-    candidates = normalizer.get("normalizers", []) if normalizer.get("type") == "Sequence" else [normalizer]
-    for candidate in candidates:
+    spec = json.loads(normalizer.__getstate__())
+    for candidate in spec.get("normalizers", []) if spec.get("type") == "Sequence" else [spec]:
         if candidate.get("type") == "Precompiled" and candidate.get("precompiled_charsmap"):
-            return candidate["precompiled_charsmap"]
+            return base64.b64decode(candidate["precompiled_charsmap"])
     return None
 
 
-def _token(config: dict, name: str, default: str) -> str:
-    value = config.get(name) or default
+def _token(name: str, default: str, *configs: dict) -> str:
+    value = next((config[name] for config in configs if config.get(name)), default)
     return value["content"] if isinstance(value, dict) else str(value)
 
 
