@@ -87,6 +87,12 @@ def test_config_reads_every_field_as_transformers_t5config(values):
         assert getattr(ours, name) == getattr(reference, name), name
 
 
+def test_config_stated_activation_wins_over_the_derived_one_as_in_t5config():
+    values = {"feed_forward_proj": "relu", "dense_act_fn": "gelu", "is_gated_act": True}
+    reference, ours = T5Config.from_dict(values), t5_config(values)
+    assert (ours.dense_act_fn, ours.is_gated_act) == (reference.dense_act_fn, reference.is_gated_act) == ("gelu", True)
+
+
 def test_config_takes_generic_field_names_and_refuses_unknown_projections():
     assert t5_config({"hidden_size": 48, "num_attention_heads": 3}).d_model == 48
     for projection in ("gated-gelu-fast", "swish-gated", "relu2"):
@@ -96,7 +102,8 @@ def test_config_takes_generic_field_names_and_refuses_unknown_projections():
 
 # --- encoder ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("values", [TINY_TEXT, GATED_TEXT], ids=["relu", "gated-gelu"])
+@pytest.mark.parametrize("values", [TINY_TEXT, GATED_TEXT, {**TINY_TEXT, "feed_forward_proj": "gelu"}],
+                         ids=["relu", "gated-gelu", "gelu"])
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 def test_encoder_equals_transformers_on_a_padded_batch(tokenizer_dir, values, attention):
     reference, ours = reference_and_ours(values, attention=attention)
@@ -182,7 +189,7 @@ def test_state_drops_the_tied_embedding_and_names_what_does_not_fit():
     with pytest.raises(ModelError, match=r"shared\.weight has shape \(7, 32\)"):
         t5_state({**state, "shared.weight": torch.zeros(7, 32)}, config)
     with pytest.raises(ModelError, match="missing .*wi_0"):  # a ReLU checkpoint under a gated config
-        t5_state(state, t5_config({**reference.config.to_dict(), "feed_forward_proj": "gated-gelu"}))
+        t5_state(state, t5_config({**reference.config.to_dict(), "feed_forward_proj": "gated-gelu", "is_gated_act": True}))
 
 
 def test_importing_the_text_modules_does_not_import_transformers():

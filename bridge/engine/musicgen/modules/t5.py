@@ -35,12 +35,15 @@ T5_DEFAULTS = {
 # T5Config.attribute_map: a config may name these fields by their generic names.
 _ALIASES = {"hidden_size": "d_model", "num_attention_heads": "num_heads", "num_hidden_layers": "num_layers",
             "head_dim": "d_kv"}
+
+
+def _new_gelu(x: torch.Tensor) -> torch.Tensor:
+    """transformers' NewGELUActivation ("gelu_new"), as written there: F.gelu's tanh form differs in the last bits."""
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
 # transformers activations.py ACT2CLS, the entries a T5 feed-forward can name.
-_ACTIVATIONS = {
-    "relu": torch.relu,
-    "gelu": lambda x: x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0))),  # GELUActivation
-    "gelu_new": lambda x: 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0)))),
-}
+_ACTIVATIONS = {"relu": torch.relu, "gelu": nn.functional.gelu, "gelu_new": _new_gelu}
 # Checkpoints may store T5's input embedding twice: `encoder.embed_tokens` is tied to `shared`.
 _TIED_EMBEDDING = "encoder.embed_tokens.weight"
 
@@ -49,8 +52,8 @@ def t5_config(values: Mapping) -> SimpleNamespace:
     """The fields the encoder reads, from a checkpoint's `text_encoder` config dict, T5Config's defaults filled in.
 
     `is_gated_act` and `dense_act_fn` are derived from `feed_forward_proj` as T5Config.__post_init__
-    does ("gated-gelu" means the tanh GELU, "gelu_new"). Raises ModelError for a projection T5Config
-    refuses or an activation Segue does not implement.
+    does ("gated-gelu" means the tanh GELU, "gelu_new") unless the dict states them. Raises ModelError
+    for a projection T5Config refuses or an activation Segue does not implement.
     """
     given = {_ALIASES.get(key, key): value for key, value in values.items()}
     fields = {name: given.get(name, default) for name, default in T5_DEFAULTS.items()}
@@ -58,10 +61,12 @@ def t5_config(values: Mapping) -> SimpleNamespace:
     parts = projection.split("-")
     if (len(parts) > 1 and parts[0] != "gated") or len(parts) > 2:  # T5Config.validate_architecture
         raise ModelError(f"the text encoder's feed_forward_proj {projection!r} is not 'ACT' or 'gated-ACT'")
-    activation = "gelu_new" if projection == "gated-gelu" else parts[-1]
+    # A config.json saved by transformers also holds both derived fields; as in T5Config, those win.
+    activation = given.get("dense_act_fn", "gelu_new" if projection == "gated-gelu" else parts[-1])
     if activation not in _ACTIVATIONS:
         raise ModelError(f"the text encoder's activation {activation!r} is not supported (relu, gelu, gelu_new)")
-    return SimpleNamespace(**fields, is_gated_act=parts[0] == "gated", dense_act_fn=activation)
+    return SimpleNamespace(**fields, is_gated_act=bool(given.get("is_gated_act", parts[0] == "gated")),
+                           dense_act_fn=activation)
 
 
 def t5_state(state: Mapping[str, torch.Tensor], config: SimpleNamespace) -> dict[str, torch.Tensor]:
