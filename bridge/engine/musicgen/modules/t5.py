@@ -104,6 +104,12 @@ def load_t5_encoder(config: SimpleNamespace, state: Mapping[str, torch.Tensor]) 
     return encoder.eval()
 
 
+def _embedding(rows: int, size: int) -> nn.Embedding:
+    """An embedding left uninitialised: the checkpoint fills it. Its default N(0, 1) init is also what
+    makes building on the meta device slow: meta's normal_ imports torch's Python decompositions (1 s)."""
+    return nn.Embedding(rows, size, _weight=torch.empty(rows, size))
+
+
 class T5LayerNorm(nn.Module):
     """RMS norm without bias; the mean square is taken in fp32 even for fp16 weights."""
 
@@ -132,7 +138,7 @@ class T5Attention(nn.Module):
         self.v = nn.Linear(config.d_model, inner, bias=False)
         self.o = nn.Linear(inner, config.d_model, bias=False)
         if has_relative_attention_bias:  # block 0 only; the other blocks reuse its bias
-            self.relative_attention_bias = nn.Embedding(self.num_buckets, config.num_heads)
+            self.relative_attention_bias = _embedding(self.num_buckets, config.num_heads)
 
     def position_bias(self, length: int, keep: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """(batch, heads, length, length) additive scores: learnt relative-position bias, the dtype's minimum on padding."""
@@ -244,12 +250,15 @@ class T5Stack(nn.Module):
 
 
 class T5Encoder(nn.Module):
-    """transformers' T5EncoderModel for inference: token ids and mask in, last hidden state out."""
+    """transformers' T5EncoderModel for inference: token ids and mask in, last hidden state out.
+
+    Its embeddings start uninitialised; load a checkpoint's weights (`load_t5_encoder`) before use.
+    """
 
     def __init__(self, config: SimpleNamespace) -> None:
         super().__init__()
         self.config = config
-        self.shared = nn.Embedding(config.vocab_size, config.d_model)
+        self.shared = _embedding(config.vocab_size, config.d_model)
         self.encoder = T5Stack(config)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
