@@ -247,6 +247,24 @@ def test_tokenizer_rebuilds_an_old_tokenizer_json_as_transformers_does(tokenizer
     assert ours(["a", "a b c"])[1][0].tolist()[0] == 0  # padded on the left
 
 
+@pytest.mark.parametrize("token_files", [
+    {"special_tokens_map.json": {"pad_token": {"content": "<unk>", "lstrip": False}}},
+    {"special_tokens_map.json": {"pad_token": "<unk>", "eos_token": "<pad>"}, "tokenizer_config.json": {"pad_token": "</s>"}},
+    {"tokenizer_config.json": {"pad_token": "</s>", "eos_token": "<unk>"}},
+], ids=["map-only", "map-wins", "config-only"])
+def test_pad_and_end_tokens_come_from_the_token_files_as_in_transformers(tokenizer_dir, tmp_path, token_files):
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (tmp_path / name).write_text((tokenizer_dir / name).read_text())
+    for name, values in token_files.items():
+        existing = json.loads((tmp_path / name).read_text()) if (tmp_path / name).is_file() else {}
+        (tmp_path / name).write_text(json.dumps({**existing, **values}))
+    ours, reference = TextTokenizer.from_folder(tmp_path), AutoTokenizer.from_pretrained(tmp_path)
+    batch = ["deep house groove", "x", ""]
+    ids, mask = ours(batch)
+    expected = reference(batch, return_tensors="pt", padding=True)
+    assert torch.equal(ids, expected.input_ids) and torch.equal(mask, expected.attention_mask)
+
+
 def test_a_folder_without_tokenizer_json_is_one_model_error_line(tokenizer_dir, tmp_path):
     with pytest.raises(ModelError, match="has no tokenizer.json") as error:
         TextTokenizer.from_folder(tmp_path)

@@ -22,7 +22,7 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processor
 from bridge.errors import InvalidParameterError, ModelError
 
 TOKENIZER_FILE = "tokenizer.json"
-CONFIG_FILES = ("tokenizer_config.json", "special_tokens_map.json")  # the first that names a token wins
+CONFIG_FILE, SPECIAL_TOKENS_FILE = "tokenizer_config.json", "special_tokens_map.json"
 T5_TOKENIZER_CLASSES = (None, "T5Tokenizer", "T5TokenizerFast")
 
 
@@ -46,15 +46,17 @@ class TextTokenizer:
         if not path.is_file():
             raise ModelError(f"{folder} has no {TOKENIZER_FILE} (Segue reads the text tokenizer from it): "
                              "download or convert the model again")
-        config, special_tokens = (_read_json(folder / name) if (folder / name).is_file() else {} for name in CONFIG_FILES)
+        config, special_tokens = (_read_json(folder / name) if (folder / name).is_file() else {}
+                                  for name in (CONFIG_FILE, SPECIAL_TOKENS_FILE))
         if config.get("tokenizer_class") not in T5_TOKENIZER_CLASSES:
             raise ModelError(f"{folder}'s tokenizer is a {config['tokenizer_class']}; Segue reads T5 tokenizers only")
         try:
             tokenizer = Tokenizer.from_file(str(path))
         except Exception as error:  # tokenizers raises plain Exceptions for unreadable files
             raise ModelError(f"cannot read {path}: {error}") from None
-        _rebuild_as_t5_tokenizer(tokenizer, _token("eos_token", "</s>", config, special_tokens))
-        return cls(tokenizer, _token("pad_token", "<pad>", config, special_tokens), config.get("padding_side", "right"))
+        # As in transformers, special_tokens_map.json's tokens win over tokenizer_config.json's.
+        _rebuild_as_t5_tokenizer(tokenizer, _token("eos_token", "</s>", special_tokens, config))
+        return cls(tokenizer, _token("pad_token", "<pad>", special_tokens, config), config.get("padding_side", "right"))
 
     def __call__(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         if not prompts:
