@@ -53,7 +53,7 @@ class TextTokenizer:
         try:
             tokenizer = Tokenizer.from_file(str(path))
         except Exception as error:  # tokenizers raises plain Exceptions for unreadable files
-            raise ModelError(f"cannot read {path}: {error}") from None
+            raise ModelError(f"cannot read {path}: {(str(error).splitlines() or ['unreadable'])[0]}") from None
         # As in transformers, special_tokens_map.json's tokens win over tokenizer_config.json's.
         _rebuild_as_t5_tokenizer(tokenizer, _token("eos_token", "</s>", special_tokens, config))
         return cls(tokenizer, _token("pad_token", "<pad>", special_tokens, config), config.get("padding_side", "right"))
