@@ -198,16 +198,14 @@ def build_modules(config: dict, generation: dict, weights: dict[str, torch.Tenso
     with torch.device("meta"):
         model = MusicgenModules(parsed, generation_config(generation, parsed))
     state = {name: value for name, value in weights.items() if not name.startswith(("text_encoder.", "audio_encoder."))}
-    for prefix, convert in (("text_encoder.", t5_state), ("audio_encoder.", encodec_state)):
+    converters = {"text_encoder.": lambda part: t5_state(part, parsed.text_encoder), "audio_encoder.": encodec_state}
+    for prefix, convert in converters.items():
         part = {name[len(prefix) :]: value for name, value in weights.items() if name.startswith(prefix)}
         state.update({prefix + name: value for name, value in convert(part).items()})
     missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
     if missing or unexpected:
         problems = [f"missing {name}" for name in missing[:3]] + [f"unexpected {name}" for name in unexpected[:3]]
         raise ValueError(f"its weights do not match its config ({', '.join(problems)})")
-    positions = model.decoder.model.decoder.embed_positions  # computed, not stored: off the meta device now
-    positions.weights = torch.empty(0)
-    positions.make_weights(positions.num_positions, positions.embedding_dim)
     return model
 
 

@@ -83,12 +83,15 @@ class SinusoidalPositions(nn.Module):
 
 
 def sinusoidal_table(num_positions: int, embedding_dim: int) -> torch.Tensor:
+    """On the CPU even while the model is built on the meta device: the table is computed, not loaded
+    (and torch's meta `arange` imports torch._dynamo, ~1 s)."""
     half = embedding_dim // 2
-    frequencies = torch.exp(torch.arange(half, dtype=torch.int64).float() * -(math.log(10000) / (half - 1)))
-    angles = torch.arange(num_positions, dtype=torch.int64).float()[:, None] * frequencies[None]
+    cpu = torch.device("cpu")
+    frequencies = torch.exp(torch.arange(half, dtype=torch.int64, device=cpu).float() * -(math.log(10000) / (half - 1)))
+    angles = torch.arange(num_positions, dtype=torch.int64, device=cpu).float()[:, None] * frequencies[None]
     table = torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
     if embedding_dim % 2:
-        table = torch.cat([table, torch.zeros(num_positions, 1)], dim=1)
+        table = torch.cat([table, torch.zeros(num_positions, 1, device=cpu)], dim=1)
     return table
 
 
@@ -120,9 +123,12 @@ class DecoderLayer(nn.Module):
 class Decoder(nn.Module):
     def __init__(self, config: SimpleNamespace, cross_attention: bool) -> None:
         super().__init__()
-        # vocab_size + 1 rows: the last is the start/pad token
+        # vocab_size + 1 rows: the last is the start/pad token. Given a weight, not initialised:
+        # nn.Embedding's normal_ init on the meta device imports sympy (~1 s).
+        rows = config.vocab_size + 1
         self.embed_tokens = nn.ModuleList(
-            nn.Embedding(config.vocab_size + 1, config.hidden_size) for _ in range(config.num_codebooks)
+            nn.Embedding(rows, config.hidden_size, _weight=torch.empty(rows, config.hidden_size))
+            for _ in range(config.num_codebooks)
         )
         self.embed_positions = SinusoidalPositions(config.max_position_embeddings, config.hidden_size)
         self.layers = nn.ModuleList(DecoderLayer(config, cross_attention) for _ in range(config.num_hidden_layers))
