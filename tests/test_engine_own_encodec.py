@@ -6,11 +6,9 @@ are loaded into Segue's module from their state dicts, in the key format transfo
 in the older weight_g/weight_v one, and must give the same codes and the same audio.
 """
 
-import dataclasses
 import json
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +18,7 @@ from safetensors.torch import load_file, save_file
 from transformers import EncodecConfig
 from transformers import EncodecModel as ReferenceEncodec
 
-from bridge.engine.musicgen.codec import StreamingDecoder, decode_codes
+from bridge.engine.musicgen.codec import StreamingDecoder
 from bridge.engine.musicgen.fast_encoder import encode_codes as encode_channels_last
 from bridge.engine.musicgen.loading import resolve_checkpoint
 from bridge.engine.musicgen.modules.encodec import EncodecModel, encodec_config, encodec_state
@@ -173,18 +171,17 @@ def test_old_weight_g_v_checkpoints_mean_to_segue_what_they_mean_to_transformers
         torch.testing.assert_close(own_codec(reference, state).decode_codes(codes), expected, rtol=1e-4, atol=1e-5)
 
 
-def test_the_streaming_decoder_runs_on_segues_encodec(tiny_model):
-    """codec.StreamingDecoder takes the codebook lookup, first convolution, LSTM and upsampler apart."""
-    reference = tiny_model.model.audio_encoder
-    ours = EncodecModel(encodec_config(reference.config.to_dict())).eval()
-    ours.load_checkpoint_state(reference.state_dict())  # its weight norm already folded at load
-    container = types.SimpleNamespace(audio_encoder=ours, config=tiny_model.model.config, decoder=tiny_model.model.decoder)
-    loaded = dataclasses.replace(tiny_model, model=container)
-    codes = random_codes(loaded, batch=2, frames=60, seed=3)
-    total = 60 * loaded.samples_per_frame - 250
-    _, audio, _ = stream(loaded, codes, prompt_frames=0, total_samples=total)
-    np.testing.assert_allclose(audio, decode_codes(tiny_model, codes)[:, :total], atol=1e-5)
-    assert isinstance(StreamingDecoder(loaded, lambda *_: None, 0, total)._lstm.lstm, torch.nn.LSTM)
+def test_the_streaming_decoder_runs_on_segues_encodec(tiny_model, tiny_reference_model):
+    """codec.StreamingDecoder takes the codebook lookup, first convolution, LSTM and upsampler apart:
+    on Segue's codec (the engine's, tiny_model's) its stitched chunks equal transformers' whole decode."""
+    codes = random_codes(tiny_model, batch=2, frames=60, seed=3)
+    total = 60 * tiny_model.samples_per_frame - 250
+    _, audio, _ = stream(tiny_model, codes, prompt_frames=0, total_samples=total)
+    with torch.inference_mode():
+        expected = tiny_reference_model.model.audio_encoder.decode(codes[None], [None]).audio_values
+    np.testing.assert_allclose(audio, expected.transpose(1, 2).numpy()[:, :total], atol=1e-5)
+    assert isinstance(tiny_model.model.audio_encoder, EncodecModel)
+    assert isinstance(StreamingDecoder(tiny_model, lambda *_: None, 0, total)._lstm.lstm, torch.nn.LSTM)
 
 
 def test_weights_that_do_not_fit_are_named():

@@ -18,9 +18,10 @@ import math
 from types import SimpleNamespace
 
 import torch
+from torch import nn
+
 from bridge.engine.musicgen.modules.encodec import EncodecModel, encodec_config
 from bridge.engine.musicgen.modules.t5 import T5Encoder, t5_config
-from torch import nn
 
 MELODY_MODEL_TYPE = "musicgen_melody"
 MODEL_TYPES = ("musicgen", MELODY_MODEL_TYPE)
