@@ -99,7 +99,9 @@ def sharpened_model(architecture: str, head_scale: float) -> LoadedModel:
     loaded = load_random_model(architecture, seed=4)
     with torch.no_grad():
         for head in loaded.model.decoder.lm_heads:
-            head.weight.mul_(head_scale)
+            # A new tensor, not the mapped checkpoint's pages changed in place: quantising drops those
+            # pages (drop_resident_pages), and a changed private page would read back as the file's.
+            head.weight = torch.nn.Parameter(head.weight * head_scale, requires_grad=False)
     return loaded
 
 

@@ -167,11 +167,13 @@ def checkpoint_folder(checkpoint: str) -> Path:
     local = Path(checkpoint)
     if local.is_dir():
         return local
-    import huggingface_hub  # only for ids that are not installed: its import takes time
+    # Only for ids that are not installed: importing the hub takes time.
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.utils import disable_progress_bars, logging
 
-    huggingface_hub.utils.logging.set_verbosity_error()
-    huggingface_hub.utils.disable_progress_bars()
-    return Path(huggingface_hub.snapshot_download(checkpoint, allow_patterns=["*.json", "*.safetensors"]))
+    logging.set_verbosity_error()
+    disable_progress_bars()
+    return Path(snapshot_download(checkpoint, allow_patterns=["*.json", "*.safetensors"]))
 
 
 def read_weights(folder: Path) -> dict[str, torch.Tensor]:

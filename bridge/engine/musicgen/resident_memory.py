@@ -13,7 +13,8 @@ def drop_resident_pages(tensors: list[torch.Tensor]) -> None:
 
     Weights are memory-mapped from the safetensors file. Once quantised copies exist, the fp32 pages
     need not stay in RAM: they are mapped privately from an unchanged file, so dropping them only
-    means they are read from the file again if the exact path needs them.
+    means they are read from the file again if the exact path needs them. Loaded weights must
+    therefore never be changed in place: a changed private page would read back as the file's.
     """
     if sys.platform != "linux" or not tensors:
         return
