@@ -10,6 +10,7 @@ where its convolutions are slow or unsupported).
 """
 
 import json
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ from bridge.errors import InvalidParameterError, ModelError
 from bridge.models.store import installed_model_dir
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+log = logging.getLogger(__name__)
+TIED_T5_EMBEDDING = "text_encoder.encoder.embed_tokens.weight"  # a copy of `shared`, when saved
 
 
 Tokenizer = Callable[[list[str]], tuple[torch.Tensor, torch.Tensor]]  # prompts -> (input ids, attention mask)
@@ -194,20 +197,29 @@ def build_modules(config: dict, generation: dict, weights: dict[str, torch.Tenso
     """Segue's modules for a MusicGen config.json, holding `weights` (the checkpoint's state dict).
 
     Built on the meta device and then handed the checkpoint's tensors, so nothing is initialised
-    only to be overwritten. Raises ValueError naming missing or unexpected weights.
+    only to be overwritten. A weight the modules need and the checkpoint lacks is a ValueError naming
+    it; a weight they do not use is left out with a log line, as transformers does (e.g. a stored
+    copy of the sinusoidal position table, which is computed, or the tied T5 embedding).
     """
     parsed = musicgen_config(config)
     with torch.device("meta"):
         model = MusicgenModules(parsed, generation_config(generation, parsed))
-    state = {name: value for name, value in weights.items() if not name.startswith(("text_encoder.", "audio_encoder."))}
-    converters = {"text_encoder.": lambda part: t5_state(part, parsed.text_encoder), "audio_encoder.": encodec_state}
-    for prefix, convert in converters.items():
-        part = {name[len(prefix) :]: value for name, value in weights.items() if name.startswith(prefix)}
-        state.update({prefix + name: value for name, value in convert(part).items()})
-    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
-    if missing or unexpected:
-        problems = [f"missing {name}" for name in missing[:3]] + [f"unexpected {name}" for name in unexpected[:3]]
-        raise ValueError(f"its weights do not match its config ({', '.join(problems)})")
+    expected = set(model.state_dict())
+    text_part = {name: value for name, value in weights.items() if name.startswith("text_encoder.")}
+    codec_part = {name: value for name, value in weights.items() if name.startswith("audio_encoder.")}
+    state = {name: value for name, value in weights.items() if name not in text_part and name not in codec_part}
+    used_text = {name.removeprefix("text_encoder."): value for name, value in text_part.items()
+                 if name in expected or name == TIED_T5_EMBEDDING}
+    state.update({f"text_encoder.{name}": value for name, value in t5_state(used_text, parsed.text_encoder).items()})
+    codec = encodec_state({name.removeprefix("audio_encoder."): value for name, value in codec_part.items()})
+    state.update({f"audio_encoder.{name}": value for name, value in codec.items()})
+    missing = sorted(expected - set(state))
+    if missing:
+        raise ValueError(f"its weights lack {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
+    unused = sorted(set(state) - expected) + sorted(set(text_part) - expected - {TIED_T5_EMBEDDING})
+    if unused:
+        log.info("left out %d weights Segue does not use: %s", len(unused), ", ".join(unused[:5]))
+    model.load_state_dict({name: state[name] for name in expected}, strict=True, assign=True)
     return model
 
 
