@@ -148,3 +148,19 @@ def test_weights_segue_does_not_use_are_left_out_as_transformers_leaves_them(tin
     assert "left out 3 weights" in caplog.text and "decoder.surprise" in caplog.text
     for name, value in tiny_model.model.state_dict().items():
         assert torch.equal(loaded.model.state_dict()[name], value), name
+
+
+def test_a_checkpoint_saved_in_the_older_hub_format_loads_the_same(tiny_model, tmp_path):
+    """facebook/musicgen-* on the Hub keep EnCodec's weight norm as `weight_g`/`weight_v` (transformers
+    renames them on load: conversion_mapping.py, "legacy"); the weights come out the same."""
+    folder = copy_of_tiny(tmp_path)
+    weights = load_file(folder / "model.safetensors")
+    renamed = {}
+    for name, value in weights.items():
+        name = name.replace("parametrizations.weight.original0", "weight_g")
+        renamed[name.replace("parametrizations.weight.original1", "weight_v")] = value
+    assert any(name.endswith("weight_g") for name in renamed)
+    save_file(renamed, folder / "model.safetensors")
+    older = load_model(str(folder), "cpu").model.state_dict()
+    for name, value in tiny_model.model.state_dict().items():
+        assert torch.equal(older[name], value), name
