@@ -50,12 +50,15 @@ def test_a_prepared_prompt_gives_the_same_codes_and_audio_as_an_unprepared_one(t
     result = generator.generate(continuation(quality=quality), on_chunk=lambda start, audio: chunks["prepared"].append(audio))
 
     assert slot.row is unguided_row  # the job reused it instead of computing it again
+    assert prepared.stream is not None  # and the prompt's frames had been through the streaming decoder
     assert len(generator.prompts) == 1  # and found the encoded prompt under the same key
+    # The prompt's LSTM pass ran apart from the new frames' (and for one take): the audio agrees to
+    # float rounding, the codes exactly.
     for before, after in zip(plain.takes, result.takes, strict=True):
         np.testing.assert_array_equal(before.codes, after.codes)
-        np.testing.assert_array_equal(before.audio, after.audio)
+        np.testing.assert_allclose(before.audio, after.audio, rtol=0, atol=1e-6)
         np.testing.assert_array_equal(before.prompt_audio, after.prompt_audio)
-    np.testing.assert_array_equal(np.concatenate(chunks["plain"], 1), np.concatenate(chunks["prepared"], 1))
+    np.testing.assert_allclose(np.concatenate(chunks["plain"], 1), np.concatenate(chunks["prepared"], 1), rtol=0, atol=1e-6)
     # Both takes of one prompt got different music: the prefill shared between takes is only the prompt's.
     assert not np.array_equal(result.takes[0].codes, result.takes[1].codes)
 
@@ -199,3 +202,17 @@ def test_continue_my_track_prepares_the_source_before_continue_and_the_take_befo
         finally:
             engine.listeners.remove(session.on_engine_event)
             session.close()
+
+
+def test_a_prepared_stereo_prompts_stream_serves_every_take(tiny_stereo_model):
+    """The prompt's stream state is one take's [left, right]; a 3-take job repeats it per take."""
+    request = continuation(model="tiny-stereo", variations=3, seconds=0.4)
+    plain = MusicGenerator(tiny_stereo_model).generate(request)
+    generator = MusicGenerator(tiny_stereo_model)
+    assert generator.prepare_request(request)
+    (prepared,) = generator.prompts._prompts.values()
+    assert prepared.stream.lstm_out.shape[0] == 2  # left and right of one take
+    result = generator.generate(request)
+    for before, after in zip(plain.takes, result.takes, strict=True):
+        np.testing.assert_array_equal(before.codes, after.codes)
+        np.testing.assert_allclose(before.audio, after.audio, rtol=0, atol=1e-6)

@@ -7,6 +7,7 @@ channel goes through the mono codec on its own, as transformers does. The codec 
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -83,7 +84,11 @@ class StreamingDecoder:
         total_samples: int,
         first_chunk_frames: int = 4,
         max_chunk_frames: int = 25,
+        warm: "PromptStreamState | None" = None,
+        takes: int = 1,
     ) -> None:
+        """`warm`: the audio prompt's frames already run through the codebook lookup, first
+        convolution and LSTM for one take (prompt_stream_state), here repeated for `takes` takes."""
         self.loaded = loaded
         self.sink = sink
         self.start_sample = start_sample
@@ -100,6 +105,10 @@ class StreamingDecoder:
         self._embeddings = _GrowingFrames()  # codebook vectors of every frame so far
         self._lstm_out = _GrowingFrames()  # LSTM block output of every frame so far
         self._lstm_state: tuple[torch.Tensor, torch.Tensor] | None = None
+        if warm is not None:
+            self._embeddings.append(_for_takes(warm.embeddings, takes))
+            self._lstm_out.append(_for_takes(warm.lstm_out, takes))
+            self._lstm_state = tuple(_for_takes(part, takes, dim=1) for part in warm.lstm_state)
 
     def due(self, codes: torch.Tensor) -> bool:
         """Whether `update(codes)` would decode a chunk (else it returns at once)."""
@@ -164,6 +173,37 @@ class StreamingDecoder:
         self.sink(self.emitted_until - self.start_sample, chunk)
         self.chunks.append(chunk)
         self.emitted_until = until_sample
+
+
+@dataclass(frozen=True)
+class PromptStreamState:
+    """What a StreamingDecoder computes over an audio prompt before any new frame, for one take.
+
+    For an 8 s prompt that is 400 frames through EnCodec's LSTM, one after the other (~32 MB of
+    weights read per frame): done with the prompt's preparation, it is not in the first chunk's wait.
+    """
+
+    embeddings: torch.Tensor  # (streams, dim, prompt frames)
+    lstm_out: torch.Tensor  # (streams, channels, prompt frames - FIRST_CONV_LOOKAHEAD_FRAMES)
+    lstm_state: tuple[torch.Tensor, torch.Tensor]
+
+
+def prompt_stream_state(loaded: LoadedModel, codes: torch.Tensor) -> PromptStreamState | None:
+    """The stream's state after an audio prompt's codes (codebooks, frames), as a job's first
+    `update` would compute it; None for a prompt too short to reach the LSTM."""
+    stream = StreamingDecoder(loaded, lambda *_: None, start_sample=0, total_samples=1)
+    stream._advance(codes[None], final=False)
+    if stream._lstm_state is None:
+        return None
+    embeddings = stream._embeddings.view(0, stream._embeddings.frames).clone()
+    lstm_out = stream._lstm_out.view(0, stream._lstm_out.frames).clone()
+    return PromptStreamState(embeddings, lstm_out, tuple(part.clone() for part in stream._lstm_state))
+
+
+def _for_takes(per_stream: torch.Tensor, takes: int, dim: int = 0) -> torch.Tensor:
+    """One take's streams ([left, right] or [mono]) repeated for `takes` takes, in `_streams`' order
+    (every take's left, then every take's right)."""
+    return per_stream.repeat_interleave(takes, dim=dim) if takes > 1 else per_stream
 
 
 class BackgroundStream:

@@ -17,7 +17,7 @@ import torch
 from bridge.audio.io import match_channels, read_audio, resample
 from bridge.engine.cpu_kernels import KernelChoice
 from bridge.engine.events import GenerationResult, Take
-from bridge.engine.musicgen.codec import BackgroundStream, StreamingDecoder, encode_audio
+from bridge.engine.musicgen.codec import BackgroundStream, StreamingDecoder, encode_audio, prompt_stream_state
 from bridge.engine.musicgen.fast_decoder import PREFIX_CONDITIONED_DECODERS, FastDecoder
 from bridge.engine.musicgen.kernels import choose_decoder
 from bridge.engine.musicgen.loading import LoadedModel
@@ -119,14 +119,19 @@ class MusicGenerator:
         return prepared
 
     def prepare_request(self, request: GenerationRequest, should_cancel: Callable[[], bool] | None = None) -> bool:
-        """Do now what `request` will need that does not depend on its text: encode its audio prompt and
-        prefill the unguided row of its first window (bridge/engine/musicgen/prefill.py). A later job
-        with the same prompt audio, model and quality reuses both. Returns whether there was a prompt.
+        """Do now what `request` will need that does not depend on its text: encode its audio prompt, run
+        its frames through the streaming decoder, and prefill the unguided row of its first window
+        (bridge/engine/musicgen/prefill.py). A later job with the same prompt audio, model and quality
+        reuses them. Returns whether there was a prompt.
         """
         request.validate()
         prepared = self.prompt_for(request)
         if prepared is None:
             return False
+        if prepared.stream is None and prepared.codes.shape[-1] > 0:
+            if should_cancel is not None and should_cancel():
+                raise CancelledError("preparation cancelled")
+            prepared.stream = prompt_stream_state(self.loaded, prepared.codes)
         prefix_conditioned = self.loaded.model.decoder.config.model_type in PREFIX_CONDITIONED_DECODERS
         if request.cfg <= 1.0 or prefix_conditioned:
             return True  # no unguided row, or one that depends on the melody and text too
@@ -191,6 +196,8 @@ class MusicGenerator:
             on_chunk or (lambda start, audio: None),
             start_sample=prompt_frames * loaded.samples_per_frame,
             total_samples=total_samples,
+            warm=None if prepared is None else prepared.stream,  # the prompt's frames, decoded when it was prepared
+            takes=request.variations,
         )
         if self.stream_on_thread:
             stream = BackgroundStream(stream)

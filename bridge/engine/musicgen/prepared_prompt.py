@@ -1,8 +1,9 @@
 """Audio prompts prepared before the text is known, kept by their audio's hash and the model.
 
 In Continue my track the source is known long before the producer presses Continue. What depends on
-it alone can run meanwhile: the EnCodec encoding of the prompt, and the prefill of the unguided
-row (bridge/engine/musicgen/prefill.py). A job whose audio prompt hashes to a prepared one reuses
+it alone can run meanwhile: the EnCodec encoding of the prompt, the prefill of the unguided
+row (bridge/engine/musicgen/prefill.py) and the streaming decoder's pass over the prompt's frames
+(codec.prompt_stream_state). A job whose audio prompt hashes to a prepared one reuses
 both; re-rolls of the same source reuse them too. The key covers the audio's samples, shape, dtype
 and rate, the window kept of it and the model, so a different source or model never hits.
 """
@@ -10,11 +11,15 @@ and rate, the window kept of it and the model, so a different source or model ne
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from bridge.engine.musicgen.prefill import UnguidedSlot
+
+if TYPE_CHECKING:
+    from bridge.engine.musicgen.codec import PromptStreamState
 
 # A prepared prompt holds its unguided row's keys/values: ~80 MB for 8 s of musicgen-small.
 KEPT_PROMPTS = 2
@@ -37,6 +42,8 @@ class PreparedPrompt:
     codes: torch.Tensor  # (codebooks, frames)
     # by decoder precision: its unguided row's prefill over the first window's context
     unguided: dict[str, UnguidedSlot] = field(default_factory=dict)
+    # the streaming decoder's state over these codes (codec.prompt_stream_state), once prepared
+    stream: "PromptStreamState | None" = None
 
     def unguided_slot(self, precision: str) -> UnguidedSlot:
         return self.unguided.setdefault(precision, UnguidedSlot())
