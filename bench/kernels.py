@@ -13,7 +13,8 @@ step and the resulting GB/s, and each kernel's output error relative to fp32 on 
 Kernels: PyTorch's own (fp32; bf16 x int8 `_weight_int8pack_mm`, Segue's `bf16-int8`; fp32 x int8;
 FBGEMM/QNNPACK dynamic int8 as `quantize_dynamic` runs it, and Segue's `dynamic-int8(-7bit)` with
 its residual rows; `_int_mm` on int8 activations, torchao's int8-dynamic-activation scheme;
-`_weight_int4pack_mm_for_cpu` int4 group 32; `_dyn_quant_matmul_4bit`, the KleidiAI path on Arm)
+`_weight_int4pack_mm_for_cpu` int4 group 32; `_dyn_quant_matmul_4bit`, the KleidiAI path on Arm),
+Segue's own `native-int8` (bridge/engine/musicgen/native/int8_rows.c, built here with the C compiler)
 and, when installed, ONNX Runtime's `MatMulNBits` (8 and 4 bits, int8 compute) and OpenVINO's
 compressed-weight MatMul (int8 per channel, int4 group 32; its CPU plugin fuses the Convert/Multiply
 weight pattern into its FullyConnected kernel), in fp32 and, where the CPU has it, bf16 inference
@@ -118,6 +119,7 @@ KERNELS: dict[str, Kernel] = {
     "dynamic int8, 7-bit (quantize_dynamic)": dynamic_plain,
     "Segue dynamic-int8-7bit (+residual)": segue("dynamic-int8-7bit"),
     "Segue dynamic-int8 (+residual)": segue("dynamic-int8"),
+    "Segue native-int8 (own C, int16 act)": segue("native-int8"),
     "int8 act x int8 _int_mm (torchao-style)": int_mm,
     "bf16 x int4 g32 _weight_int4pack_mm": int4_group32,
     "int4 g32 _dyn_quant_matmul_4bit (KleidiAI)": kleidiai_4bit,

@@ -28,12 +28,7 @@ from bridge.engine.musicgen.kernels import (
     faithfulness_kl,
     teacher_forced_log_probs,
 )
-from bridge.engine.musicgen.quantize import (
-    dynamic_int8_available,
-    int8_kernel_available,
-    make_linear,
-    onnx_int8_available,
-)
+from bridge.engine.musicgen.quantize import make_linear
 from bridge.engine.musicgen.sampling import SamplingParams, encode_text, guide, sample_codes
 from bridge.engine.request import GenerationRequest
 from bridge.errors import ModelError
@@ -49,7 +44,7 @@ def identity(arch: str, *flags: str) -> CpuIdentity:
 
 def runnable_kernels() -> list[str]:
     """Every kernel this machine's CPU and PyTorch can run (whether or not it would be the fastest)."""
-    return candidate_kernels(cpu_identity(), dynamic_int8_available(), int8_kernel_available(), onnx_int8_available())
+    return kernels.runnable_candidates(cpu_identity())
 
 
 # ---------------------------------------------------------------- which kernels a CPU is offered
@@ -70,6 +65,9 @@ def test_candidates_follow_the_cpus_instruction_sets():
     assert candidate_kernels(arm, dynamic_ok=False, int8pack_ok=False) == []
     assert candidate_kernels(avx2, onnx_ok=True) == ["dynamic-int8-7bit", "bf16-int8", "onnx-int8"]
     assert candidate_kernels(arm, onnx_ok=True) == ["dynamic-int8", "bf16-int8", "onnx-int8"]
+    assert candidate_kernels(avx2, native_ok=True) == ["dynamic-int8-7bit", "bf16-int8", "native-int8"]
+    assert candidate_kernels(arm, native_ok=True)[-1] == "native-int8"
+    assert candidate_kernels(identity("x86_64", "sse4_2"), native_ok=True) == ["bf16-int8", "native-int8"]
     assert kernels.native_bf16(avx512) and kernels.native_bf16(arm) and not kernels.native_bf16(avx2)
 
 

@@ -12,7 +12,10 @@ Candidates (bridge/engine/musicgen/quantize.py):
   and `bf16-int8` (bf16 x int8; bf16 is emulated without AVX-512 bf16 or AMX);
 - x86 with VNNI (AVX-512 VNNI, AVX-VNNI, AMX): also `dynamic-int8` (full-range activations);
 - Arm: `dynamic-int8` (QNNPACK) and `bf16-int8` (PyTorch's NEON/KleidiAI paths where built in);
-- anywhere, with the optional `onnx` extra installed: `onnx-int8` (ONNX Runtime's MatMulNBits).
+- anywhere, with the optional `onnx` extra installed: `onnx-int8` (ONNX Runtime's MatMulNBits);
+- anywhere a C compiler is found: `native-int8`, Segue's own kernel (bridge/engine/musicgen/native_int8.py),
+  built for this CPU at the first load: the fastest on AVX2 machines, where PyTorch's int8 kernels
+  read the weights at a third of the memory's speed.
 4-bit weights (`_weight_int4pack_mm_for_cpu`, group 32) were measured slower than FBGEMM's int8 on
 both x86 columns of bench/kernels.py and ~8x their output error, so they are not offered.
 """
@@ -27,6 +30,7 @@ import torch
 from bridge.engine.cpu_kernels import CpuIdentity, KernelChoice, cpu_identity, load_choice, save_choice
 from bridge.engine.musicgen.fast_decoder import FastDecoder
 from bridge.engine.musicgen.loading import LoadedModel
+from bridge.engine.musicgen.native_int8 import native_int8_available
 from bridge.engine.musicgen.quantize import (
     OnnxInt8Linear,
     dynamic_int8_available,
@@ -49,9 +53,14 @@ def native_bf16(identity: CpuIdentity) -> bool:
 
 
 def candidate_kernels(
-    identity: CpuIdentity, dynamic_ok: bool = True, int8pack_ok: bool = True, onnx_ok: bool = False
+    identity: CpuIdentity,
+    dynamic_ok: bool = True,
+    int8pack_ok: bool = True,
+    onnx_ok: bool = False,
+    native_ok: bool = False,
 ) -> list[str]:
-    """The kernels worth timing on this CPU, given which this PyTorch build (and ONNX Runtime) has."""
+    """The kernels worth timing on this CPU, given which this PyTorch build (and ONNX Runtime) has,
+    and whether Segue's own kernel was built here (a C compiler was found)."""
     names = []
     if dynamic_ok:
         if identity.is_arm:
@@ -64,7 +73,16 @@ def candidate_kernels(
         names.append("bf16-int8")
     if onnx_ok:  # MLAS has AVX2, AVX-512 VNNI and Arm NEON/i8mm paths of its own
         names.append("onnx-int8")
+    if native_ok:  # AVX2 intrinsics on x86, the compiler's NEON elsewhere
+        names.append("native-int8")
     return names
+
+
+def runnable_candidates(identity: CpuIdentity) -> list[str]:
+    """candidate_kernels for what this machine's PyTorch, ONNX Runtime and C compiler provide."""
+    return candidate_kernels(
+        identity, dynamic_int8_available(), int8_kernel_available(), onnx_int8_available(), native_int8_available()
+    )
 
 
 def fits_onnx_blocks(loaded: LoadedModel) -> bool:
@@ -169,7 +187,7 @@ def choose_decoder(
     """
     build = build or (lambda kernel, bf16: FastDecoder(loaded, "int8", kernel=kernel, native_bf16=bf16))
     identity = cpu_identity()
-    names = candidate_kernels(identity, dynamic_int8_available(), int8_kernel_available(), onnx_int8_available())
+    names = runnable_candidates(identity)
     if not fits_onnx_blocks(loaded):
         names = [name for name in names if name != "onnx-int8"]
     if not names:

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from bridge.engine.musicgen.native_int8 import NativeInt8Linear
 from bridge.engine.musicgen.step_threads import on_every_thread
 
 # Above this many rows (a prefill of an audio prompt) the few-row kernel is not the fast one.
@@ -221,8 +222,8 @@ class OnnxInt8Linear:
         return self._nbytes
 
 
-QuantisedLinear = Int8Linear | DynamicInt8Linear | OnnxInt8Linear
-KERNELS = ("bf16-int8", "dynamic-int8", "dynamic-int8-7bit", "onnx-int8")
+QuantisedLinear = Int8Linear | DynamicInt8Linear | OnnxInt8Linear | NativeInt8Linear
+KERNELS = ("bf16-int8", "dynamic-int8", "dynamic-int8-7bit", "onnx-int8", "native-int8")
 
 
 def make_linear(kernel: str, *weights: torch.Tensor, native_bf16: bool = True) -> DenseLinear | QuantisedLinear:
@@ -235,6 +236,8 @@ def make_linear(kernel: str, *weights: torch.Tensor, native_bf16: bool = True) -
         return DynamicInt8Linear(*weights, reduce_range=kernel == "dynamic-int8-7bit")
     if kernel == "onnx-int8":
         return OnnxInt8Linear(*weights)
+    if kernel == "native-int8":
+        return NativeInt8Linear(*weights)
     raise ValueError(f"unknown kernel {kernel!r}; one of dense, {', '.join(KERNELS)}")
 
 

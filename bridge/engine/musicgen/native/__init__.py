@@ -1,0 +1,1 @@
+"""C source of Segue's own CPU kernels, compiled on the producer's machine (bridge/engine/musicgen/native_int8.py)."""

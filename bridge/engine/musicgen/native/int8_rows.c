@@ -1,0 +1,150 @@
+/* A few rows of fp32 activations times int8 weights, reading the weights once from one stream.
+ *
+ * Segue's `native-int8` kernel (bridge/engine/musicgen/native_int8.py compiles this file with the
+ * machine's C compiler at the first load and loads it through ctypes). A decoder step multiplies
+ * two rows (guided and unguided) by every weight matrix, so its speed is the speed at which the
+ * weights stream from memory. On CPUs without AVX-512 bf16 or VNNI, PyTorch's int8 kernels read
+ * them at a fraction of that (bench/kernels.py): this one keeps the memory system busy instead.
+ *
+ * - Weights: int8, one fp32 scale per output channel, packed as (n/4, k/16, 4, 16): four output
+ *   channels' next 16 inputs sit together, so a pass is one sequential stream, prefetched ahead.
+ * - Activations: each row quantised to int16 with its own scale (2^-15 of its largest value: the
+ *   error is ~1000x below the weights' own rounding). Products of int16 and int8 are summed
+ *   exactly in int32 (`vpmaddwd` on AVX2), flushed to fp32 every 1024 inputs before they could
+ *   overflow: 1024 * 32767 * 127 < 2^31.
+ * - Rows are taken two at a time, each pair one pass over the weights; threads split the output
+ *   channels (OpenMP where the compiler has it).
+ *
+ * The AVX2 path and the portable path compute the same integer sums; the portable one is left to
+ * the compiler's vectoriser (NEON on Arm).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define SEGUE_AVX2 1
+#endif
+
+#define CHANNELS 4        /* output channels per block */
+#define INPUTS 16         /* inputs per block */
+#define FLUSH 1024        /* inputs summed in int32 before converting to fp32 */
+#ifndef PREFETCH
+#define PREFETCH 2048     /* bytes of packed weights prefetched ahead of the read */
+#endif
+#define INT16_LEVELS 32767.0f
+
+int segue_int8_rows_version(void) { return 1; }
+
+int segue_int8_rows_isa(void) {
+#ifdef SEGUE_AVX2
+    return 2; /* AVX2 + FMA */
+#else
+    return 0; /* portable C */
+#endif
+}
+
+/* Sums of one block row range [start, end) for 4 channels x 2 rows, added to `total`. */
+static void dot_blocks(const int8_t *packed, const int16_t *x0, const int16_t *x1, int64_t start, int64_t end,
+                       float total[CHANNELS][2]) {
+    const int8_t *p = packed + start * CHANNELS;
+#ifdef SEGUE_AVX2
+    __m256i sum[CHANNELS][2];
+    for (int c = 0; c < CHANNELS; c++) sum[c][0] = sum[c][1] = _mm256_setzero_si256();
+    for (int64_t i = start; i < end; i += INPUTS, p += CHANNELS * INPUTS) {
+        _mm_prefetch((const char *)(p + PREFETCH), _MM_HINT_T0);
+        __m256i a = _mm256_loadu_si256((const __m256i *)(x0 + i));
+        __m256i b = _mm256_loadu_si256((const __m256i *)(x1 + i));
+        for (int c = 0; c < CHANNELS; c++) {
+            __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + INPUTS * c)));
+            sum[c][0] = _mm256_add_epi32(sum[c][0], _mm256_madd_epi16(w, a));
+            sum[c][1] = _mm256_add_epi32(sum[c][1], _mm256_madd_epi16(w, b));
+        }
+    }
+    for (int c = 0; c < CHANNELS; c++) {
+        for (int r = 0; r < 2; r++) {
+            __m128i s = _mm_add_epi32(_mm256_castsi256_si128(sum[c][r]), _mm256_extracti128_si256(sum[c][r], 1));
+            s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+            s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+            total[c][r] += (float)_mm_cvtsi128_si32(s);
+        }
+    }
+#else
+    int32_t sum[CHANNELS][2] = {{0}};
+    for (int64_t i = start; i < end; i += INPUTS, p += CHANNELS * INPUTS) {
+        __builtin_prefetch(p + PREFETCH);
+        for (int c = 0; c < CHANNELS; c++) {
+            int32_t s0 = 0, s1 = 0;
+            for (int t = 0; t < INPUTS; t++) {
+                int32_t w = p[INPUTS * c + t];
+                s0 += w * x0[i + t];
+                s1 += w * x1[i + t];
+            }
+            sum[c][0] += s0;
+            sum[c][1] += s1;
+        }
+    }
+    for (int c = 0; c < CHANNELS; c++) {
+        total[c][0] += (float)sum[c][0];
+        total[c][1] += (float)sum[c][1];
+    }
+#endif
+}
+
+/* Quantise `count` values to int16 with one scale (returned): 0 for an all-zero row, NaN for a row
+ * holding inf or NaN (so its outputs are NaN, as a float kernel's would be). */
+static float quantise_row(const float *x, int64_t count, int16_t *out) {
+    float largest = 0.0f;
+    int finite = 1;
+    for (int64_t i = 0; i < count; i++) {
+        finite &= isfinite(x[i]) != 0;
+        largest = fmaxf(largest, fabsf(x[i]));
+    }
+    if (!finite || largest == 0.0f) {
+        memset(out, 0, (size_t)count * sizeof(int16_t));
+        return finite ? 0.0f : NAN;
+    }
+    float inverse = INT16_LEVELS / largest;
+    for (int64_t i = 0; i < count; i++) out[i] = (int16_t)lrintf(x[i] * inverse);
+    return largest / INT16_LEVELS;
+}
+
+/* out[r, j] = scales[j] * sum_i x[r, i] * W[j, i] for r < rows, j < out_features.
+ * x: (rows, in_features) fp32, row stride x_stride; packed: (padded_out/4, padded_in/16, 4, 16) int8;
+ * out: (rows, out_features) fp32, row stride out_stride. Returns 0, or -1 if memory ran out. */
+int segue_int8_rows(const float *x, int64_t rows, int64_t in_features, int64_t x_stride, const int8_t *packed,
+                    const float *scales, int64_t out_features, int64_t padded_out, int64_t padded_in, float *out,
+                    int64_t out_stride, int threads) {
+    int16_t *quantised = calloc((size_t)(rows + 1) * (size_t)padded_in, sizeof(int16_t)); /* +1: a zero row */
+    float *row_scales = malloc((size_t)(rows + 1) * sizeof(float));
+    if (quantised == NULL || row_scales == NULL) {
+        free(quantised);
+        free(row_scales);
+        return -1;
+    }
+    for (int64_t r = 0; r < rows; r++) row_scales[r] = quantise_row(x + r * x_stride, in_features, quantised + r * padded_in);
+    row_scales[rows] = 0.0f;
+    if (threads < 1) threads = 1;
+    for (int64_t r = 0; r < rows; r += 2) {
+        int64_t second = r + 1 < rows ? r + 1 : rows; /* an odd last row pairs with the zero row */
+        const int16_t *x0 = quantised + r * padded_in, *x1 = quantised + second * padded_in;
+        float scale0 = row_scales[r], scale1 = row_scales[second];
+#pragma omp parallel for schedule(static) num_threads(threads)
+        for (int64_t j = 0; j < padded_out; j += CHANNELS) {
+            float total[CHANNELS][2] = {{0}};
+            const int8_t *block = packed + j * padded_in;
+            for (int64_t start = 0; start < padded_in; start += FLUSH) {
+                int64_t end = start + FLUSH < padded_in ? start + FLUSH : padded_in;
+                dot_blocks(block, x0, x1, start, end, total);
+            }
+            for (int c = 0; c < CHANNELS && j + c < out_features; c++) {
+                out[r * out_stride + j + c] = total[c][0] * scale0 * scales[j + c];
+                if (second < rows) out[second * out_stride + j + c] = total[c][1] * scale1 * scales[j + c];
+            }
+        }
+    }
+    free(quantised);
+    free(row_scales);
+    return 0;
+}

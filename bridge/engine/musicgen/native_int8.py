@@ -1,0 +1,201 @@
+"""The `native-int8` kernel: Segue's own C kernel for a few rows times int8 weights, built on this machine.
+
+PyTorch's int8 kernels read a decoder step's weights at a fraction of the memory's speed on CPUs
+without AVX-512 bf16 or VNNI (most producers' laptops): `native/int8_rows.c` reads them as one
+prefetched stream, with int16 activations and exact int32 sums (its header says how). It is
+compiled at the first load on a machine with the C compiler found there (`CC`, else cc, gcc or
+clang), for this CPU's instruction set, into Segue's cache folder, and loaded with ctypes; the
+cached library is named by a digest of the source, the compiler and its flags, so an edit or a new
+compiler builds it again. No compiler (a Mac without the command-line tools, Windows): the kernel is
+not a candidate, and the kernel choice takes PyTorch's. The prefill (hundreds of rows) goes through an
+fp32 GEMM of the widened weights, which is faster there than any few-row kernel.
+"""
+
+import ctypes
+import functools
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from bridge import paths
+from bridge.engine.musicgen.step_threads import on_every_thread
+
+SOURCE = "int8_rows.c"
+ABI_VERSION = 1
+CHANNELS, INPUTS = 4, 16  # the packed block: as CHANNELS and INPUTS in int8_rows.c
+FEW_ROWS = 16  # above this many rows the widened-weights GEMM is faster (as quantize.FEW_ROWS)
+COMPILE_TIMEOUT_SECONDS = 120
+
+log = logging.getLogger(__name__)
+
+
+def compiler() -> str | None:
+    """The C compiler to build with: `CC` if set, else the first of cc, gcc, clang on PATH."""
+    chosen = os.environ.get("CC")
+    if chosen:
+        return chosen if shutil.which(chosen.split()[0]) else None
+    return next((found for name in ("cc", "gcc", "clang") if (found := shutil.which(name))), None)
+
+
+def isa_flags(machine: str | None = None) -> list[str]:
+    """Compiler flags for this CPU's vector unit: AVX2 + FMA on x86 (the kernel's intrinsics path;
+    an AVX-512 machine runs it too), the native core on Arm (NEON through the vectoriser)."""
+    machine = (machine or platform.machine()).lower()
+    if machine in ("x86_64", "amd64"):
+        return ["-mavx2", "-mfma"] if _x86_has_avx2() else []
+    if machine in ("aarch64", "arm64"):
+        return ["-mcpu=native"]
+    return []
+
+
+def _x86_has_avx2() -> bool:
+    from bridge.engine.cpu_kernels import cpu_identity
+
+    flags = cpu_identity().flags
+    return "avx2" in flags and "fma" in flags
+
+
+def _build(cc: str, flags: list[str], source: Path, target: Path) -> str:
+    """Compile `source` to the shared library `target` (atomically); '' or the compiler's complaint."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="segue-build-", dir=target.parent) as folder:
+        built = Path(folder) / target.name
+        command = [*cc.split(), "-O3", "-shared", "-fPIC", *flags, str(source), "-o", str(built), "-lm"]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_SECONDS, check=False)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return str(error)
+        if done.returncode != 0:
+            return (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        os.replace(built, target)
+    return ""
+
+
+@functools.cache
+def library() -> ctypes.CDLL | None:
+    """The kernel's library for this machine, built on first use; None where it cannot be built."""
+    if os.environ.get("SEGUE_NATIVE_KERNEL", "1") == "0":
+        return None
+    cc = compiler()
+    if cc is None:
+        log.info("native-int8: no C compiler found (set CC); PyTorch's kernels only")
+        return None
+    source_text = resources.files("bridge.engine.musicgen.native").joinpath(SOURCE).read_bytes()
+    with tempfile.TemporaryDirectory(prefix="segue-source-") as folder:
+        source = Path(folder) / SOURCE
+        source.write_bytes(source_text)
+        for flags in ([*isa_flags(), "-fopenmp"], isa_flags()):  # Apple's clang has no OpenMP: one thread
+            digest = hashlib.sha256(source_text + _compiler_version(cc).encode() + " ".join(flags).encode())
+            target = paths.cache_dir() / "native" / f"int8_rows-{digest.hexdigest()[:16]}.so"
+            problem = "" if target.exists() else _build(cc, flags, source, target)
+            if problem:
+                log.info("native-int8: %s %s failed: %s", cc, " ".join(flags), problem)
+                continue
+            try:
+                loaded = _bind(ctypes.CDLL(str(target)))
+            except (OSError, AttributeError) as error:
+                log.info("native-int8: cannot load %s: %s", target, error)
+                continue
+            if loaded.segue_int8_rows_version() == ABI_VERSION:
+                return loaded
+    return None
+
+
+def _compiler_version(cc: str) -> str:
+    try:
+        done = subprocess.run([*cc.split(), "--version"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return cc
+    return cc + done.stdout
+
+
+def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
+    i64, pointer = ctypes.c_int64, ctypes.c_void_p
+    lib.segue_int8_rows_version.restype = ctypes.c_int
+    lib.segue_int8_rows_isa.restype = ctypes.c_int
+    lib.segue_int8_rows.restype = ctypes.c_int
+    lib.segue_int8_rows.argtypes = [
+        pointer, i64, i64, i64, pointer, pointer, i64, i64, i64, pointer, i64, ctypes.c_int
+    ]
+    return lib
+
+
+def native_int8_available() -> bool:
+    return library() is not None
+
+
+def describe_build() -> str:
+    """e.g. 'AVX2 + FMA' or 'portable C', for logs and the bench."""
+    lib = library()
+    if lib is None:
+        return "not built"
+    return {2: "AVX2 + FMA"}.get(lib.segue_int8_rows_isa(), "portable C")
+
+
+def pack(quantised: torch.Tensor) -> torch.Tensor:
+    """(n, k) int8 weights to the kernel's (n/4, k/16, 4, 16) blocks, zero-padded to whole blocks."""
+    out_features, in_features = quantised.shape
+    padded = F.pad(quantised, (0, -in_features % INPUTS, 0, -out_features % CHANNELS))
+    rows, columns = padded.shape
+    return padded.view(rows // CHANNELS, CHANNELS, columns // INPUTS, INPUTS).permute(0, 2, 1, 3).contiguous()
+
+
+def unpack(packed: torch.Tensor, out_features: int, in_features: int) -> torch.Tensor:
+    blocks, inputs, channels, width = packed.shape
+    return packed.permute(0, 2, 1, 3).reshape(blocks * channels, inputs * width)[:out_features, :in_features]
+
+
+class NativeInt8Linear:
+    """y = x (s * Q)^T by int8_rows.c for a step's few rows; an fp32 GEMM of the widened weights for a prefill."""
+
+    kernel = "native-int8"
+
+    def __init__(self, *weights: torch.Tensor) -> None:
+        from bridge.engine.musicgen.quantize import quantise_per_channel
+
+        lib = library()
+        if lib is None:
+            raise RuntimeError("the native-int8 kernel could not be built on this machine")
+        self.lib = lib
+        quantised, self.scales = quantise_per_channel(weights, torch.float32)
+        self.out_features, self.in_features = quantised.shape
+        self.packed = pack(quantised)
+        self.padded_out = self.packed.shape[0] * CHANNELS
+        self.padded_in = self.packed.shape[1] * INPUTS
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        rows = x.reshape(-1, shape[-1]).float().contiguous()
+        if rows.shape[0] > FEW_ROWS:
+            weight = unpack(self.packed, self.out_features, self.in_features).float()
+            out = on_every_thread(F.linear, rows, weight) * self.scales
+        else:
+            out = on_every_thread(self._few_rows, rows)
+        return out.to(x.dtype).reshape(*shape[:-1], -1)
+
+    def _few_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        out = torch.empty(rows.shape[0], self.out_features)
+        status = self.lib.segue_int8_rows(
+            rows.data_ptr(), rows.shape[0], self.in_features, rows.stride(0), self.packed.data_ptr(),
+            self.scales.data_ptr(), self.out_features, self.padded_out, self.padded_in, out.data_ptr(),
+            out.stride(0), torch.get_num_threads(),
+        )
+        if status != 0:
+            raise MemoryError("native-int8: out of memory for a step's activations")
+        return out
+
+    def dequantized(self) -> torch.Tensor:
+        return unpack(self.packed, self.out_features, self.in_features).float() * self.scales[:, None]
+
+    @property
+    def nbytes(self) -> int:
+        return self.packed.numel() + self.scales.numel() * 4

@@ -1,0 +1,101 @@
+"""Segue's own int8 kernel (native/int8_rows.c): built here with the C compiler, exact to its int8 weights."""
+
+import ctypes
+import logging
+import subprocess
+from importlib import resources
+
+import pytest
+import torch
+
+from bridge.engine.cpu_kernels import cpu_identity
+from bridge.engine.musicgen import native_int8
+from bridge.engine.musicgen.kernels import runnable_candidates
+from bridge.engine.musicgen.native_int8 import NativeInt8Linear, library, pack, unpack
+
+pytestmark = pytest.mark.skipif(native_int8.compiler() is None, reason="no C compiler on this machine")
+
+
+@pytest.fixture
+def fresh_build(tmp_path, monkeypatch):
+    """library() built into an empty cache folder (and forgotten again afterwards)."""
+    monkeypatch.setenv("SEGUE_CACHE_DIR", str(tmp_path / "cache"))
+    library.cache_clear()
+    yield tmp_path / "cache" / "native"
+    library.cache_clear()
+
+
+def test_it_is_built_once_per_machine_into_the_cache_and_offered_as_a_candidate(fresh_build):
+    assert library() is not None
+    built = sorted(fresh_build.glob("int8_rows-*.so"))
+    assert len(built) == 1 and not list(fresh_build.glob("segue-build-*"))  # no half-written library left
+    library.cache_clear()
+    stamp = built[0].stat().st_mtime_ns
+    assert library() is not None and built[0].stat().st_mtime_ns == stamp  # read, not compiled again
+    assert "native-int8" in runnable_candidates(cpu_identity())
+    if cpu_identity().has("avx2") and not cpu_identity().is_arm:
+        assert native_int8.describe_build() == "AVX2 + FMA"
+
+
+def test_without_a_working_compiler_it_is_left_out_with_one_log_line(fresh_build, monkeypatch, caplog):
+    monkeypatch.setenv("CC", "no-such-compiler-here")
+    with caplog.at_level(logging.INFO, logger=native_int8.__name__):
+        assert library() is None
+    assert "no C compiler found" in caplog.text
+    assert "native-int8" not in runnable_candidates(cpu_identity())
+    library.cache_clear()
+    monkeypatch.setenv("CC", "false")  # found, but fails every build
+    with caplog.at_level(logging.INFO, logger=native_int8.__name__):
+        assert library() is None
+    assert "failed" in caplog.text and not list(fresh_build.glob("*.so"))
+    with pytest.raises(RuntimeError, match="could not be built"):
+        NativeInt8Linear(torch.ones(8, 32))
+
+
+@pytest.mark.parametrize(("out_features", "in_features"), [(96, 64), (1027, 1000), (8, 4100), (3, 5)])
+def test_it_computes_x_times_its_int8_weights_for_any_shape_and_row_count(out_features, in_features):
+    """Padded shapes too; rows 1-5 (a step: 1 or 2, takes: 4, an odd row pairs with a zero row);
+    the only error is the activations' int16 rounding (~3e-5), far under the weights' (~0.009)."""
+    torch.manual_seed(0)
+    weight = torch.randn(out_features, in_features) * 0.05
+    layer = NativeInt8Linear(weight)
+    quantised = unpack(layer.packed, out_features, in_features)
+    assert torch.equal(unpack(pack(quantised), out_features, in_features), quantised)
+    for rows in (1, 2, 3, 4, 5, 40):  # 40: the prefill's GEMM
+        x = torch.randn(rows, in_features) * 3
+        meant = x @ layer.dequantized().T
+        error = float((layer(x) - meant).norm() / meant.norm())
+        assert error < 2e-4, (rows, error)
+        weights_rounding = float((meant - x @ weight.T).norm() / (x @ weight.T).norm())
+        assert error < weights_rounding / 20
+
+
+def test_zero_rows_give_zeros_and_a_nan_stays_in_its_own_row():
+    torch.manual_seed(0)
+    layer = NativeInt8Linear(torch.randn(64, 48))
+    x = torch.randn(3, 48)
+    x[0] = 0
+    x[1, 7] = float("nan")
+    out = layer(x)
+    assert torch.equal(out[0], torch.zeros(64))
+    assert out[1].isnan().all() and not out[2].isnan().any()
+    x[1, 7] = float("inf")
+    assert layer(x)[1].isnan().all()
+
+
+def test_the_portable_c_path_sums_exactly_what_the_avx2_path_does(tmp_path):
+    """Arm and pre-AVX2 CPUs compile the plain C loop: the same integer sums, so the same outputs."""
+    if native_int8.describe_build() != "AVX2 + FMA":
+        pytest.skip("this machine builds the portable path already")
+    source = resources.files("bridge.engine.musicgen.native").joinpath(native_int8.SOURCE)
+    portable = tmp_path / "portable.so"
+    cc = native_int8.compiler()
+    subprocess.run([*cc.split(), "-O3", "-shared", "-fPIC", str(source), "-o", str(portable), "-lm"], check=True, timeout=120)
+    portable_library = native_int8._bind(ctypes.CDLL(str(portable)))
+    assert portable_library.segue_int8_rows_isa() == 0
+    torch.manual_seed(2)
+    layer = NativeInt8Linear(torch.randn(200, 2100) * 0.05)
+    x = torch.randn(3, 2100)
+    fast = layer(x)
+    layer.lib = portable_library
+    torch.testing.assert_close(layer(x), fast, rtol=1e-6, atol=1e-6)
