@@ -50,6 +50,10 @@ def test_without_a_working_compiler_it_is_left_out_with_one_log_line(fresh_build
     assert "failed" in caplog.text and not list(fresh_build.glob("*.so"))
     with pytest.raises(RuntimeError, match="could not be built"):
         NativeInt8Linear(torch.ones(8, 32))
+    library.cache_clear()
+    monkeypatch.delenv("CC")
+    monkeypatch.setenv("SEGUE_NATIVE_KERNEL", "0")  # the producer's way to leave it out
+    assert library() is None and "native-int8" not in runnable_candidates(cpu_identity())
 
 
 @pytest.mark.parametrize(("out_features", "in_features"), [(96, 64), (1027, 1000), (8, 4100), (3, 5)])

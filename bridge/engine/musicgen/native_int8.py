@@ -7,8 +7,8 @@ compiled at the first load on a machine with the C compiler found there (`CC`, e
 clang), for this CPU's instruction set, into Segue's cache folder, and loaded with ctypes; the
 cached library is named by a digest of the source, the compiler and its flags, so an edit or a new
 compiler builds it again. No compiler (a Mac without the command-line tools, Windows): the kernel is
-not a candidate, and the kernel choice takes PyTorch's. The prefill (hundreds of rows) goes through an
-fp32 GEMM of the widened weights, which is faster there than any few-row kernel.
+not a candidate, and the kernel choice takes PyTorch's. The prefill (hundreds of rows) goes through a
+GEMM of the weights widened to fp32 (bf16 where bf16 is native), faster there than any few-row kernel.
 """
 
 import ctypes
@@ -155,11 +155,13 @@ def unpack(packed: torch.Tensor, out_features: int, in_features: int) -> torch.T
 
 
 class NativeInt8Linear:
-    """y = x (s * Q)^T by int8_rows.c for a step's few rows; an fp32 GEMM of the widened weights for a prefill."""
+    """y = x (s * Q)^T by int8_rows.c for a step's few rows; a GEMM of the widened weights for a prefill."""
 
     kernel = "native-int8"
 
-    def __init__(self, *weights: torch.Tensor) -> None:
+    def __init__(self, *weights: torch.Tensor, wide_dtype: torch.dtype = torch.float32) -> None:
+        """`wide_dtype`: what the prefill widens the weights to, bf16 where it is native (AMX's bf16
+        GEMM ran an 8 s prompt's prefill faster than fp32), else fp32."""
         from bridge.engine.musicgen.quantize import quantise_per_channel
 
         lib = library()
@@ -171,13 +173,15 @@ class NativeInt8Linear:
         self.packed = pack(quantised)
         self.padded_out = self.packed.shape[0] * CHANNELS
         self.padded_in = self.packed.shape[1] * INPUTS
+        self.wide_dtype = wide_dtype
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         rows = x.reshape(-1, shape[-1]).float().contiguous()
         if rows.shape[0] > FEW_ROWS:
-            weight = unpack(self.packed, self.out_features, self.in_features).float()
-            out = on_every_thread(F.linear, rows, weight) * self.scales
+            wide = self.wide_dtype
+            weight = unpack(self.packed, self.out_features, self.in_features).to(wide)
+            out = on_every_thread(F.linear, rows.to(wide), weight).float() * self.scales
         else:
             out = on_every_thread(self._few_rows, rows)
         return out.to(x.dtype).reshape(*shape[:-1], -1)

@@ -237,7 +237,7 @@ def make_linear(kernel: str, *weights: torch.Tensor, native_bf16: bool = True) -
     if kernel == "onnx-int8":
         return OnnxInt8Linear(*weights)
     if kernel == "native-int8":
-        return NativeInt8Linear(*weights)
+        return NativeInt8Linear(*weights, wide_dtype=torch.bfloat16 if native_bf16 else torch.float32)
     raise ValueError(f"unknown kernel {kernel!r}; one of dense, {', '.join(KERNELS)}")
 
 
