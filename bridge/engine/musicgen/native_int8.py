@@ -90,11 +90,12 @@ def library() -> ctypes.CDLL | None:
         log.info("native-int8: no C compiler found (set CC); PyTorch's kernels only")
         return None
     source_text = resources.files("bridge.engine.musicgen.native").joinpath(SOURCE).read_bytes()
+    version = _compiler_version(cc).encode()  # one `cc --version` for both flag sets
     with tempfile.TemporaryDirectory(prefix="segue-source-") as folder:
         source = Path(folder) / SOURCE
         source.write_bytes(source_text)
         for flags in ([*isa_flags(), "-fopenmp"], isa_flags()):  # Apple's clang has no OpenMP: one thread
-            digest = hashlib.sha256(source_text + _compiler_version(cc).encode() + " ".join(flags).encode())
+            digest = hashlib.sha256(source_text + version + " ".join(flags).encode())
             target = paths.cache_dir() / "native" / f"int8_rows-{digest.hexdigest()[:16]}.so"
             problem = "" if target.exists() else _build(cc, flags, source, target)
             if problem:
