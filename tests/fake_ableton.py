@@ -28,6 +28,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,9 +65,9 @@ class FakeSong:
     loop: bool = False
     loop_start: float = 0.0
     loop_length: float = 16.0
-    # Song time at the moment play started (or the stopped position) and when that was.
+    # Song time at the moment play started (or the stopped position) and when that was (FakeLive.clock).
     song_time_anchor: float = 0.0
-    anchor_monotonic: float = 0.0
+    anchor_time: float = 0.0
     tracks: list[FakeTrack] = field(
         default_factory=lambda: [FakeTrack("1-Audio"), FakeTrack("2-MIDI", is_audio=False)]
     )
@@ -81,8 +82,14 @@ class FakeLive:
         patched: bool = True,
         version: tuple[int, int] = (12, 1),
         song: FakeSong | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.reply_port = reply_port
+        # Live's transport advances with its audio engine, not with the system clock: a test whose
+        # "DAW" plays through an audio stream passes that stream's clock, so the playhead slips with
+        # the audio when the device stalls (JACK's dummy driver re-anchors after an overrun instead of
+        # dropping frames: jack2 common/JackTimedDriver.cpp, ProcessWait).
+        self.clock = clock
         self.port = port
         self.tick_seconds = tick_seconds
         self.patched = patched
@@ -137,12 +144,12 @@ class FakeLive:
                     setattr(self.song, name, value)
                 self._changed(name)
 
-    def start_playing_at(self, monotonic_time: float, beat: float = 0.0) -> None:
-        """Start the transport so that song time `beat` fell at `monotonic_time` (time.monotonic()):
-        a test lines Live's clock up with the audio it pretends Live plays."""
+    def start_playing_at(self, clock_time: float, beat: float = 0.0) -> None:
+        """Start the transport so that song time `beat` fell at `clock_time` (on `self.clock`): a
+        test lines Live's playhead up with the audio it pretends Live plays."""
         with self._lock:
             self.song.song_time_anchor = beat
-            self.song.anchor_monotonic = monotonic_time
+            self.song.anchor_time = clock_time
             self.song.is_playing = True
             self._changed("is_playing")
 
@@ -150,14 +157,14 @@ class FakeLive:
         song = self.song
         if not song.is_playing:
             return song.song_time_anchor
-        beats = song.song_time_anchor + (time.monotonic() - song.anchor_monotonic) * song.tempo / 60.0
+        beats = song.song_time_anchor + (self.clock() - song.anchor_time) * song.tempo / 60.0
         if song.loop and song.loop_length > 0 and beats >= song.loop_start + song.loop_length:
             beats = song.loop_start + (beats - song.loop_start) % song.loop_length
         return beats
 
     def _set_playing(self, playing: bool) -> None:
         self.song.song_time_anchor = self.song_time()
-        self.song.anchor_monotonic = time.monotonic()
+        self.song.anchor_time = self.clock()
         self.song.is_playing = playing
 
     def _changed(self, prop: str) -> None:

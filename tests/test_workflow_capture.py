@@ -13,7 +13,6 @@ import pytest
 from bridge.audio.calibration import locate, measure_round_trip
 from bridge.audio.capture import Recorder
 from bridge.audio.playback import Player
-from bridge.audio.stream_clock import stream_time_offset
 from bridge.daw.ableton import AbletonLink
 from bridge.errors import CaptureError
 from bridge.library import ClipLibrary
@@ -45,7 +44,7 @@ def session(loopback):
     song = FakeSong(tempo=BPM, signature_numerator=5, signature_denominator=4, loop=True,
                     loop_start=LOOP_START_BEATS, loop_length=LOOP_BARS * 5.0)
     reply_port = free_udp_port()
-    with FakeLive(reply_port=reply_port, song=song) as live, ClipLibrary() as library, \
+    with FakeLive(reply_port=reply_port, song=song, clock=loopback[1].stream_time) as live, ClipLibrary() as library, \
             AbletonLink(live_port=live.port, listen_port=reply_port) as link:
         link.transport.wait_for(lambda s: s.signature == SIGNATURE and s.loop_end_beats, 10)
         session = ContinueMyTrack(None, link=link, recorder=recorder, library=library)
@@ -60,8 +59,7 @@ def play_passes(daw_out, live, passes: int) -> np.ndarray:
     audio = np.concatenate([click_track(LOOP_BARS, BPM, SIGNATURE, rate, seed=pass_)[:loop] for pass_ in range(passes)])
     daw_out.play(audio, rate)
     wait_until(lambda: daw_out.clip_started, 10, "the DAW's audio")
-    to_monotonic = stream_time_offset(time.monotonic, daw_out.stream_time)
-    live.start_playing_at(daw_out.time_of_clip_frame(0) + to_monotonic, beat=LOOP_START_BEATS)
+    live.start_playing_at(daw_out.time_of_clip_frame(0), beat=LOOP_START_BEATS)
     return audio
 
 

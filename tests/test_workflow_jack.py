@@ -7,7 +7,6 @@ The fake Live reports each beat 17 ms before its sound leaves (as a DAW's output
 it), so the capture must find the bar line in the audio itself.
 """
 
-import time
 
 import numpy as np
 import pytest
@@ -17,7 +16,6 @@ from bridge.audio.calibration import locate, measure_round_trip
 from bridge.audio.capture import Recorder
 from bridge.audio.dsp import integrated_loudness
 from bridge.audio.playback import Player
-from bridge.audio.stream_clock import stream_time_offset
 from bridge.daw.ableton import AbletonLink
 from bridge.daw.placement import ROUTE_ABLETON_ARRANGEMENT
 from bridge.library import ClipLibrary
@@ -47,10 +45,12 @@ def loopback(jack_server):
 
 
 @pytest.fixture
-def live():
+def live(loopback):
+    """Live's playhead runs on the clock of the audio it plays (the test DAW's output stream)."""
+    daw_out = loopback[2]
     reply_port = free_udp_port()
     song = FakeSong(tempo=BPM, signature_numerator=7, signature_denominator=8)
-    with FakeLive(reply_port=reply_port, song=song) as fake:
+    with FakeLive(reply_port=reply_port, song=song, clock=daw_out.stream_time) as fake:
         yield fake
 
 
@@ -73,8 +73,7 @@ def test_capture_continue_place_and_play_on_the_bar(loopback, live, workflow_eng
         song = click_track(8, BPM, SIGNATURE, rate)
         daw_out.play(song, rate)
         wait_until(lambda: daw_out.clip_started, 10, "the DAW's audio")
-        to_monotonic = stream_time_offset(time.monotonic, daw_out.stream_time)
-        live.start_playing_at(daw_out.time_of_clip_frame(0) + to_monotonic - REPORTS_AHEAD_OF_SOUND_SECONDS)
+        live.start_playing_at(daw_out.time_of_clip_frame(0) - REPORTS_AHEAD_OF_SOUND_SECONDS)
         wait_until(lambda: live.song_time() > 5 * SIGNATURE.quarter_notes_per_bar + 0.5, 30, "bar 6")
         # Where the song really is in the recording: the truth the test measures against.
         heard_from = max(0, recorder.frames_recorded - 20 * rate)
