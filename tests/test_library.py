@@ -351,12 +351,15 @@ def write(round_number):
                 library.restore(trashed.id)
 
 
-# A writer per line read, forked from this process: Python and the library load once, not per kill.
+# A writer per line read (the round, then NAME=folder variables, tab-separated), forked from this process: Python and the
+# library load once, not per kill.
 for line in sys.stdin:
+    round_number, *folders = line.rstrip("\\n").split("\\t")
     pid = os.fork()
     if pid == 0:
         try:
-            write(int(line))
+            os.environ.update(folder.split("=", 1) for folder in folders)
+            write(int(round_number))
         finally:
             os._exit(1)  # never back into this loop (the writer ends only when killed)
     print(pid, flush=True)
@@ -365,22 +368,33 @@ for line in sys.stdin:
 """
 
 
-def test_killing_the_writer_at_any_moment_never_leaves_rows_and_files_disagreeing():
-    _kill_writer_repeatedly(rounds=15, seed=1234)
+def test_killing_the_writer_at_any_moment_never_leaves_rows_and_files_disagreeing(tmp_path, monkeypatch):
+    _kill_writer_repeatedly(rounds=15, seed=1234, tmp_path=tmp_path, monkeypatch=monkeypatch)
 
 
 @pytest.mark.slow
-def test_killing_the_writer_hundreds_of_times():
-    _kill_writer_repeatedly(rounds=60, seed=99)
+def test_killing_the_writer_sixty_times(tmp_path, monkeypatch):
+    _kill_writer_repeatedly(rounds=60, seed=99, tmp_path=tmp_path, monkeypatch=monkeypatch)
 
 
-def _kill_writer_repeatedly(rounds, seed):
+# Every round checks the whole library, and a writer adds ~30 clips a round: a new library every so
+# many rounds keeps the checks from growing with the square of the rounds.
+ROUNDS_PER_LIBRARY = 20
+
+
+def _kill_writer_repeatedly(rounds, seed, tmp_path, monkeypatch):
     rng = np.random.default_rng(seed)
     recovered = 0
+    folders = ""
     forker = subprocess.Popen([sys.executable, "-c", WRITER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         for round_number in range(rounds):
-            forker.stdin.write(f"{round_number}\n")
+            if round_number % ROUNDS_PER_LIBRARY == 0:
+                home = tmp_path / f"library-{round_number // ROUNDS_PER_LIBRARY}"
+                for name in ("DATA", "OUTPUT"):
+                    monkeypatch.setenv(f"SEGUE_{name}_DIR", str(home / name.lower()))
+                folders = "".join(f"\tSEGUE_{name}_DIR={home / name.lower()}" for name in ("DATA", "OUTPUT"))
+            forker.stdin.write(f"{round_number}{folders}\n")
             forker.stdin.flush()
             writer_pid = int(forker.stdout.readline())
             assert forker.stdout.readline() == "ready\n"
