@@ -52,9 +52,13 @@ WORKER_NICENESS = 10
 # interrupted, so after this long the process ends regardless.
 ORPHAN_EXIT_SECONDS = 2.0
 # Idle threads of OpenMP sleep instead of spinning. On a busy machine (a DAW, other apps) spinning
-# threads fight for the cores and a decoder step can take 5x longer. OpenMP reads it once, when torch
-# loads; spawn re-imports the parent's main module (a script or app that imports torch) before the
-# worker's code runs, so it is put in the environment the worker starts with.
+# threads fight for the cores and a decoder step can take 5x longer. A short spin does not pay either:
+# the 193 linears of a native-int8 step (bench/kernels.py, 2 threads, EPYC capped to AVX2) took 23 ms
+# sleeping, 17 ms with GOMP_SPINCOUNT=10000 and 14 ms spinning on a quiet machine, but with one core
+# taken by another process (the worker niced as below) 19 ms sleeping, 29 ms at 1000 spins, 116 ms at
+# 10000 and 1.5 s spinning. OpenMP reads it once, when torch loads; spawn re-imports the parent's main
+# module (a script or app that imports torch) before the worker's code runs, so it is put in the
+# environment the worker starts with.
 OMP_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE"}
 _STOP = ("stop",)
 

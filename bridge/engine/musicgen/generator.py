@@ -52,10 +52,13 @@ class MusicGenerator:
         self.loaded = loaded
         self._decoders: dict[tuple[str, bool], FastDecoder] = {}
         self.kernel_choice: KernelChoice | None = None  # how fast mode's CPU kernel was chosen, once it was
-       # Decode audio chunks beside the decoder steps (codec.BackgroundStream) instead of between them.
-        # Off: on the 2-core machine it was measured on (AVX2, load ~5) it did not help, 11.0 vs 11.7
-        # steps/s (median of 3 interleaved runs); bench/engine_speed.py measures both on a machine.
-        self.stream_on_thread = False
+        # Decode audio chunks beside the decoder steps (codec.BackgroundStream) instead of between them.
+        # With native-int8's passive OpenMP team the steps leave a core idle often enough: on a 2-core
+        # EPYC, 32.3 vs 25.9 steps/s (AVX2, quiet), 29.5 vs 26.4 (AVX2, one core busy elsewhere), 33.5
+        # vs 30.8 (AVX-512). Before that kernel (AVX2, load ~5) it had not helped, 11.0 vs 11.7.
+        # bench/engine_speed.py measures both on a machine. On a GPU a CUDA graph may be captured
+        # while a chunk runs, so chunks stay between the steps there.
+        self.stream_on_thread = loaded.codec_device.type == "cpu" and loaded.device.type == "cpu"
         self.prompts = PromptCache()  # audio prompts encoded (and unguided rows prefilled) ahead of their jobs
 
     def decoder_for(self, quality: str) -> tuple[FastDecoder, str]:
