@@ -35,21 +35,26 @@ def encode_codes(codec: nn.Module, waveform: torch.Tensor) -> torch.Tensor:
     """(batch, 1, samples) float32 at the codec's rate -> codes (batch, codebooks, frames), as
     `codec.encode(...).audio_codes[0]` gives them."""
     embeddings = waveform
-    for layer in codec.encoder.layers:
-        embeddings = _run(layer, embeddings)
+    for index, layer in enumerate(codec.encoder.layers):
+        embeddings = _run(layer, embeddings, owned=index > 0)
     bandwidth = codec.config.target_bandwidths[0]  # transformers' default when none is given
     return codec.quantizer.encode(embeddings, bandwidth).transpose(0, 1)
 
 
-def _run(layer: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+def _run(layer: nn.Module, hidden: torch.Tensor, owned: bool) -> torch.Tensor:
+    """`layer(hidden)`; where `owned` (nothing else reads `hidden` afterwards) an ELU overwrites it.
+    At 32 kHz the first activations are 64 channels x the prompt's samples: each new tensor of that
+    size costs fresh pages, so the ELUs and the residual sums reuse theirs (the same values)."""
     if isinstance(getattr(layer, "conv", None), nn.Conv1d):  # EncodecConv1d
         return _convolve(layer, hidden)
     if hasattr(layer, "block"):  # EncodecResnetBlock
         residual = hidden
-        for part in layer.block:
-            hidden = _run(part, hidden)
-        return _run(layer.shortcut, residual) + hidden
-    return layer(hidden)  # ELU, the LSTM, an identity shortcut
+        for index, part in enumerate(layer.block):
+            hidden = _run(part, hidden, owned=index > 0)  # the block's input is also its shortcut's
+        return hidden.add_(_run(layer.shortcut, residual, owned=False))
+    if owned and isinstance(layer, nn.ELU):
+        return F.elu(hidden, layer.alpha, inplace=True)
+    return layer(hidden)  # the LSTM, an identity shortcut, an ELU on a tensor read again
 
 
 def _convolve(module: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
