@@ -212,17 +212,18 @@ class BackgroundStream:
     A chunk of 25 frames took ~150 ms on a 2-core AVX2 machine (EnCodec's LSTM reads 32 MB of
     weights per frame), stalling the step that made it due. Here `update` starts a thread for a due
     chunk and returns; while that chunk is decoded, `update` offers nothing (the next due offer holds
-    every frame anyway); a backlog (an audio prompt's frames) is decoded inline. Each chunk's thread
-    ends with its chunk, so a cancelled job leaves none behind. It runs its ops on one intra-op
-    thread: the decoder's steps own the team. Whether this is faster depends on the machine and its
-    load: bench/engine_speed.py measures both. `finish` waits for the
-    chunk in flight, so every chunk reaches the sink before it returns; an error in a chunk's thread
-    is raised by the next call.
+    every frame anyway); the first chunk and a backlog (an audio prompt's frames) are decoded
+    inline. Each chunk's thread ends with its chunk, so a cancelled job leaves none behind. It runs
+    its ops on one intra-op thread: the decoder's steps own the team. Whether this is faster depends
+    on the machine and its load: bench/engine_speed.py measures both. `finish` waits for the chunk in
+    flight, so every chunk reaches the sink before it returns; an error in a chunk's thread is raised
+    by the next call.
     """
 
     CHUNK_TIMEOUT_SECONDS = 60.0  # one chunk: ~0.2 s on a laptop, more under heavy load
     # A first chunk after an audio prompt runs every prompt frame through the LSTM (8 s: 400 frames);
-    # on the one-thread chunk thread that delayed the first audio by seconds, so it stays inline.
+    # on the one-thread chunk thread that delayed the first audio by seconds, so it stays inline, as
+    # does every first chunk.
     INLINE_BACKLOG_FRAMES = 50
 
     def __init__(self, stream: StreamingDecoder) -> None:
@@ -234,8 +235,10 @@ class BackgroundStream:
         self._raise_error()
         if self._chunk is not None and self._chunk.is_alive() or not self.stream.due(codes):
             return
-        if self.stream.undecoded_frames(codes) > self.INLINE_BACKLOG_FRAMES:
-            self.stream.update(codes)  # an audio prompt's frames: fastest on every thread, and awaited anyway
+        if not self.stream.chunks or self.stream.undecoded_frames(codes) > self.INLINE_BACKLOG_FRAMES:
+            # The first chunk (the producer hears nothing until it comes) and an audio prompt's
+            # frames: fastest on every thread, and awaited anyway.
+            self.stream.update(codes)
             return
         self._chunk = threading.Thread(target=self._decode, args=(codes,), name="segue-stream-chunk", daemon=True)
         self._chunk.start()

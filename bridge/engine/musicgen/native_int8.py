@@ -32,7 +32,9 @@ from bridge.engine.musicgen.step_threads import on_every_thread
 SOURCE = "int8_rows.c"
 ABI_VERSION = 1
 CHANNELS, INPUTS = 4, 16  # the packed block: as CHANNELS and INPUTS in int8_rows.c
-FEW_ROWS = 16  # above this many rows the widened-weights GEMM is faster (as quantize.FEW_ROWS)
+# Above this many rows (a prefill of an audio prompt) the few-row kernels are not the fast ones: this
+# kernel and quantize's widen the weights for a GEMM instead.
+FEW_ROWS = 16
 COMPILE_TIMEOUT_SECONDS = 120
 
 log = logging.getLogger(__name__)

@@ -17,11 +17,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from bridge.engine.musicgen.native_int8 import NativeInt8Linear
+from bridge.engine.musicgen.native_int8 import FEW_ROWS, NativeInt8Linear
 from bridge.engine.musicgen.step_threads import on_every_thread
 
-# Above this many rows (a prefill of an audio prompt) the few-row kernel is not the fast one.
-FEW_ROWS = 16
 QUANTISE_ROWS = 256
 
 
