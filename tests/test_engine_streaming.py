@@ -124,10 +124,36 @@ def test_chunks_decoded_on_their_own_thread_are_the_inline_streams_chunks(tiny_m
         background.update(codes[..., :frames])
     final = background.finish(codes)
 
-    np.testing.assert_allclose(final, inline_final, atol=1e-5, rtol=0)  # other chunk boundaries: float rounding
+    np.testing.assert_allclose(final, inline_final, atol=1e-5, rtol=0)  # one thread, not two: float rounding
+    assert [start for start, _ in chunks] == [start for start, _ in inline_chunks]  # the inline stream's chunks
     np.testing.assert_array_equal(np.concatenate([audio for _, audio in chunks], axis=1), final)
     assert "segue-stream-chunk" in decoding_threads and len(chunks) >= 2  # offers come faster than chunks here
     assert not any(thread.is_alive() for thread in chunk_threads())
+
+
+def test_chunks_beside_end_where_they_would_inline_however_slow_their_thread_is(tiny_model):
+    """A seed gives the same take to the last bit: where a chunk ends (and so how EnCodec's LSTM and
+    upsampler split the frames) must not depend on whether its thread kept up with the steps."""
+    codes = random_codes(tiny_model, 1, 120, seed=5)
+    inline_chunks, _, _ = stream(tiny_model, codes, 0, 120 * 640)
+
+    def run(step_seconds: float, chunk_seconds: float):
+        chunks = []
+
+        def sink(start, audio):
+            time.sleep(chunk_seconds)
+            chunks.append((start, audio))
+
+        background = BackgroundStream(StreamingDecoder(tiny_model, sink, start_sample=0, total_samples=120 * 640))
+        for frames in range(1, 121):
+            background.update(codes[..., :frames])
+            time.sleep(step_seconds)
+        final = background.finish(codes)
+        return [start for start, _ in chunks], final
+
+    keeping_up, falling_behind = run(step_seconds=0.02, chunk_seconds=0.0), run(step_seconds=0.0, chunk_seconds=0.05)
+    assert keeping_up[0] == falling_behind[0] == [start for start, _ in inline_chunks]
+    np.testing.assert_array_equal(keeping_up[1], falling_behind[1])
 
 
 def test_an_audio_prompts_backlog_is_decoded_inline_then_chunks_beside(tiny_model):

@@ -15,6 +15,7 @@ import torch
 from bridge.engine.musicgen.fast_encoder import channels_last_applies, encode_codes
 from bridge.engine.musicgen.loading import LoadedModel
 from bridge.engine.musicgen.resident_memory import return_free_memory
+from bridge.errors import SegueError
 
 
 @torch.inference_mode()
@@ -110,10 +111,18 @@ class StreamingDecoder:
             self._lstm_out.append(_for_takes(warm.lstm_out, takes))
             self._lstm_state = tuple(_for_takes(part, takes, dim=1) for part in warm.lstm_state)
 
-    def due(self, codes: torch.Tensor) -> bool:
-        """Whether `update(codes)` would decode a chunk (else it returns at once)."""
+    def due(self, codes: torch.Tensor, after: tuple[int, int] | None = None) -> bool:
+        """Whether `update(codes)` would decode a chunk (else it returns at once); with `after`, once
+        the stream is in that state (`state_after` of an update still running)."""
+        emitted_until, next_chunk_frames = after or (self.emitted_until, self.next_chunk_frames)
         stable_frames = codes.shape[-1] - HOLDBACK_FRAMES
-        return (stable_frames - self.next_chunk_frames) * self.samples_per_frame >= self.emitted_until
+        return (stable_frames - next_chunk_frames) * self.samples_per_frame >= emitted_until
+
+    def state_after(self, codes: torch.Tensor) -> tuple[int, int]:
+        """(emitted_until, next_chunk_frames) once a due `update(codes)` is done: where its chunk
+        ends is fixed by the frames offered, not by when the update runs."""
+        until_sample = min((codes.shape[-1] - HOLDBACK_FRAMES) * self.samples_per_frame, self.end_sample)
+        return max(self.emitted_until, until_sample), min(2 * self.next_chunk_frames, self.max_chunk_frames)
 
     def undecoded_frames(self, codes: torch.Tensor) -> int:
         """How many frames of `codes` have not been through the LSTM yet."""
@@ -229,23 +238,31 @@ class BackgroundStream:
     def __init__(self, stream: StreamingDecoder) -> None:
         self.stream = stream
         self._chunk: threading.Thread | None = None
+        self._after_chunk: tuple[int, int] | None = None  # the stream's state once the chunk in flight is done
         self._error: BaseException | None = None
 
     def update(self, codes: torch.Tensor) -> None:
         self._raise_error()
-        if self._chunk is not None and self._chunk.is_alive() or not self.stream.due(codes):
+        if self._chunk is not None and self._chunk.is_alive():
+            if not self.stream.due(codes, after=self._after_chunk):
+                return
+            # The next chunk is due before this one is done: wait for it, so that chunks end where
+            # they would inline and a seed gives the same take to the last bit, whatever the timing.
+            self._wait_for_chunk()
+        if not self.stream.due(codes):
             return
         if not self.stream.chunks or self.stream.undecoded_frames(codes) > self.INLINE_BACKLOG_FRAMES:
             # The first chunk (the producer hears nothing until it comes) and an audio prompt's
             # frames: fastest on every thread, and awaited anyway.
             self.stream.update(codes)
             return
+        self._after_chunk = self.stream.state_after(codes)
         self._chunk = threading.Thread(target=self._decode, args=(codes,), name="segue-stream-chunk", daemon=True)
         self._chunk.start()
 
     def finish(self, codes: torch.Tensor) -> np.ndarray:
         if self._chunk is not None:
-            self._chunk.join(self.CHUNK_TIMEOUT_SECONDS)
+            self._wait_for_chunk()
         self._raise_error()
         audio = self.stream.finish(codes)
         # The chunk threads' heap arenas keep EnCodec's temporaries: peak RSS grew ~100 MB per job
@@ -259,6 +276,12 @@ class BackgroundStream:
             self.stream.update(codes)
         except BaseException as error:  # raised in the generating thread by its next call
             self._error = error
+
+    def _wait_for_chunk(self) -> None:
+        self._chunk.join(self.CHUNK_TIMEOUT_SECONDS)
+        self._raise_error()
+        if self._chunk.is_alive():
+            raise SegueError(f"an audio chunk took longer than {self.CHUNK_TIMEOUT_SECONDS:g} s to decode")
 
     def _raise_error(self) -> None:
         if self._error is not None:
