@@ -180,6 +180,28 @@ def test_an_audio_prompts_backlog_is_decoded_inline_then_chunks_beside(tiny_mode
     assert "segue-stream-chunk" in decoding_threads[1:]
 
 
+def test_a_chunk_thread_decodes_on_one_thread_whatever_the_steps_set_meanwhile(tiny_model):
+    """The steps switch PyTorch's thread count for every op (step_threads); a chunk thread that took
+    the count of the moment would decode on 1 or 2 threads by chance, rounding differently."""
+    codes = random_codes(tiny_model, 1, 60, seed=4)
+    threads_seen = []
+    background = BackgroundStream(StreamingDecoder(
+        tiny_model, lambda start, audio: threads_seen.append(torch.get_num_threads()), start_sample=0,
+        total_samples=60 * 640,
+    ))
+    threads = torch.get_num_threads()
+    try:
+        for frames in range(1, 61):
+            torch.set_num_threads(1)  # as a step's small ops
+            background.update(codes[..., :frames])
+            torch.set_num_threads(2)  # as a step's matmuls
+            time.sleep(0.01)
+        background.finish(codes)
+    finally:
+        torch.set_num_threads(threads)
+    assert threads_seen[1:-1] and set(threads_seen[1:-1]) == {1}  # the first chunk and the last are inline
+
+
 def test_a_chunk_that_fails_on_its_thread_fails_the_generation(tiny_model):
     def broken_sink(start, audio):
         raise OSError("audio device gone")

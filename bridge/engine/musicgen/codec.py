@@ -271,6 +271,11 @@ class BackgroundStream:
         return audio
 
     def _decode(self, codes: torch.Tensor) -> None:
+        # A new thread takes PyTorch's process-wide count at its first parallel op, and the steps
+        # switch that count between 1 and all for every op (step_threads): take it now, then set
+        # this thread's own to 1. Otherwise a chunk ran on 1 or 2 threads by chance, and its float
+        # rounding, so a seed's take, depended on the timing.
+        torch.get_num_threads()
         torch.set_num_threads(1)
         try:
             self.stream.update(codes)
