@@ -351,8 +351,8 @@ def write(round_number):
                 library.restore(trashed.id)
 
 
-# A writer per line read (the round, then NAME=folder variables, tab-separated), forked from this process: Python and the
-# library load once, not per kill.
+# A writer per line read (the round, then NAME=folder variables, tab-separated), forked from this
+# process: Python and the library load once, not per kill.
 for line in sys.stdin:
     round_number, *folders = line.rstrip("\\n").split("\\t")
     pid = os.fork()
@@ -389,11 +389,12 @@ def _kill_writer_repeatedly(rounds, seed, tmp_path, monkeypatch):
     forker = subprocess.Popen([sys.executable, "-c", WRITER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         for round_number in range(rounds):
-            if round_number % ROUNDS_PER_LIBRARY == 0:
+            if round_number % ROUNDS_PER_LIBRARY == 0:  # this process and the writers move to a new library
                 home = tmp_path / f"library-{round_number // ROUNDS_PER_LIBRARY}"
-                for name in ("DATA", "OUTPUT"):
-                    monkeypatch.setenv(f"SEGUE_{name}_DIR", str(home / name.lower()))
-                folders = "".join(f"\tSEGUE_{name}_DIR={home / name.lower()}" for name in ("DATA", "OUTPUT"))
+                library_dirs = {f"SEGUE_{name}_DIR": str(home / name.lower()) for name in ("DATA", "OUTPUT")}
+                for variable, folder in library_dirs.items():
+                    monkeypatch.setenv(variable, folder)
+                folders = "".join(f"\t{variable}={folder}" for variable, folder in library_dirs.items())
             forker.stdin.write(f"{round_number}{folders}\n")
             forker.stdin.flush()
             writer_pid = int(forker.stdout.readline())

@@ -7,7 +7,6 @@ The fake Live reports each beat 17 ms before its sound leaves (as a DAW's output
 it), so the capture must find the bar line in the audio itself.
 """
 
-
 import numpy as np
 import pytest
 import soundfile
