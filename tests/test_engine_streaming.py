@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from bridge.engine.musicgen.codec import (
+    FIRST_CONV_LOOKAHEAD_FRAMES,
     HOLDBACK_FRAMES,
     UPSAMPLER_MARGIN_FRAMES,
     BackgroundStream,
@@ -156,28 +157,40 @@ def test_chunks_beside_end_where_they_would_inline_however_slow_their_thread_is(
     np.testing.assert_array_equal(keeping_up[1], falling_behind[1])
 
 
-def test_an_audio_prompts_backlog_is_decoded_inline_then_chunks_beside(tiny_model):
-    """The first chunk after a 100-frame prompt needs all 100 frames through the LSTM: the generating
-    thread does that with every intra-op thread; later chunks go to the chunk thread."""
+def test_an_audio_prompts_frames_go_through_the_lstm_beside_the_first_steps_and_the_first_chunk_waits(tiny_model):
+    """The first chunk after a 100-frame prompt needs all 100 frames through the LSTM: that starts on
+    the chunk thread with the first offer (the first decoder step), the first chunk waits for it and
+    is decoded inline, later chunks go beside; the audio is the inline stream's."""
     prompt_frames = 100
     codes = random_codes(tiny_model, 1, prompt_frames + 80, seed=9)
-    chunks, decoding_threads = [], []
+    chunks, decoding_threads, lstm_runs = [], [], []
 
     def sink(start, audio):
         chunks.append((start, audio))
         decoding_threads.append(threading.current_thread().name)
 
-    background = BackgroundStream(
-        StreamingDecoder(tiny_model, sink, start_sample=prompt_frames * 640, total_samples=80 * 640)
-    )
-    for frames in range(prompt_frames + 1, codes.shape[-1] + 1):
-        background.update(codes[..., :frames])
-        time.sleep(0.005)  # a decoder step's worth of time, so later chunks can go beside
-    final = background.finish(codes)
-    _, inline_final, _ = stream(tiny_model, codes, prompt_frames, 80 * 640)
+    def slow_lstm(module, inputs, output):
+        lstm_runs.append((threading.current_thread().name, inputs[0].shape[0]))
+        if len(lstm_runs) == 1:
+            time.sleep(0.3)  # slower than the steps up to the first chunk: the first chunk must wait
+
+    decoder = StreamingDecoder(tiny_model, sink, start_sample=prompt_frames * 640, total_samples=80 * 640)
+    hook = decoder._lstm.lstm.register_forward_hook(slow_lstm)
+    background = BackgroundStream(decoder)
+    try:
+        for frames in range(prompt_frames, codes.shape[-1] + 1):
+            background.update(codes[..., :frames])
+            time.sleep(0.005)  # a decoder step's worth of time, so later chunks can go beside
+        final = background.finish(codes)
+    finally:
+        hook.remove()
+    inline_chunks, inline_final, _ = stream(tiny_model, codes, prompt_frames, 80 * 640)
     np.testing.assert_allclose(final, inline_final, atol=1e-5, rtol=0)
+    assert [start for start, _ in chunks] == [start for start, _ in inline_chunks]
+    assert lstm_runs[0] == ("segue-stream-chunk", prompt_frames - FIRST_CONV_LOOKAHEAD_FRAMES)
     assert decoding_threads[0] == threading.current_thread().name
     assert "segue-stream-chunk" in decoding_threads[1:]
+    assert not any(thread.is_alive() for thread in chunk_threads())
 
 
 def test_a_chunk_thread_decodes_on_one_thread_whatever_the_steps_set_meanwhile(tiny_model):

@@ -136,6 +136,10 @@ class StreamingDecoder:
         self._emit(codes.shape[-1] - HOLDBACK_FRAMES, final=False)
         self.next_chunk_frames = min(2 * self.next_chunk_frames, self.max_chunk_frames)
 
+    def advance(self, codes: torch.Tensor) -> None:
+        """Run the frames of `codes` through the LSTM now, as far as they are final, emitting nothing."""
+        self._advance(codes, final=False)
+
     def finish(self, codes: torch.Tensor) -> np.ndarray:
         """Emit everything left; return the whole audio (batch, samples, channels)."""
         self._advance(codes, final=True)
@@ -221,8 +225,8 @@ class BackgroundStream:
     A chunk of 25 frames took ~150 ms on a 2-core AVX2 machine (EnCodec's LSTM reads 32 MB of
     weights per frame), stalling the step that made it due. Here `update` starts a thread for a due
     chunk and returns; while that chunk is decoded, `update` offers nothing (the next due offer holds
-    every frame anyway); the first chunk and a backlog (an audio prompt's frames) are decoded
-    inline. Each chunk's thread ends with its chunk, so a cancelled job leaves none behind. It runs
+    every frame anyway); an audio prompt's frames start through the LSTM there with the first step;
+    the first chunk and a later backlog are decoded inline. Each chunk's thread ends with its chunk, so a cancelled job leaves none behind. It runs
     its ops on one intra-op thread: the decoder's steps own the team. Whether this is faster depends
     on the machine and its load: bench/engine_speed.py measures both. `finish` waits for the chunk in
     flight, so every chunk reaches the sink before it returns; an error in a chunk's thread is raised
@@ -230,9 +234,10 @@ class BackgroundStream:
     """
 
     CHUNK_TIMEOUT_SECONDS = 60.0  # one chunk: ~0.2 s on a laptop, more under heavy load
-    # A first chunk after an audio prompt runs every prompt frame through the LSTM (8 s: 400 frames);
-    # on the one-thread chunk thread that delayed the first audio by seconds, so it stays inline, as
-    # does every first chunk.
+    # An audio prompt's frames (8 s: 400) go through the LSTM before the first chunk. Run on the
+    # one-thread chunk thread when the first chunk was due, that delayed the first audio by seconds,
+    # so they start there with the first step instead, beside the steps up to the first chunk; a
+    # backlog found later, and every first chunk, are decoded inline.
     INLINE_BACKLOG_FRAMES = 50
 
     def __init__(self, stream: StreamingDecoder) -> None:
@@ -250,14 +255,22 @@ class BackgroundStream:
             # they would inline and a seed gives the same take to the last bit, whatever the timing.
             self._wait_for_chunk()
         if not self.stream.due(codes):
+            if not self.stream.chunks and self._chunk is None and self.stream.undecoded_frames(codes) > self.INLINE_BACKLOG_FRAMES:
+                # An audio prompt's frames, offered with the first step: through the LSTM beside the
+                # steps that lead to the first chunk, instead of after them.
+                self._start(self.stream.advance, codes, (self.stream.emitted_until, self.stream.next_chunk_frames))
             return
         if not self.stream.chunks or self.stream.undecoded_frames(codes) > self.INLINE_BACKLOG_FRAMES:
-            # The first chunk (the producer hears nothing until it comes) and an audio prompt's
-            # frames: fastest on every thread, and awaited anyway.
+            # The first chunk (the producer hears nothing until it comes) and a backlog of frames:
+            # fastest on every thread, and awaited anyway.
             self.stream.update(codes)
             return
-        self._after_chunk = self.stream.state_after(codes)
-        self._chunk = threading.Thread(target=self._decode, args=(codes,), name="segue-stream-chunk", daemon=True)
+        self._start(self.stream.update, codes, self.stream.state_after(codes))
+
+    def _start(self, work: Callable[[torch.Tensor], None], codes: torch.Tensor, after: tuple[int, int]) -> None:
+        """Run `work(codes)` on a chunk thread; `after`: the stream's state once it is done."""
+        self._after_chunk = after
+        self._chunk = threading.Thread(target=self._decode, args=(work, codes), name="segue-stream-chunk", daemon=True)
         self._chunk.start()
 
     def finish(self, codes: torch.Tensor) -> np.ndarray:
@@ -270,7 +283,7 @@ class BackgroundStream:
         return_free_memory()
         return audio
 
-    def _decode(self, codes: torch.Tensor) -> None:
+    def _decode(self, work: Callable[[torch.Tensor], None], codes: torch.Tensor) -> None:
         # A new thread takes PyTorch's process-wide count at its first parallel op, and the steps
         # switch that count between 1 and all for every op (step_threads): take it now, then set
         # this thread's own to 1. Otherwise a chunk ran on 1 or 2 threads by chance, and its float
@@ -278,7 +291,7 @@ class BackgroundStream:
         torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            self.stream.update(codes)
+            work(codes)
         except BaseException as error:  # raised in the generating thread by its next call
             self._error = error
 

@@ -16,6 +16,10 @@ Candidates (bridge/engine/musicgen/quantize.py):
 - anywhere a C compiler is found: `native-int8`, Segue's own kernel (bridge/engine/musicgen/native_int8.py),
   built for this CPU at the first load: the fastest on AVX2 machines, where PyTorch's int8 kernels
   read the weights at a third of the memory's speed.
+The prefill's path (int8 x int8 where that is exact here, int8_gemm.py; native-int8's own kernel two
+rows at a time; or the weights widened for a float GEMM) is timed at an 8 s prompt's shapes for the
+kernel being checked, and the fastest is checked within the same KL bound (the prefill path's KL is
+part of the check), else the next.
 4-bit weights (`_weight_int4pack_mm_for_cpu`, group 32) were measured slower than FBGEMM's int8 on
 both x86 columns of bench/kernels.py and ~8x their output error, so they are not offered.
 """
@@ -29,6 +33,7 @@ import torch
 
 from bridge.engine.cpu_kernels import CpuIdentity, KernelChoice, cpu_identity, load_choice, save_choice
 from bridge.engine.musicgen.fast_decoder import FastDecoder
+from bridge.engine.musicgen.int8_gemm import int8_gemm_available
 from bridge.engine.musicgen.loading import LoadedModel
 from bridge.engine.musicgen.native_int8 import native_int8_available
 from bridge.engine.musicgen.quantize import (
@@ -42,6 +47,7 @@ from bridge.engine.musicgen.sampling import encode_text
 
 KL_BOUND_NATS = 0.01  # mean KL per codebook and position, teacher-forced, to the fp32 decoder
 CHECK_POSITIONS = 16
+PREFILL_POSITIONS = 400  # an 8 s audio prompt's frames: the prefill paths are timed at one row of it
 TIMED_BYTES = 64 * 2**20  # time over at least this many int8 weight bytes: more than a CPU's caches
 GUIDANCE = 3.0
 
@@ -132,6 +138,57 @@ def time_linears_ms(loaded: LoadedModel, kernel: str, identity: CpuIdentity, rep
     return 1000 * layer_seconds * (len(blocks) / count)  # the heads' share is scaled too: small, conservative
 
 
+def prefill_linears(decoder: FastDecoder) -> list:
+    """Every linear of `decoder` that has a choice of prefill path (its `prefill_paths`)."""
+    found = [decoder.lm_heads]
+    for layer in decoder.layers:
+        found += [layer.qkv, layer.self_out, layer.cross_q, layer.cross_out, layer.fc1, layer.fc2]
+    return [linear for linear in found if hasattr(linear, "prefill")]
+
+
+def prefill_paths(decoder: FastDecoder) -> tuple[str, ...]:
+    """How `decoder`'s kernel can multiply a prefill's rows on this machine (its linears' prefill_paths)."""
+    paths = getattr(decoder.layers[0].fc1, "prefill_paths", ())
+    return tuple(path for path in paths if path != "int8-gemm" or int8_gemm_available())
+
+
+def set_prefill_path(decoder: FastDecoder, path: str) -> None:
+    if path not in prefill_paths(decoder):
+        raise ValueError(f"prefill path {path!r} does not run here; one of {', '.join(prefill_paths(decoder))}")
+    for linear in prefill_linears(decoder):
+        linear.prefill = path
+
+
+def time_prefill_ms(decoder: FastDecoder, repeats: int = 3) -> dict[str, float]:
+    """Milliseconds of one decoder layer's linears over an 8 s prompt's positions (one row), for each
+    prefill path `decoder`'s kernel has here; {} where it has no choice."""
+    layer = decoder.layers[0]
+    paths = prefill_paths(decoder)
+    if len(paths) < 2:
+        return {}
+    x = torch.randn(PREFILL_POSITIONS, decoder.hidden_size)
+
+    def run() -> None:
+        layer.qkv(x), layer.self_out(x), layer.fc2(layer.fc1(x))
+        if layer.cross_q is not None:  # MusicGen-Melody's layers have none
+            layer.cross_q(x), layer.cross_out(x)
+
+    found = {}
+    with torch.inference_mode():
+        for path in paths:
+            for linear in (layer.qkv, layer.self_out, layer.cross_q, layer.cross_out, layer.fc1, layer.fc2):
+                if linear is not None:
+                    linear.prefill = path
+            run()  # warm-up: the int8 GEMM's weights are unpacked at the first call
+            seconds = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                run()
+                seconds.append(time.perf_counter() - started)
+            found[path] = round(1000 * statistics.median(seconds), 2)
+    return found
+
+
 def check_codes(loaded: LoadedModel, positions: int = CHECK_POSITIONS, seed: int = 0) -> torch.Tensor:
     """Fixed pseudo-random codes (1, codebooks, positions) after the start token, for teacher forcing."""
     generator = torch.Generator().manual_seed(seed)
@@ -194,8 +251,12 @@ def choose_decoder(
         return None, None
     key = model_key(loaded)
     cached = load_choice(identity, key)
-    if cached is not None and set(cached.step_ms) == set(names):  # else a kernel came or went: measure again
-        return build(cached.kernel, native_bf16(identity)), cached
+    # Measured again where a kernel came or went, or by a Segue that did not choose the prefill's path.
+    if cached is not None and set(cached.step_ms) == set(names) and cached.prefill:
+        decoder = build(cached.kernel, native_bf16(identity))
+        if cached.prefill_ms:
+            set_prefill_path(decoder, cached.prefill)
+        return decoder, cached
 
     choice = KernelChoice(kernel="")
     for name in names:
@@ -204,13 +265,19 @@ def choose_decoder(
     reference = teacher_forced_log_probs(loaded, FastDecoder(loaded, "native"), codes, prefill=True)
     for name in sorted(names, key=choice.step_ms.get):
         decoder = build(name, native_bf16(identity))
-        kl = faithfulness_kl(loaded, decoder, reference, codes)
-        choice.kl_nats[name] = round(kl, 6)
-        if kl <= KL_BOUND_NATS:
-            choice.kernel = name
-            save_choice(identity, key, choice)
-            log.info("fast-mode kernel on this CPU: %s", choice.describe())
-            return decoder, choice
+        prefill_ms = time_prefill_ms(decoder)
+        for path in sorted(prefill_ms, key=prefill_ms.get) or [""]:  # the fastest faithful one
+            if path:
+                set_prefill_path(decoder, path)
+            kl = faithfulness_kl(loaded, decoder, reference, codes)
+            choice.kl_nats[name] = round(kl, 6)
+            if kl <= KL_BOUND_NATS:
+                choice.kernel, choice.prefill, choice.prefill_ms = name, path or "widened", prefill_ms
+                save_choice(identity, key, choice)
+                log.info("fast-mode kernel on this CPU: %s", choice.describe())
+                return decoder, choice
+            if path:
+                choice.rejected[f"{name}, prefill {path}"] = f"KL {kl:.4f} nats > {KL_BOUND_NATS}"
         choice.rejected[name] = f"KL {kl:.4f} nats > {KL_BOUND_NATS}"
         del decoder
     log.warning("no int8 kernel stayed within the KL bound here (%s); fast mode runs fp32", choice.rejected)

@@ -7,8 +7,9 @@ compiled at the first load on a machine with the C compiler found there (`CC`, e
 clang), for this CPU's instruction set, into Segue's cache folder, and loaded with ctypes; the
 cached library is named by a digest of the source, the compiler and its flags, so an edit or a new
 compiler builds it again. No compiler (a Mac without the command-line tools, Windows): the kernel is
-not a candidate, and the kernel choice takes PyTorch's. The prefill (hundreds of rows) goes through a
-GEMM of the weights widened to fp32 (bf16 where bf16 is native), faster there than any few-row kernel.
+not a candidate, and the kernel choice takes PyTorch's. The prefill (hundreds of rows) goes through
+int8 x int8 (int8_gemm.py), this kernel two rows at a time, or the weights widened to fp32 (bf16
+where bf16 is native) for a GEMM, whichever the kernel choice measured faster and found faithful.
 """
 
 import ctypes
@@ -27,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from bridge import paths
+from bridge.engine.musicgen.int8_gemm import Int8Gemm
 from bridge.engine.musicgen.step_threads import on_every_thread
 
 SOURCE = "int8_rows.c"
@@ -152,15 +154,21 @@ def pack(quantised: torch.Tensor) -> torch.Tensor:
     return padded.view(rows // CHANNELS, CHANNELS, columns // INPUTS, INPUTS).permute(0, 2, 1, 3).contiguous()
 
 
-def unpack(packed: torch.Tensor, out_features: int, in_features: int) -> torch.Tensor:
+def unpack(packed: torch.Tensor, out_features: int, in_features: int, dtype: torch.dtype = torch.int8) -> torch.Tensor:
+    """The (out, in) weights of `packed`, in `dtype`: one pass, converting as it copies."""
     blocks, inputs, channels, width = packed.shape
-    return packed.permute(0, 2, 1, 3).reshape(blocks * channels, inputs * width)[:out_features, :in_features]
+    out = torch.empty((blocks, channels, inputs, width), dtype=dtype, device=packed.device)
+    out.copy_(packed.permute(0, 2, 1, 3))
+    return out.view(blocks * channels, inputs * width)[:out_features, :in_features]
 
 
 class NativeInt8Linear:
-    """y = x (s * Q)^T by int8_rows.c for a step's few rows; a GEMM of the widened weights for a prefill."""
+    """y = x (s * Q)^T by int8_rows.c for a step's few rows; a GEMM for a prefill (`prefill`: which)."""
 
     kernel = "native-int8"
+    # A prefill's rows: int8 x int8 (int8_gemm.py), two at a time through int8_rows.c as a step's
+    # are (on AVX2 ~10% faster than the widened fp32 GEMM, and no weights widened), or widened.
+    prefill_paths = ("int8-gemm", "native-rows", "widened")
 
     def __init__(self, *weights: torch.Tensor, wide_dtype: torch.dtype = torch.float32) -> None:
         """`wide_dtype`: what the prefill widens the weights to, bf16 where it is native (AMX's bf16
@@ -177,16 +185,22 @@ class NativeInt8Linear:
         self.padded_out = self.packed.shape[0] * CHANNELS
         self.padded_in = self.packed.shape[1] * INPUTS
         self.wide_dtype = wide_dtype
+        self.prefill = "widened"  # one of prefill_paths: chosen per machine by measurement (kernels.py)
+        self._gemm: Int8Gemm | None = None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         rows = x.reshape(-1, shape[-1]).float().contiguous()
-        if rows.shape[0] > FEW_ROWS:
-            wide = self.wide_dtype
-            weight = unpack(self.packed, self.out_features, self.in_features).to(wide)
-            out = on_every_thread(F.linear, rows.to(wide), weight).float() * self.scales
-        else:
+        if rows.shape[0] <= FEW_ROWS or self.prefill == "native-rows":
             out = on_every_thread(self._few_rows, rows)
+        elif self.prefill == "int8-gemm":
+            if self._gemm is None:  # the weights unpacked for torch._int_mm, at the first prefill
+                self._gemm = Int8Gemm(unpack(self.packed, self.out_features, self.in_features), self.scales)
+            out = self._gemm(rows)
+        else:
+            wide = self.wide_dtype
+            weight = unpack(self.packed, self.out_features, self.in_features, wide)
+            out = on_every_thread(F.linear, rows.to(wide), weight).float() * self.scales
         return out.to(x.dtype).reshape(*shape[:-1], -1)
 
     def _few_rows(self, rows: torch.Tensor) -> torch.Tensor:
@@ -201,7 +215,7 @@ class NativeInt8Linear:
         return out
 
     def dequantized(self) -> torch.Tensor:
-        return unpack(self.packed, self.out_features, self.in_features).float() * self.scales[:, None]
+        return unpack(self.packed, self.out_features, self.in_features, torch.float32) * self.scales[:, None]
 
     @property
     def nbytes(self) -> int:

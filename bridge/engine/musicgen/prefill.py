@@ -56,7 +56,7 @@ def prefill_row(
     if text_states is None:  # no text rows: the session skips cross-attention, as for the unguided branch
         text_states = decoder.positions.new_zeros((0, 1, decoder.hidden_size))
         text_mask = torch.zeros((0, 1), dtype=torch.long, device=text_states.device)
-    session = DecoderSession(decoder, text_states, text_mask, 1, positions)
+    session = DecoderSession(decoder, text_states, text_mask, 1, positions, zeroed=False)
     logits = session(input_ids[None])[0]
     return RowPrefill(input_ids.clone(), session.keys[:, 0], session.values[:, 0], logits)
 

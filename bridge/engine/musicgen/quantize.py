@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from bridge.engine.musicgen.int8_gemm import Int8Gemm
 from bridge.engine.musicgen.native_int8 import FEW_ROWS, NativeInt8Linear
 from bridge.engine.musicgen.step_threads import on_every_thread
 
@@ -72,22 +73,30 @@ def quantise_per_channel(weights: tuple[torch.Tensor, ...], scale_dtype: torch.d
 class Int8Linear:
     """y = x (s * Q)^T by PyTorch's `_weight_int8pack_mm`: bf16 activations times int8 weights.
 
-    Fast where bf16 is native (AVX-512 bf16, AMX, Arm bf16); elsewhere PyTorch emulates bf16. For
-    a prefill the weights are widened for one ordinary GEMM: to bf16 where it is native, to fp32
-    elsewhere (emulated bf16 GEMMs ran 10x slower than fp32 on an AVX2 machine).
+    Fast where bf16 is native (AVX-512 bf16, AMX, Arm bf16); elsewhere PyTorch emulates bf16. A
+    prefill runs as int8 x int8 (int8_gemm.py) or as one ordinary GEMM of the widened weights: bf16
+    where it is native, fp32 elsewhere (emulated bf16 GEMMs ran 10x slower than fp32 on an AVX2
+    machine); `prefill` says which, as the kernel choice measured.
     """
 
     kernel = "bf16-int8"
+    prefill_paths = ("int8-gemm", "widened")
 
     def __init__(self, *weights: torch.Tensor, wide_dtype: torch.dtype = torch.bfloat16) -> None:
         self.weight, self.scales = quantise_per_channel(weights, torch.bfloat16)
         self.wide_dtype = wide_dtype
+        self.prefill = "widened"  # one of prefill_paths: chosen per machine by measurement (kernels.py)
+        self._gemm: Int8Gemm | None = None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         rows = x.reshape(-1, shape[-1])
         if rows.shape[0] <= FEW_ROWS:
             out = on_every_thread(torch.ops.aten._weight_int8pack_mm, rows.to(torch.bfloat16), self.weight, self.scales)
+        elif self.prefill == "int8-gemm":
+            if self._gemm is None:
+                self._gemm = Int8Gemm(self.weight, self.scales)
+            out = self._gemm(rows)
         else:
             wide = self.wide_dtype
             out = F.linear(rows.to(wide), self.weight.to(wide)) * self.scales.to(wide)
