@@ -26,7 +26,7 @@ from bridge.engine.musicgen.kernels import (
     check_codes,
     choose_decoder,
     faithfulness_kl,
-    mean_kl,
+    path_kl,
     prefill_paths,
     set_prefill_path,
     teacher_forced_log_probs,
@@ -161,11 +161,11 @@ def assert_faithful(loaded, kernel_names: list[str], positions: int, reference_p
         found = {}
         for name in kernel_names:  # the step path once, and every prefill path a kernel may be given here
             decoder = FastDecoder(loaded, "int8", kernel=name)
-            step = mean_kl(reference, teacher_forced_log_probs(loaded, decoder, codes, prefill=False))
+            step = path_kl(loaded, decoder, reference, codes, prefill=False)
             for path in prefill_paths(decoder) or ("",):
                 if path:
                     set_prefill_path(decoder, path)
-                prefill = mean_kl(reference, teacher_forced_log_probs(loaded, decoder, codes, prefill=True))
+                prefill = path_kl(loaded, decoder, reference, codes, prefill=True)
                 found[f"{name}/{path}" if path else name] = max(step, prefill)
         broken = FastDecoder(loaded, "int8", kernel="bf16-int8")
         coarsen_to_4_bits(broken)

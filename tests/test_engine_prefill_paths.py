@@ -12,7 +12,13 @@ from bridge.engine.cpu_kernels import KernelChoice, cpu_identity
 from bridge.engine.musicgen import native_int8
 from bridge.engine.musicgen.fast_decoder import FastDecoder
 from bridge.engine.musicgen.int8_gemm import Int8Gemm, int8_gemm_available
-from bridge.engine.musicgen.kernels import prefill_linears, prefill_paths, set_prefill_path, time_prefill_ms
+from bridge.engine.musicgen.kernels import (
+    prefill_linears,
+    prefill_paths,
+    runnable_prefill_paths,
+    set_prefill_path,
+    time_prefill_ms,
+)
 from bridge.engine.musicgen.quantize import make_linear, quantise_per_channel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +66,7 @@ def test_every_prefill_path_of_a_kernel_gives_its_weights_product(kernel):
     weight, rows = torch.randn(192, 128), torch.randn(40, 128)
     linear = make_linear(kernel, weight, native_bf16=False)
     expected = rows @ linear.dequantized().t()
-    paths = [path for path in linear.prefill_paths if path != "int8-gemm" or int8_gemm_available()]
+    paths = runnable_prefill_paths(linear)
     assert "widened" in paths and (kernel != "native-int8" or "native-rows" in paths)
     for path in paths:
         linear.prefill = path

@@ -61,7 +61,7 @@ class KernelChoice:
     rejected: dict[str, str] = field(default_factory=dict)  # candidate -> why not
     measured_at: str = ""
     cpu: str = ""
-    prefill: str = ""  # how the chosen kernel multiplies a prefill's rows (int8_gemm.PREFILL_PATHS)
+    prefill: str = ""  # how the chosen kernel multiplies a prefill's rows (one of its prefill_paths, or its own)
     prefill_ms: dict[str, float] = field(default_factory=dict)  # per path: one layer's linears, an 8 s prompt
 
     def describe(self) -> str:

@@ -226,9 +226,10 @@ class BackgroundStream:
     weights per frame), stalling the step that made it due. Here `update` starts a thread for a due
     chunk and returns; while that chunk is decoded, `update` offers nothing (the next due offer holds
     every frame anyway); an audio prompt's frames start through the LSTM there with the first step;
-    the first chunk and a later backlog are decoded inline. Each chunk's thread ends with its chunk, so a cancelled job leaves none behind. It runs
-    its ops on one intra-op thread: the decoder's steps own the team. Whether this is faster depends
-    on the machine and its load: bench/engine_speed.py measures both. `finish` waits for the chunk in
+    the first chunk and a later backlog are decoded inline. Each chunk's thread ends with its chunk,
+    so a cancelled job leaves none behind. It runs its ops on one intra-op thread: the decoder's
+    steps own the team. Whether this is faster depends on the machine and its load:
+    bench/engine_speed.py measures both. `finish` waits for the chunk in
     flight, so every chunk reaches the sink before it returns; an error in a chunk's thread is raised
     by the next call.
     """
@@ -254,13 +255,14 @@ class BackgroundStream:
             # The next chunk is due before this one is done: wait for it, so that chunks end where
             # they would inline and a seed gives the same take to the last bit, whatever the timing.
             self._wait_for_chunk()
+        backlog = self.stream.undecoded_frames(codes) > self.INLINE_BACKLOG_FRAMES
         if not self.stream.due(codes):
-            if not self.stream.chunks and self._chunk is None and self.stream.undecoded_frames(codes) > self.INLINE_BACKLOG_FRAMES:
+            if backlog and not self.stream.chunks and self._chunk is None:
                 # An audio prompt's frames, offered with the first step: through the LSTM beside the
                 # steps that lead to the first chunk, instead of after them.
                 self._start(self.stream.advance, codes, (self.stream.emitted_until, self.stream.next_chunk_frames))
             return
-        if not self.stream.chunks or self.stream.undecoded_frames(codes) > self.INLINE_BACKLOG_FRAMES:
+        if not self.stream.chunks or backlog:
             # The first chunk (the producer hears nothing until it comes) and a backlog of frames:
             # fastest on every thread, and awaited anyway.
             self.stream.update(codes)

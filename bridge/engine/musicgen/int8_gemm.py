@@ -61,7 +61,3 @@ class Int8Gemm:
         sums = on_every_thread(torch._int_mm, both, self.weight.t()).float()
         out = sums[:count].mul_(scale).add_(sums[count:].mul_(scale / RESIDUAL_GAIN))
         return out.mul_(self.scales)
-
-    @property
-    def nbytes(self) -> int:
-        return self.weight.numel() + self.scales.numel() * 4

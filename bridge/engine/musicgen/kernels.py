@@ -48,6 +48,7 @@ from bridge.engine.musicgen.sampling import encode_text
 KL_BOUND_NATS = 0.01  # mean KL per codebook and position, teacher-forced, to the fp32 decoder
 CHECK_POSITIONS = 16
 PREFILL_POSITIONS = 400  # an 8 s audio prompt's frames: the prefill paths are timed at one row of it
+OWN_PREFILL = "the kernel's own"  # the prefill of a kernel with no paths to choose (FBGEMM's, ONNX Runtime's)
 TIMED_BYTES = 64 * 2**20  # time over at least this many int8 weight bytes: more than a CPU's caches
 GUIDANCE = 3.0
 
@@ -146,10 +147,15 @@ def prefill_linears(decoder: FastDecoder) -> list:
     return [linear for linear in found if hasattr(linear, "prefill")]
 
 
-def prefill_paths(decoder: FastDecoder) -> tuple[str, ...]:
-    """How `decoder`'s kernel can multiply a prefill's rows on this machine (its linears' prefill_paths)."""
-    paths = getattr(decoder.layers[0].fc1, "prefill_paths", ())
+def runnable_prefill_paths(linear) -> tuple[str, ...]:
+    """The prefill paths of a linear layer's kernel that run right on this machine."""
+    paths = getattr(linear, "prefill_paths", ())
     return tuple(path for path in paths if path != "int8-gemm" or int8_gemm_available())
+
+
+def prefill_paths(decoder: FastDecoder) -> tuple[str, ...]:
+    """How `decoder`'s kernel can multiply a prefill's rows on this machine."""
+    return runnable_prefill_paths(decoder.layers[0].fc1)
 
 
 def set_prefill_path(decoder: FastDecoder, path: str) -> None:
@@ -176,9 +182,7 @@ def time_prefill_ms(decoder: FastDecoder, repeats: int = 3) -> dict[str, float]:
     found = {}
     with torch.inference_mode():
         for path in paths:
-            for linear in (layer.qkv, layer.self_out, layer.cross_q, layer.cross_out, layer.fc1, layer.fc2):
-                if linear is not None:
-                    linear.prefill = path
+            set_prefill_path(decoder, path)
             run()  # warm-up: the int8 GEMM's weights are unpacked at the first call
             seconds = []
             for _ in range(repeats):
@@ -229,9 +233,14 @@ def mean_kl(reference: torch.Tensor, other: torch.Tensor) -> float:
     return float((reference.exp() * (reference - other)).sum(-1).mean())
 
 
+def path_kl(loaded: LoadedModel, decoder: FastDecoder, reference: torch.Tensor, codes: torch.Tensor, prefill: bool) -> float:
+    """The step path's (or with `prefill` the prefill path's) KL to `reference` (the fp32 log-probs)."""
+    return mean_kl(reference, teacher_forced_log_probs(loaded, decoder, codes, prefill=prefill))
+
+
 def faithfulness_kl(loaded: LoadedModel, decoder: FastDecoder, reference: torch.Tensor, codes: torch.Tensor) -> float:
     """The larger of the step path's and the prefill path's KL to `reference` (the fp32 log-probs)."""
-    return max(mean_kl(reference, teacher_forced_log_probs(loaded, decoder, codes, prefill=prefill)) for prefill in (False, True))
+    return max(path_kl(loaded, decoder, reference, codes, prefill) for prefill in (False, True))
 
 
 def choose_decoder(
@@ -254,7 +263,7 @@ def choose_decoder(
     # Measured again where a kernel came or went, or by a Segue that did not choose the prefill's path.
     if cached is not None and set(cached.step_ms) == set(names) and cached.prefill:
         decoder = build(cached.kernel, native_bf16(identity))
-        if cached.prefill_ms:
+        if cached.prefill in prefill_paths(decoder):
             set_prefill_path(decoder, cached.prefill)
         return decoder, cached
 
@@ -266,17 +275,19 @@ def choose_decoder(
     for name in sorted(names, key=choice.step_ms.get):
         decoder = build(name, native_bf16(identity))
         prefill_ms = time_prefill_ms(decoder)
-        for path in sorted(prefill_ms, key=prefill_ms.get) or [""]:  # the fastest faithful one
-            if path:
+        step_kl = path_kl(loaded, decoder, reference, codes, prefill=False)  # the same whatever the prefill's path
+        # The fastest faithful path; a kernel with no choice runs its only one, or its own GEMM.
+        for path in sorted(prefill_ms, key=prefill_ms.get) or prefill_paths(decoder) or [OWN_PREFILL]:
+            if path != OWN_PREFILL:
                 set_prefill_path(decoder, path)
-            kl = faithfulness_kl(loaded, decoder, reference, codes)
+            kl = max(step_kl, path_kl(loaded, decoder, reference, codes, prefill=True))
             choice.kl_nats[name] = round(kl, 6)
             if kl <= KL_BOUND_NATS:
-                choice.kernel, choice.prefill, choice.prefill_ms = name, path or "widened", prefill_ms
+                choice.kernel, choice.prefill, choice.prefill_ms = name, path, prefill_ms
                 save_choice(identity, key, choice)
                 log.info("fast-mode kernel on this CPU: %s", choice.describe())
                 return decoder, choice
-            if path:
+            if prefill_ms:  # one path of several
                 choice.rejected[f"{name}, prefill {path}"] = f"KL {kl:.4f} nats > {KL_BOUND_NATS}"
         choice.rejected[name] = f"KL {kl:.4f} nats > {KL_BOUND_NATS}"
         del decoder
