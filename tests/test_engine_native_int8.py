@@ -10,7 +10,7 @@ import torch
 
 from bridge.engine.cpu_kernels import cpu_identity
 from bridge.engine.musicgen import native_int8
-from bridge.engine.musicgen.kernels import runnable_candidates
+from bridge.engine.musicgen.kernels import runnable_candidates, runnable_prefill_paths
 from bridge.engine.musicgen.native_int8 import NativeInt8Linear, library, pack, unpack
 
 pytestmark = pytest.mark.skipif(native_int8.compiler() is None, reason="no C compiler on this machine")
@@ -65,11 +65,14 @@ def test_it_computes_x_times_its_int8_weights_for_any_shape_and_row_count(out_fe
     layer = NativeInt8Linear(weight)
     quantised = unpack(layer.packed, out_features, in_features)
     assert torch.equal(unpack(pack(quantised), out_features, in_features), quantised)
-    for rows in (1, 2, 3, 4, 5, 40):  # 40: the prefill's GEMM
+    for rows, path in ((1, ""), (2, ""), (3, ""), (4, ""), (5, ""), *((40, path) for path in layer.prefill_paths)):
+        layer.prefill = path or layer.prefill  # 40 rows: a prefill, by each of its GEMMs
+        if path not in runnable_prefill_paths(layer):
+            continue
         x = torch.randn(rows, in_features) * 3
         meant = x @ layer.dequantized().T
         error = float((layer(x) - meant).norm() / meant.norm())
-        assert error < 2e-4, (rows, error)
+        assert error < 2e-4, (rows, path, error)
         weights_rounding = float((meant - x @ weight.T).norm() / (x @ weight.T).norm())
         assert error < weights_rounding / 20
 
@@ -88,18 +91,25 @@ def test_zero_rows_give_zeros_and_a_nan_stays_in_its_own_row():
 
 
 def test_the_portable_c_path_sums_exactly_what_the_avx2_path_does(tmp_path):
-    """Arm and pre-AVX2 CPUs compile the plain C loop: the same integer sums, so the same outputs."""
+    """Arm and pre-AVX2 CPUs compile the plain C loops: the same integer sums, so the same outputs
+    (the steps' kernel and the integer GEMM to the bit; the fp32 GEMM to its float rounding)."""
     if native_int8.describe_build() != "AVX2 + FMA":
         pytest.skip("this machine builds the portable path already")
-    source = resources.files("bridge.engine.musicgen.native").joinpath(native_int8.SOURCE)
+    folder = resources.files("bridge.engine.musicgen.native")
+    sources = [str(folder.joinpath(name)) for name in native_int8.SOURCES]
     portable = tmp_path / "portable.so"
     cc = native_int8.compiler()
-    subprocess.run([*cc.split(), "-O3", "-shared", "-fPIC", str(source), "-o", str(portable), "-lm"], check=True, timeout=120)
+    subprocess.run([*cc.split(), "-O3", "-shared", "-fPIC", *sources, "-o", str(portable), "-lm"], check=True, timeout=120)
     portable_library = native_int8._bind(ctypes.CDLL(str(portable)))
     assert portable_library.segue_int8_rows_isa() == 0
     torch.manual_seed(2)
     layer = NativeInt8Linear(torch.randn(200, 2100) * 0.05)
-    x = torch.randn(3, 2100)
-    fast = layer(x)
-    layer.lib = portable_library
-    torch.testing.assert_close(layer(x), fast, rtol=1e-6, atol=1e-6)
+    for rows, path in ((3, "native-int16"), (40, "native-int16"), (40, "native-fp32")):
+        layer.lib, layer.prefill = native_int8.library(), path
+        x = torch.randn(rows, 2100)
+        fast = layer(x)
+        layer.lib = portable_library
+        if path == "native-int16":
+            assert torch.equal(layer(x), fast), (rows, path)
+        else:
+            torch.testing.assert_close(layer(x), fast, rtol=1e-5, atol=1e-5)

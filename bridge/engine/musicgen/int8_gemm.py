@@ -13,10 +13,13 @@ the rows. The sums are exact integers and every row has its own scales, so a row
 depend on the other rows of the call: the guided and unguided rows of a prompt give the same bits
 prefilled together or apart, prepared ahead or not.
 
-Without VNNI (AVX2 alone), oneDNN shifts int8 activations to uint8 and adds pairs of products in
-int16 (`vpmaddubsw`), which saturates for full-range weights: results wrong by orders of magnitude.
-`int8_gemm_available` tries extreme values once per process; where it fails this path is not offered
-(kernels.py times the prefill paths that are right here).
+Without VNNI (AVX2 alone), oneDNN either shifts int8 activations to uint8 and adds pairs of
+products in int16 (`vpmaddubsw`), which saturates for full-range weights (seen on a Zen 4 capped to
+AVX2: results wrong by orders of magnitude), or sums exactly but slowly (a Zen 3 with AVX2 alone: 6 s
+for one decoder layer's linears at an 8 s prompt, against 0.11 s in fp32). `int8_gemm_offered` is
+the path's gate: sums found exact (`int8_gemm_available` tries extreme values once per process) on
+a CPU with an int8 dot product (VNNI, AVX-VNNI, AMX on x86; Arm's are left to the timing), so the
+kernel choice (kernels.py) never times a path that is wrong or hopeless.
 """
 
 import functools
@@ -40,6 +43,15 @@ def int8_gemm_available() -> bool:
     except (AttributeError, RuntimeError, NotImplementedError):
         return False
     return torch.equal(found.double(), activations.double() @ weights.double())
+
+
+def int8_gemm_offered() -> bool:
+    """Whether this path is a prefill candidate here: exact sums, and int8 dot products to make them fast."""
+    from bridge.engine.cpu_kernels import cpu_identity
+
+    identity = cpu_identity()
+    dot_products = identity.is_arm or identity.has("avx512_vnni", "avx_vnni", "amx_int8")
+    return dot_products and int8_gemm_available()
 
 
 class Int8Gemm:

@@ -16,8 +16,8 @@ Candidates (bridge/engine/musicgen/quantize.py):
 - anywhere a C compiler is found: `native-int8`, Segue's own kernel (bridge/engine/musicgen/native_int8.py),
   built for this CPU at the first load: the fastest on AVX2 machines, where PyTorch's int8 kernels
   read the weights at a third of the memory's speed.
-The prefill's path (int8 x int8 where that is exact here, int8_gemm.py; native-int8's own kernel two
-rows at a time; or the weights widened for a float GEMM) is timed at an 8 s prompt's shapes for the
+The prefill's path (native-int8's own integer or fp32 GEMMs; int8 x int8 where that is exact and fast
+here, int8_gemm.py; or the weights widened for PyTorch's float GEMM) is timed at an 8 s prompt's shapes for the
 kernel being checked, and the fastest is checked within the same KL bound (the prefill path's KL is
 part of the check), else the next.
 4-bit weights (`_weight_int4pack_mm_for_cpu`, group 32) were measured slower than FBGEMM's int8 on
@@ -33,7 +33,7 @@ import torch
 
 from bridge.engine.cpu_kernels import CpuIdentity, KernelChoice, cpu_identity, load_choice, save_choice
 from bridge.engine.musicgen.fast_decoder import FastDecoder
-from bridge.engine.musicgen.int8_gemm import int8_gemm_available
+from bridge.engine.musicgen.int8_gemm import int8_gemm_offered
 from bridge.engine.musicgen.loading import LoadedModel
 from bridge.engine.musicgen.native_int8 import native_int8_available
 from bridge.engine.musicgen.quantize import (
@@ -150,7 +150,7 @@ def prefill_linears(decoder: FastDecoder) -> list:
 def runnable_prefill_paths(linear) -> tuple[str, ...]:
     """The prefill paths of a linear layer's kernel that run right on this machine."""
     paths = getattr(linear, "prefill_paths", ())
-    return tuple(path for path in paths if path != "int8-gemm" or int8_gemm_available())
+    return tuple(path for path in paths if path != "int8-gemm" or int8_gemm_offered())
 
 
 def prefill_paths(decoder: FastDecoder) -> tuple[str, ...]:

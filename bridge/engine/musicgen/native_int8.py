@@ -8,8 +8,13 @@ clang), for this CPU's instruction set, into Segue's cache folder, and loaded wi
 cached library is named by a digest of the source, the compiler and its flags, so an edit or a new
 compiler builds it again. No compiler (a Mac without the command-line tools, Windows): the kernel is
 not a candidate, and the kernel choice takes PyTorch's. The prefill (hundreds of rows) goes through
-int8 x int8 (int8_gemm.py), this kernel two rows at a time, or the weights widened to fp32 (bf16
-where bf16 is native) for a GEMM, whichever the kernel choice measured faster and found faithful.
+whichever the kernel choice measured fastest here and found faithful:
+- `native-int16`: int8_rows.c's register-tiled integer GEMM, the same bits as the steps' kernel (its
+  `vpmaddwd` does twice an FMA's multiply-adds on Intel's cores, a quarter on AMD's Zen 3);
+- `native-fp32`: widening_gemm.c, an fp32 FMA GEMM that widens the weights a cache-sized panel at a
+  time;
+- `int8-gemm`: int8 x int8 through torch._int_mm (int8_gemm.py), where its sums are exact;
+- `widened`: the weights widened in full to fp32 (bf16 where bf16 is native) for PyTorch's GEMM.
 """
 
 import ctypes
@@ -31,8 +36,8 @@ from bridge import paths
 from bridge.engine.musicgen.int8_gemm import Int8Gemm
 from bridge.engine.musicgen.step_threads import on_every_thread
 
-SOURCE = "int8_rows.c"
-ABI_VERSION = 1
+SOURCES = ("int8_rows.c", "widening_gemm.c")  # built into one library
+ABI_VERSION = 2
 CHANNELS, INPUTS = 4, 16  # the packed block: as CHANNELS and INPUTS in int8_rows.c
 # Above this many rows (a prefill of an audio prompt) the few-row kernels are not the fast ones: this
 # kernel and quantize's widen the weights for a GEMM instead.
@@ -68,12 +73,12 @@ def _x86_has_avx2() -> bool:
     return "avx2" in flags and "fma" in flags
 
 
-def _build(cc: str, flags: list[str], source: Path, target: Path) -> str:
-    """Compile `source` to the shared library `target` (atomically); '' or the compiler's complaint."""
+def _build(cc: str, flags: list[str], sources: list[Path], target: Path) -> str:
+    """Compile `sources` to the shared library `target` (atomically); '' or the compiler's complaint."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="segue-build-", dir=target.parent) as folder:
         built = Path(folder) / target.name
-        command = [*cc.split(), "-O3", "-shared", "-fPIC", *flags, str(source), "-o", str(built), "-lm"]
+        command = [*cc.split(), "-O3", "-shared", "-fPIC", *flags, *map(str, sources), "-o", str(built), "-lm"]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_SECONDS, check=False)
         except (OSError, subprocess.TimeoutExpired) as error:
@@ -93,15 +98,16 @@ def library() -> ctypes.CDLL | None:
     if cc is None:
         log.info("native-int8: no C compiler found (set CC); PyTorch's kernels only")
         return None
-    source_text = resources.files("bridge.engine.musicgen.native").joinpath(SOURCE).read_bytes()
+    texts = [resources.files("bridge.engine.musicgen.native").joinpath(name).read_bytes() for name in SOURCES]
     version = _compiler_version(cc).encode()  # one `cc --version` for both flag sets
     with tempfile.TemporaryDirectory(prefix="segue-source-") as folder:
-        source = Path(folder) / SOURCE
-        source.write_bytes(source_text)
+        sources = [Path(folder) / name for name in SOURCES]
+        for source, text in zip(sources, texts, strict=True):
+            source.write_bytes(text)
         for flags in ([*isa_flags(), "-fopenmp"], isa_flags()):  # Apple's clang has no OpenMP: one thread
-            digest = hashlib.sha256(source_text + version + " ".join(flags).encode())
+            digest = hashlib.sha256(b"".join(texts) + version + " ".join(flags).encode())
             target = paths.cache_dir() / "native" / f"int8_rows-{digest.hexdigest()[:16]}.so"
-            problem = "" if target.exists() else _build(cc, flags, source, target)
+            problem = "" if target.exists() else _build(cc, flags, sources, target)
             if problem:
                 log.info("native-int8: %s %s failed: %s", cc, " ".join(flags), problem)
                 continue
@@ -127,10 +133,9 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     i64, pointer = ctypes.c_int64, ctypes.c_void_p
     lib.segue_int8_rows_version.restype = ctypes.c_int
     lib.segue_int8_rows_isa.restype = ctypes.c_int
-    lib.segue_int8_rows.restype = ctypes.c_int
-    lib.segue_int8_rows.argtypes = [
-        pointer, i64, i64, i64, pointer, pointer, i64, i64, i64, pointer, i64, ctypes.c_int
-    ]
+    for function in (lib.segue_int8_rows, lib.segue_int8_gemm, lib.segue_widening_gemm):  # the same arguments
+        function.restype = ctypes.c_int
+        function.argtypes = [pointer, i64, i64, i64, pointer, pointer, i64, i64, i64, pointer, i64, ctypes.c_int]
     return lib
 
 
@@ -166,9 +171,8 @@ class NativeInt8Linear:
     """y = x (s * Q)^T by int8_rows.c for a step's few rows; a GEMM for a prefill (`prefill`: which)."""
 
     kernel = "native-int8"
-    # A prefill's rows: int8 x int8 (int8_gemm.py), two at a time through int8_rows.c as a step's
-    # are (on AVX2 ~10% faster than the widened fp32 GEMM, and no weights widened), or widened.
-    prefill_paths = ("int8-gemm", "native-rows", "widened")
+    prefill_paths = ("native-int16", "native-fp32", "int8-gemm", "widened")  # the module docstring's
+    native_gemms = {"native-int16": "segue_int8_gemm", "native-fp32": "segue_widening_gemm"}
 
     def __init__(self, *weights: torch.Tensor, wide_dtype: torch.dtype = torch.float32) -> None:
         """`wide_dtype`: what the prefill widens the weights to, bf16 where it is native (AMX's bf16
@@ -191,8 +195,10 @@ class NativeInt8Linear:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         rows = x.reshape(-1, shape[-1]).float().contiguous()
-        if rows.shape[0] <= FEW_ROWS or self.prefill == "native-rows":
-            out = on_every_thread(self._few_rows, rows)
+        if rows.shape[0] <= FEW_ROWS:
+            out = on_every_thread(self._native, self.lib.segue_int8_rows, rows)
+        elif self.prefill in self.native_gemms:
+            out = on_every_thread(self._native, getattr(self.lib, self.native_gemms[self.prefill]), rows)
         elif self.prefill == "int8-gemm":
             if self._gemm is None:  # the weights unpacked for torch._int_mm, at the first prefill
                 self._gemm = Int8Gemm(unpack(self.packed, self.out_features, self.in_features), self.scales)
@@ -203,15 +209,16 @@ class NativeInt8Linear:
             out = on_every_thread(F.linear, rows.to(wide), weight).float() * self.scales
         return out.to(x.dtype).reshape(*shape[:-1], -1)
 
-    def _few_rows(self, rows: torch.Tensor) -> torch.Tensor:
+    def _native(self, function, rows: torch.Tensor) -> torch.Tensor:
+        """`rows` through one of the library's functions (they take the same arguments)."""
         out = torch.empty(rows.shape[0], self.out_features)
-        status = self.lib.segue_int8_rows(
+        status = function(
             rows.data_ptr(), rows.shape[0], self.in_features, rows.stride(0), self.packed.data_ptr(),
             self.scales.data_ptr(), self.out_features, self.padded_out, self.padded_in, out.data_ptr(),
             out.stride(0), torch.get_num_threads(),
         )
         if status != 0:
-            raise MemoryError("native-int8: out of memory for a step's activations")
+            raise MemoryError("native-int8: out of memory for the activations")
         return out
 
     def dequantized(self) -> torch.Tensor:

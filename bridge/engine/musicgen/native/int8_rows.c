@@ -10,10 +10,16 @@
  *   channels' next 16 inputs sit together, so a pass is one sequential stream, prefetched ahead.
  * - Activations: each row quantised to int16 with its own scale (2^-15 of its largest value: the
  *   error is ~1000x below the weights' own rounding). Products of int16 and int8 are summed
- *   exactly in int32 (`vpmaddwd` on AVX2), flushed to fp32 every 1024 inputs before they could
- *   overflow: 1024 * 32767 * 127 < 2^31.
- * - Rows are taken two at a time, each pair one pass over the weights; threads split the output
- *   channels (OpenMP where the compiler has it).
+ *   exactly in int32 (`vpmaddwd` on AVX2), and each 512 inputs' sum is added to an fp32 total
+ *   before it could overflow: 512 * 32767 * 127 < 2^31. Integer sums are exact in any order, so
+ *   a row's result depends on its own values only, never on the other rows or the kernel.
+ * - segue_int8_rows (a decoder step): rows are taken two at a time, each pair one pass over the
+ *   weights; threads split the output channels (OpenMP where the compiler has it).
+ * - segue_int8_gemm (a prefill: hundreds of rows): arithmetic, not bytes, sets its speed. Three rows
+ *   by four channels are held in twelve registers, so each weight and activation loaded feeds
+ *   several `vpmaddwd` (16 multiply-adds each, twice an fp32 FMA's 8). Threads take blocks of 128
+ *   channels; a block's next 512 inputs of weights (64 kB) stay in the L2 cache while every row
+ *   passes over them. Its results are the bits segue_int8_rows gives for the same rows.
  *
  * The AVX2 path and the portable path compute the same integer sums; the portable one is left to
  * the compiler's vectoriser (NEON on Arm).
@@ -29,13 +35,15 @@
 
 #define CHANNELS 4        /* output channels per block */
 #define INPUTS 16         /* inputs per block */
-#define FLUSH 1024        /* inputs summed in int32 before converting to fp32 */
+#define FLUSH 512         /* inputs summed in int32 before adding to fp32: 512 * 32767 * 127 < 2^31 */
+#define GEMM_ROWS 3       /* rows a GEMM tile holds in registers, by CHANNELS channels */
+#define GEMM_BLOCK 128    /* channels per thread's block of a GEMM (FLUSH inputs of them: 64 kB) */
 #ifndef PREFETCH
 #define PREFETCH 2048     /* bytes of packed weights prefetched ahead of the read */
 #endif
 #define INT16_LEVELS 32767.0f
 
-int segue_int8_rows_version(void) { return 1; }
+int segue_int8_rows_version(void) { return 2; }
 
 int segue_int8_rows_isa(void) {
 #ifdef SEGUE_AVX2
@@ -110,22 +118,32 @@ static float quantise_row(const float *x, int64_t count, int16_t *out) {
     return largest / INT16_LEVELS;
 }
 
+/* Each of `rows` rows of x quantised into `quantised` (row stride padded_in, zero beyond in_features)
+ * with its scale in row_scales. Returns the buffer (rows_allocated rows, the rest zero), or NULL. */
+static int16_t *quantise_rows(const float *x, int64_t rows, int64_t rows_allocated, int64_t in_features,
+                              int64_t x_stride, int64_t padded_in, float *row_scales, int threads) {
+    int16_t *quantised = calloc((size_t)rows_allocated * (size_t)padded_in, sizeof(int16_t));
+    if (quantised == NULL) return NULL;
+#pragma omp parallel for schedule(static) num_threads(threads) if (rows > 16)
+    for (int64_t r = 0; r < rows; r++) row_scales[r] = quantise_row(x + r * x_stride, in_features, quantised + r * padded_in);
+    for (int64_t r = rows; r < rows_allocated; r++) row_scales[r] = 0.0f;
+    return quantised;
+}
+
 /* out[r, j] = scales[j] * sum_i x[r, i] * W[j, i] for r < rows, j < out_features.
  * x: (rows, in_features) fp32, row stride x_stride; packed: (padded_out/4, padded_in/16, 4, 16) int8;
  * out: (rows, out_features) fp32, row stride out_stride. Returns 0, or -1 if memory ran out. */
 int segue_int8_rows(const float *x, int64_t rows, int64_t in_features, int64_t x_stride, const int8_t *packed,
                     const float *scales, int64_t out_features, int64_t padded_out, int64_t padded_in, float *out,
                     int64_t out_stride, int threads) {
-    int16_t *quantised = calloc((size_t)(rows + 1) * (size_t)padded_in, sizeof(int16_t)); /* +1: a zero row */
+    if (threads < 1) threads = 1;
     float *row_scales = malloc((size_t)(rows + 1) * sizeof(float));
-    if (quantised == NULL || row_scales == NULL) {
-        free(quantised);
+    int16_t *quantised = row_scales == NULL ? NULL /* +1: a zero row */
+                       : quantise_rows(x, rows, rows + 1, in_features, x_stride, padded_in, row_scales, threads);
+    if (quantised == NULL) {
         free(row_scales);
         return -1;
     }
-    for (int64_t r = 0; r < rows; r++) row_scales[r] = quantise_row(x + r * x_stride, in_features, quantised + r * padded_in);
-    row_scales[rows] = 0.0f;
-    if (threads < 1) threads = 1;
     for (int64_t r = 0; r < rows; r += 2) {
         int64_t second = r + 1 < rows ? r + 1 : rows; /* an odd last row pairs with the zero row */
         const int16_t *x0 = quantised + r * padded_in, *x1 = quantised + second * padded_in;
@@ -146,5 +164,101 @@ int segue_int8_rows(const float *x, int64_t rows, int64_t in_features, int64_t x
     }
     free(quantised);
     free(row_scales);
+    return 0;
+}
+
+
+/* The integer sums of inputs [start, end) of three rows by one block of 4 channels, each sum added to
+ * `total` (fp32, CHANNELS per row, row stride `stride`) as one exact int32 per call: end - start <= FLUSH. */
+static void tile_sums(const int8_t *block, const int16_t *x0, const int16_t *x1, const int16_t *x2, int64_t start,
+                      int64_t end, float *total, int64_t stride) {
+    const int8_t *p = block + start * CHANNELS;
+#ifdef SEGUE_AVX2
+    __m256i s00 = _mm256_setzero_si256(), s01 = s00, s02 = s00, s03 = s00;
+    __m256i s10 = s00, s11 = s00, s12 = s00, s13 = s00, s20 = s00, s21 = s00, s22 = s00, s23 = s00;
+    for (int64_t i = start; i < end; i += INPUTS, p += CHANNELS * INPUTS) {
+        __m256i a0 = _mm256_loadu_si256((const __m256i *)(x0 + i));
+        __m256i a1 = _mm256_loadu_si256((const __m256i *)(x1 + i));
+        __m256i a2 = _mm256_loadu_si256((const __m256i *)(x2 + i));
+        __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)p));
+        s00 = _mm256_add_epi32(s00, _mm256_madd_epi16(w, a0));
+        s10 = _mm256_add_epi32(s10, _mm256_madd_epi16(w, a1));
+        s20 = _mm256_add_epi32(s20, _mm256_madd_epi16(w, a2));
+        w = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + INPUTS)));
+        s01 = _mm256_add_epi32(s01, _mm256_madd_epi16(w, a0));
+        s11 = _mm256_add_epi32(s11, _mm256_madd_epi16(w, a1));
+        s21 = _mm256_add_epi32(s21, _mm256_madd_epi16(w, a2));
+        w = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 2 * INPUTS)));
+        s02 = _mm256_add_epi32(s02, _mm256_madd_epi16(w, a0));
+        s12 = _mm256_add_epi32(s12, _mm256_madd_epi16(w, a1));
+        s22 = _mm256_add_epi32(s22, _mm256_madd_epi16(w, a2));
+        w = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 3 * INPUTS)));
+        s03 = _mm256_add_epi32(s03, _mm256_madd_epi16(w, a0));
+        s13 = _mm256_add_epi32(s13, _mm256_madd_epi16(w, a1));
+        s23 = _mm256_add_epi32(s23, _mm256_madd_epi16(w, a2));
+    }
+    /* Each row's four channel sums in one vector: pairwise adds are exact (integers, wrapping). */
+    __m256i rows[GEMM_ROWS] = {
+        _mm256_hadd_epi32(_mm256_hadd_epi32(s00, s01), _mm256_hadd_epi32(s02, s03)),
+        _mm256_hadd_epi32(_mm256_hadd_epi32(s10, s11), _mm256_hadd_epi32(s12, s13)),
+        _mm256_hadd_epi32(_mm256_hadd_epi32(s20, s21), _mm256_hadd_epi32(s22, s23)),
+    };
+    for (int r = 0; r < GEMM_ROWS; r++) {
+        __m128i sums = _mm_add_epi32(_mm256_castsi256_si128(rows[r]), _mm256_extracti128_si256(rows[r], 1));
+        float *t = total + r * stride;
+        _mm_storeu_ps(t, _mm_add_ps(_mm_loadu_ps(t), _mm_cvtepi32_ps(sums)));
+    }
+#else
+    const int16_t *x[GEMM_ROWS] = {x0, x1, x2};
+    int32_t sum[GEMM_ROWS][CHANNELS] = {{0}};
+    for (int64_t i = start; i < end; i += INPUTS, p += CHANNELS * INPUTS) {
+        for (int r = 0; r < GEMM_ROWS; r++) {
+            for (int c = 0; c < CHANNELS; c++) {
+                int32_t s = 0;
+                for (int t = 0; t < INPUTS; t++) s += (int32_t)p[INPUTS * c + t] * x[r][i + t];
+                sum[r][c] += s;
+            }
+        }
+    }
+    for (int r = 0; r < GEMM_ROWS; r++)
+        for (int c = 0; c < CHANNELS; c++) total[r * stride + c] += (float)sum[r][c];
+#endif
+}
+
+/* As segue_int8_rows, for many rows: the same arguments and the same bits (widening_gemm.c's fp32
+ * GEMM is the prefill's other native path, for CPUs where `vpmaddwd` is slow). */
+int segue_int8_gemm(const float *x, int64_t rows, int64_t in_features, int64_t x_stride, const int8_t *packed,
+                    const float *scales, int64_t out_features, int64_t padded_out, int64_t padded_in, float *out,
+                    int64_t out_stride, int threads) {
+    if (threads < 1) threads = 1;
+    int64_t tiled_rows = (rows + GEMM_ROWS - 1) / GEMM_ROWS * GEMM_ROWS; /* zero rows pad the last tile */
+    float *row_scales = malloc((size_t)tiled_rows * sizeof(float));
+    float *totals = calloc((size_t)tiled_rows * (size_t)padded_out, sizeof(float));
+    int16_t *quantised = row_scales == NULL || totals == NULL ? NULL
+                       : quantise_rows(x, rows, tiled_rows, in_features, x_stride, padded_in, row_scales, threads);
+    if (quantised == NULL) {
+        free(row_scales);
+        free(totals);
+        return -1;
+    }
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (int64_t first = 0; first < padded_out; first += GEMM_BLOCK) {
+        int64_t last = first + GEMM_BLOCK < padded_out ? first + GEMM_BLOCK : padded_out;
+        for (int64_t start = 0; start < padded_in; start += FLUSH) {
+            int64_t end = start + FLUSH < padded_in ? start + FLUSH : padded_in;
+            for (int64_t r = 0; r < tiled_rows; r += GEMM_ROWS) {
+                const int16_t *x0 = quantised + r * padded_in;
+                for (int64_t j = first; j < last; j += CHANNELS)
+                    tile_sums(packed + j * padded_in, x0, x0 + padded_in, x0 + 2 * padded_in, start, end,
+                              totals + r * padded_out + j, padded_out);
+            }
+        }
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t j = first; j < last && j < out_features; j++)
+                out[r * out_stride + j] = totals[r * padded_out + j] * row_scales[r] * scales[j];
+    }
+    free(quantised);
+    free(row_scales);
+    free(totals);
     return 0;
 }
