@@ -2,8 +2,13 @@
 
 import ctypes
 import logging
+import os
+import signal
 import subprocess
+import sys
+import time
 from importlib import resources
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +17,8 @@ from bridge.engine.cpu_kernels import cpu_identity
 from bridge.engine.musicgen import native_int8
 from bridge.engine.musicgen.kernels import runnable_candidates, runnable_prefill_paths
 from bridge.engine.musicgen.native_int8 import NativeInt8Linear, library, pack, unpack
+
+ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.skipif(native_int8.compiler() is None, reason="no C compiler on this machine")
 
@@ -54,6 +61,43 @@ def test_without_a_working_compiler_it_is_left_out_with_one_log_line(fresh_build
     monkeypatch.delenv("CC")
     monkeypatch.setenv("SEGUE_NATIVE_KERNEL", "0")  # the producer's way to leave it out
     assert library() is None and "native-int8" not in runnable_candidates(cpu_identity())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_compiler_started_by_a_process_killed_mid_build_dies_with_it(tmp_path):
+    """The first load builds the kernel; a worker killed then (kill -9) must not leave the compiler
+    running. The fake compiler writes its pid and sleeps; the process that started it is killed."""
+    pid_file = tmp_path / "compiler.pid"
+    compiler = tmp_path / "slow-cc"
+    compiler.write_text(f'#!/bin/sh\n[ "$1" = --version ] && {{ echo slow-cc 1.0; exit 0; }}\n'
+                        f'echo $$ > {pid_file}\nexec sleep 120\n')
+    compiler.chmod(0o755)
+    env = {**os.environ, "CC": str(compiler), "SEGUE_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    starter = subprocess.Popen([sys.executable, "-c", "from bridge.engine.musicgen import native_int8; native_int8.library()"],
+                               env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not pid_file.exists() or not pid_file.read_text().strip():
+            assert time.monotonic() < deadline and starter.poll() is None, "the build never started"
+            time.sleep(0.05)
+        compiler_pid = int(pid_file.read_text())
+        os.kill(starter.pid, signal.SIGKILL)
+        starter.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{compiler_pid}").exists() and "Z" not in process_state(compiler_pid):
+            assert time.monotonic() < deadline, "the compiler outlived the process that started it"
+            time.sleep(0.05)
+    finally:
+        starter.kill()
+        if pid_file.exists() and process_state(int(pid_file.read_text())) not in ("gone", "Z"):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)  # this test failed: leave nothing behind
+
+
+def process_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return "gone"
 
 
 @pytest.mark.parametrize(("out_features", "in_features"), [(96, 64), (1027, 1000), (8, 4100), (3, 5)])

@@ -24,8 +24,11 @@ import logging
 import os
 import platform
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -43,6 +46,7 @@ CHANNELS, INPUTS = 4, 16  # the packed block: as CHANNELS and INPUTS in int8_row
 # kernel and quantize's widen the weights for a GEMM instead.
 FEW_ROWS = 16
 COMPILE_TIMEOUT_SECONDS = 120
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +77,16 @@ def _x86_has_avx2() -> bool:
     return "avx2" in flags and "fma" in flags
 
 
+def _dies_with_its_starter() -> Callable[[], None] | None:
+    """Linux: a preexec function that has the kernel SIGKILL the child when the thread that started it
+    ends, so a compiler never outlives an engine worker killed mid-build (kill -9 included). The libc
+    function is looked up here, in the parent: the child only calls it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    return lambda: prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def _build(cc: str, flags: list[str], sources: list[Path], target: Path) -> str:
     """Compile `sources` to the shared library `target` (atomically); '' or the compiler's complaint."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -80,7 +94,9 @@ def _build(cc: str, flags: list[str], sources: list[Path], target: Path) -> str:
         built = Path(folder) / target.name
         command = [*cc.split(), "-O3", "-shared", "-fPIC", *flags, *map(str, sources), "-o", str(built), "-lm"]
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_SECONDS, check=False)
+            # The waiting thread is the starter: the compiler dies with it, or with the whole process.
+            done = subprocess.run(command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_SECONDS, check=False,
+                                  preexec_fn=_dies_with_its_starter())  # noqa: PLW1509 (no lock is taken in it)
         except (OSError, subprocess.TimeoutExpired) as error:
             return str(error)
         if done.returncode != 0:
