@@ -125,6 +125,16 @@ def test_the_kernel_is_measured_at_first_load_cached_per_cpu_and_reported(tiny_m
     exact = again.generate(GenerationRequest(prompt="lo-fi", model="tiny", seconds=0.3, seed=1, quality="exact"))
     assert exact.kernel == "dense"
 
+    # A choice made by a Segue with other prefill paths (an older one's `native-rows`) is made again.
+    entry = cached[cpu_identity().key][kernels.model_key(tiny_model)]
+    entry.update(prefill="native-rows", prefill_ms={"native-rows": 74.0, "widened": 84.5})
+    (tmp_path / "cache" / cpu_kernels.CACHE_FILE).write_text(json.dumps(cached))
+    timed = []
+    monkeypatch.setattr(kernels, "time_linears_ms", lambda loaded, name, identity: timed.append(name) or 1.0)
+    renewed = MusicGenerator(tiny_model)
+    renewed.prepare("fast")
+    assert sorted(timed) == sorted(names) and renewed.kernel_choice.prefill != "native-rows"
+
 
 def test_a_kernel_outside_the_kl_bound_is_rejected_for_the_next_fastest(tmp_path, monkeypatch):
     monkeypatch.setenv("SEGUE_CACHE_DIR", str(tmp_path / "cache"))

@@ -260,12 +260,15 @@ def choose_decoder(
         return None, None
     key = model_key(loaded)
     cached = load_choice(identity, key)
-    # Measured again where a kernel came or went, or by a Segue that did not choose the prefill's path.
+    # Measured again where a kernel or a prefill path came or went (a Segue with other paths chose it).
     if cached is not None and set(cached.step_ms) == set(names) and cached.prefill:
         decoder = build(cached.kernel, native_bf16(identity))
-        if cached.prefill in prefill_paths(decoder):
-            set_prefill_path(decoder, cached.prefill)
-        return decoder, cached
+        paths = prefill_paths(decoder)
+        if set(cached.prefill_ms) == (set(paths) if len(paths) > 1 else set()):
+            if cached.prefill in paths:
+                set_prefill_path(decoder, cached.prefill)
+            return decoder, cached
+        del decoder
 
     choice = KernelChoice(kernel="")
     for name in names:
