@@ -10,7 +10,8 @@ compiler builds it again. No compiler (a Mac without the command-line tools, Win
 not a candidate, and the kernel choice takes PyTorch's. The prefill (hundreds of rows) goes through
 whichever the kernel choice measured fastest here and found faithful:
 - `native-int16`: int8_rows.c's register-tiled integer GEMM, the same bits as the steps' kernel (its
-  `vpmaddwd` does twice an FMA's multiply-adds on Intel's cores, a quarter on AMD's Zen 3);
+  `vpmaddwd` does up to twice an FMA's multiply-adds per cycle on Intel's cores, about as many on
+  AMD's Zen 3);
 - `native-fp32`: widening_gemm.c, an fp32 FMA GEMM that widens the weights a cache-sized panel at a
   time;
 - `int8-gemm`: int8 x int8 through torch._int_mm (int8_gemm.py), where its sums are exact;

@@ -2,9 +2,9 @@
  * at a time: a prefill's path where fp32 FMA outruns integer multiply-adds.
  *
  * Part of Segue's `native-int8` kernel (native_int8.py builds it with int8_rows.c). On AMD's Zen 3,
- * `vpmaddwd` runs at a quarter of the FMA's multiply-adds (bench/kernels.py), so int8_rows.c's
- * integer GEMM cannot beat fp32 there, while PyTorch's fp32 GEMM (MKL) reached ~40% of the FMA
- * units' peak on the same cores, and needed the weights widened to fp32 in full first. This one:
+ * `vpmaddwd` with its `vpaddd` did ~34 G int16 multiply-adds/s per core against the FMA's ~38 G fp32
+ * (register-only loops, README's Performance), so int8_rows.c's integer GEMM cannot beat fp32 there,
+ * and PyTorch's fp32 GEMM needs the weights widened to fp32 in full first. This one:
  *
  * - widens the next KC inputs of NC channels (int8, one block layout with int8_rows.c) to fp32 into
  *   a buffer of its thread's that stays in the L2 cache, and reads each weight from memory once;
