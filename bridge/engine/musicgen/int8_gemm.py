@@ -45,8 +45,10 @@ def int8_gemm_available() -> bool:
     return torch.equal(found.double(), activations.double() @ weights.double())
 
 
+@functools.cache
 def int8_gemm_offered() -> bool:
-    """Whether this path is a prefill candidate here: exact sums, and int8 dot products to make them fast."""
+    """Whether this path is a prefill candidate here: exact sums, and int8 dot products to make them fast
+    (once per process, as the probe: every set_prefill_path asks, and the answer reads /proc/cpuinfo)."""
     from bridge.engine.cpu_kernels import cpu_identity
 
     identity = cpu_identity()
