@@ -9,7 +9,8 @@ step:
 - with int8 weights, q, k and v come from one fused matmul, the four codebook heads from another;
 - both guidance branches go through every matmul together, so each weight is read once per step;
 - a one-token step runs its small ops on one thread, waking the others only for the matmuls and a
-  long cache (bridge/engine/musicgen/step_threads.py); fast mode attends with two matmuls
+  long cache (bridge/engine/musicgen/step_threads.py); fast mode attends in one native call per layer
+  where Segue's kernel library is built (native_attention.py), else with two matmuls
   (`one_query_attention`), faster than PyTorch's CPU SDPA for one query over a long cache;
 - `precision="int8"` swaps every decoder matmul for int8 weights run by `kernel`
   (bridge/engine/musicgen/quantize.py; bridge/engine/musicgen/kernels.py picks it per machine).
@@ -37,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from bridge.engine.musicgen.loading import LoadedModel
+from bridge.engine.musicgen.native_attention import attend_one_query, native_attention_available
 from bridge.engine.musicgen.quantize import DenseLinear, QuantisedLinear, make_linear
 from bridge.engine.musicgen.resident_memory import drop_resident_pages, return_free_memory
 from bridge.engine.musicgen.step_threads import on_every_thread, small_ops_on_one_thread
@@ -138,6 +140,8 @@ class FastDecoder:
         self.precision = precision
         self.kernel = kernel if precision == "int8" else "dense"
         self.graphed = graphed  # one-token steps through GraphedStep (a CUDA graph on CUDA)
+        # fast mode's one-token self-attention in one native call per layer (native_attention.py)
+        self.native_attention = precision == "int8" and loaded.device.type == "cpu" and native_attention_available()
         decoder = causal_lm.model.decoder
         config = causal_lm.config
         self.num_codebooks = config.num_codebooks
@@ -299,6 +303,8 @@ class DecoderSession:
         """Append layer `index`'s keys and values at `start` to the cache; attend over the cache so far.
         `qkv`: (rows, tokens, 3 x hidden) -> (rows, heads, tokens, head dim)."""
         rows, tokens = qkv.shape[:2]
+        if tokens == 1 and self.decoder.native_attention and self.keys.dtype == torch.float32:
+            return attend_one_query(qkv, self.keys[index], self.values[index], start, self.decoder.num_heads)
         qkv = qkv.view(rows, tokens, 3, self.decoder.num_heads, self.decoder.head_dim).permute(2, 0, 3, 1, 4)
         end = start + tokens
         self.keys[index, :, :, start:end] = qkv[1]

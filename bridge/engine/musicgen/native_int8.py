@@ -16,6 +16,8 @@ whichever the kernel choice measured fastest here and found faithful:
   time;
 - `int8-gemm`: int8 x int8 through torch._int_mm (int8_gemm.py), where its sums are exact;
 - `widened`: the weights widened in full to fp32 (bf16 where bf16 is native) for PyTorch's GEMM.
+The same library holds a step's self-attention in one call (native/one_query_attention.c,
+native_attention.py).
 """
 
 import ctypes
@@ -40,8 +42,8 @@ from bridge import paths
 from bridge.engine.musicgen.int8_gemm import Int8Gemm
 from bridge.engine.musicgen.step_threads import on_every_thread
 
-SOURCES = ("int8_rows.c", "widening_gemm.c")  # built into one library
-ABI_VERSION = 2
+SOURCES = ("int8_rows.c", "widening_gemm.c", "one_query_attention.c")  # built into one library
+ABI_VERSION = 3
 CHANNELS, INPUTS = 4, 16  # the packed block: as CHANNELS and INPUTS in int8_rows.c
 # Above this many rows (a prefill of an audio prompt) the few-row kernels are not the fast ones: this
 # kernel and quantize's widen the weights for a GEMM instead.
@@ -153,6 +155,9 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     for function in (lib.segue_int8_rows, lib.segue_int8_gemm, lib.segue_widening_gemm):  # the same arguments
         function.restype = ctypes.c_int
         function.argtypes = [pointer, i64, i64, i64, pointer, pointer, i64, i64, i64, pointer, i64, ctypes.c_int]
+    lib.segue_one_query_attention.restype = ctypes.c_int
+    lib.segue_one_query_attention.argtypes = [pointer, i64, pointer, pointer, i64, i64, i64, i64, i64, pointer, i64,
+                                              ctypes.c_int]
     return lib
 
 

@@ -1,0 +1,51 @@
+"""A fast-mode step's self-attention in one native call: cache write, scores, softmax and sum per layer.
+
+A one-token step attends with ~10 small PyTorch ops per layer (fast_decoder.one_query_attention and
+the cache writes around it); their dispatch, ~100 us per layer at 100 cached positions, outweighed
+reading the 1.6 MB of keys and values. `native/one_query_attention.c` does the layer's whole
+self-attention in one call, every (row, head) in parallel on the engine's threads. It is built into
+the native-int8 library (native_int8.py) and used where that library was built for AVX2 + FMA (its
+exp and sums are written for them; elsewhere PyTorch's ops stay), for fp32 caches.
+"""
+
+import torch
+
+from bridge.engine.musicgen.native_int8 import library
+from bridge.engine.musicgen.step_threads import on_every_thread
+
+AVX2_BUILD = 2  # segue_int8_rows_isa() of a library built with AVX2 + FMA
+
+
+def native_attention_available() -> bool:
+    lib = library()
+    return lib is not None and lib.segue_int8_rows_isa() == AVX2_BUILD
+
+
+def attend_one_query(
+    qkv: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, position: int, heads: int
+) -> torch.Tensor:
+    """Write the step's keys and values at `position` of one layer's cache, then attend over positions
+    0..position.
+
+    qkv: (rows, 1, 3 x hidden) fp32, the fused projection's output (q, k, v, each heads x head dim);
+    keys, values: the layer's cache, (rows, heads, capacity, head dim) fp32, contiguous.
+    Returns (rows, heads, 1, head dim), a view of a (rows, 1, hidden) result.
+    """
+    rows, capacity, head_dim = qkv.shape[0], keys.shape[2], keys.shape[3]
+    if not (keys.is_contiguous() and values.is_contiguous() and keys.dtype == values.dtype == qkv.dtype == torch.float32):
+        raise ValueError("native attention takes contiguous fp32 caches")
+    if not 0 <= position < capacity:
+        raise ValueError(f"position {position} is outside the cache's {capacity}")
+    projected = qkv.reshape(rows, -1)
+    if projected.stride(-1) != 1:
+        projected = projected.contiguous()
+    out = torch.empty(rows, 1, heads * head_dim)
+    status = on_every_thread(
+        lambda: library().segue_one_query_attention(
+            projected.data_ptr(), projected.stride(0), keys.data_ptr(), values.data_ptr(), rows, heads, head_dim,
+            capacity, position, out.data_ptr(), out.stride(0), torch.get_num_threads(),
+        )
+    )
+    if status != 0:
+        raise MemoryError("native attention: out of memory for the scores")
+    return out.view(rows, 1, heads, head_dim).transpose(1, 2)

@@ -1,0 +1,103 @@
+"""A fast-mode step's self-attention in one native call (native/one_query_attention.c), against PyTorch's."""
+
+import math
+
+import pytest
+import torch
+
+from bridge.engine.musicgen import fast_decoder
+from bridge.engine.musicgen.fast_decoder import FastDecoder, one_query_attention
+from bridge.engine.musicgen.native_attention import attend_one_query, native_attention_available
+
+pytestmark = pytest.mark.skipif(not native_attention_available(), reason="Segue's kernel library is not built for AVX2 here")
+
+
+def torch_attention(qkv: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, position: int, heads: int):
+    """The PyTorch ops fast mode ran before: the cache writes, then one_query_attention."""
+    rows, head_dim = qkv.shape[0], keys.shape[-1]
+    q, k, v = qkv.view(rows, 1, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
+    keys[:, :, position : position + 1] = k
+    values[:, :, position : position + 1] = v
+    return one_query_attention(q, keys[:, :, : position + 1], values[:, :, : position + 1])
+
+
+@pytest.mark.parametrize("rows, heads, head_dim", [(2, 16, 64), (1, 4, 32), (4, 3, 12), (2, 2, 72)])
+@pytest.mark.parametrize("position", [0, 1, 7, 8, 9, 130])
+def test_it_writes_the_cache_and_attends_as_pytorch_does_to_float_rounding(rows, heads, head_dim, position):
+    # head_dim 12 runs the portable C loop, 72 a 64-wide block then an 8-wide one; positions around
+    # the softmax's 8-wide exp and its remainder.
+    generator = torch.Generator().manual_seed(position * 31 + head_dim)
+    capacity = 160
+    qkv = 2 * torch.randn(rows, 1, 3 * heads * head_dim, generator=generator)
+    keys = torch.randn(rows, heads, capacity, head_dim, generator=generator)
+    values = torch.randn(rows, heads, capacity, head_dim, generator=generator)
+    expected_keys, expected_values = keys.clone(), values.clone()
+    expected = torch_attention(qkv, expected_keys, expected_values, position, heads)
+
+    got = attend_one_query(qkv, keys, values, position, heads)
+
+    assert got.shape == expected.shape == (rows, heads, 1, head_dim)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert torch.equal(keys, expected_keys) and torch.equal(values, expected_values)  # the new position, nothing else
+
+
+def test_a_score_far_above_the_rest_gives_its_value_without_overflow():
+    heads, head_dim, capacity = 2, 64, 40
+    keys = torch.randn(1, heads, capacity, head_dim)
+    values = torch.randn(1, heads, capacity, head_dim)
+    qkv = torch.zeros(1, 1, 3 * heads * head_dim)
+    qkv[0, 0, :head_dim] = 1e3 * keys[0, 0, 17] / keys[0, 0, 17].norm()  # head 0's query: key 17, scores ~1e3 apart
+    got = attend_one_query(qkv, keys, values, 30, heads)
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got[0, 0, 0], values[0, 0, 17], rtol=1e-5, atol=1e-5)
+
+
+def test_exp_below_the_float_range_gives_zero_weight_not_a_nan():
+    heads, head_dim = 1, 8
+    keys = torch.zeros(1, heads, 16, head_dim)
+    keys[0, 0, :15, 0] = -1.0
+    keys[0, 0, 15, 0] = 1.0  # position 15: score +s, the rest -s, 2s far beyond exp's range
+    values = torch.arange(16.0).view(1, 1, 16, 1).expand(1, heads, 16, head_dim).contiguous()
+    qkv = torch.zeros(1, 1, 3 * head_dim)
+    qkv[0, 0, 0] = 300 * math.sqrt(head_dim)
+    qkv[0, 0, head_dim] = 1.0  # the new key at position 15
+    qkv[0, 0, 2 * head_dim :] = 15.0
+    assert torch.equal(attend_one_query(qkv, keys, values, 15, heads), torch.full((1, 1, 1, head_dim), 15.0))
+
+
+def test_a_position_outside_the_cache_or_a_strided_cache_is_refused():
+    keys, values = torch.zeros(1, 2, 8, 16), torch.zeros(1, 2, 8, 16)
+    qkv = torch.zeros(1, 1, 3 * 32)
+    with pytest.raises(ValueError, match="outside the cache"):
+        attend_one_query(qkv, keys, values, 8, 2)
+    with pytest.raises(ValueError, match="contiguous fp32"):
+        attend_one_query(qkv, keys.transpose(2, 3), values, 0, 2)
+    with pytest.raises(ValueError, match="contiguous fp32"):
+        attend_one_query(qkv.half(), keys.half(), values.half(), 0, 2)
+
+
+def test_a_fast_mode_decoder_steps_to_the_same_logits_with_it_as_with_pytorchs_ops(tiny_model, monkeypatch):
+    calls = []
+
+    def counted(*args):
+        calls.append(args[3])
+        return attend_one_query(*args)
+
+    monkeypatch.setattr(fast_decoder, "attend_one_query", counted)
+    native = FastDecoder(tiny_model, "int8", kernel="native-int8")
+    pytorch = FastDecoder(tiny_model, "int8", kernel="native-int8")
+    pytorch.native_attention = False
+    assert native.native_attention
+    generator = torch.Generator().manual_seed(5)
+    text = torch.randn(1, 6, native.hidden_size, generator=generator)
+    mask = torch.ones(1, 6, dtype=torch.long)
+    codebooks, vocab = native.num_codebooks, native.vocab_size
+    tokens = torch.randint(0, vocab, (2, codebooks, 40), generator=generator)
+    with torch.inference_mode():  # as the engine runs its sessions
+        sessions = [decoder.start(text, mask, 1, 2, 60) for decoder in (native, pytorch)]
+        for session in sessions:
+            session(tokens[:, :, :20])  # a prefill (PyTorch's attention in both), then steps
+        for position in range(20, 40):
+            got, expected = (session(tokens[:, :, position : position + 1]) for session in sessions)
+            torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    assert calls == [position for position in range(20, 40) for _ in native.layers]  # each step, each layer
