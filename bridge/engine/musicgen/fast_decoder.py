@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from bridge.engine.musicgen.loading import LoadedModel
-from bridge.engine.musicgen.native_attention import attend_one_query, native_attention_available
+from bridge.engine.musicgen.native_attention import attend_one_query, cache_dtype, native_attention_available
 from bridge.engine.musicgen.quantize import DenseLinear, QuantisedLinear, make_linear
 from bridge.engine.musicgen.resident_memory import drop_resident_pages, return_free_memory
 from bridge.engine.musicgen.step_threads import on_every_thread, small_ops_on_one_thread
@@ -140,7 +140,8 @@ class FastDecoder:
         self.precision = precision
         self.kernel = kernel if precision == "int8" else "dense"
         self.graphed = graphed  # one-token steps through GraphedStep (a CUDA graph on CUDA)
-        # fast mode's one-token self-attention in one native call per layer (native_attention.py)
+        # fast mode's one-token self-attention in one native call per layer (native_attention.py), over
+        # an fp16 cache where it takes one; None: the cache in the model's dtype
         self.native_attention = precision == "int8" and loaded.device.type == "cpu" and native_attention_available()
         decoder = causal_lm.model.decoder
         config = causal_lm.config
@@ -149,6 +150,7 @@ class FastDecoder:
         self.hidden_size = config.hidden_size
         self.num_heads = config.num_attention_heads
         self.head_dim = self.hidden_size // self.num_heads
+        self.cache_dtype = cache_dtype(self.head_dim) if self.native_attention else None
         self.embeddings = [table.weight for table in decoder.embed_tokens]
         self.positions = decoder.embed_positions.weights
         self.final_norm = _Norm.of(decoder.layer_norm)
@@ -246,12 +248,12 @@ class DecoderSession:
         states = text_states if prefix is None else prefix
         dtype, device = states.dtype, states.device
         shape = (len(decoder.layers), rows, heads, self.length, head_dim)
-        # In the model's dtype even with int8 weights: late in a window this cache is read each step
-        # and outweighs the weights, but PyTorch's CPU attention ran 2x slower on a bf16 cache than on
-        # fp32 (measured at 1200 positions).
+        # Late in a window this cache is read each step and outweighs the weights. Native attention
+        # reads it in fp16 (decoder.cache_dtype); PyTorch's CPU attention ran 2x slower on a bf16
+        # cache than on fp32 (measured at 1200 positions), so without it the cache is the model's dtype.
         allocate = torch.zeros if zeroed else torch.empty
-        self.keys = allocate(shape, dtype=dtype, device=device)
-        self.values = allocate(shape, dtype=dtype, device=device)
+        self.keys = allocate(shape, dtype=decoder.cache_dtype or dtype, device=device)
+        self.values = allocate(shape, dtype=decoder.cache_dtype or dtype, device=device)
         self.cross_keys, self.cross_values, self.cross_mask = [], [], None
         if text_states is None:
             self.guided_rows = 0
@@ -303,13 +305,16 @@ class DecoderSession:
         """Append layer `index`'s keys and values at `start` to the cache; attend over the cache so far.
         `qkv`: (rows, tokens, 3 x hidden) -> (rows, heads, tokens, head dim)."""
         rows, tokens = qkv.shape[:2]
-        if tokens == 1 and self.decoder.native_attention and self.keys.dtype == torch.float32:
+        if tokens == 1 and self.decoder.native_attention:
             return attend_one_query(qkv, self.keys[index], self.values[index], start, self.decoder.num_heads)
         qkv = qkv.view(rows, tokens, 3, self.decoder.num_heads, self.decoder.head_dim).permute(2, 0, 3, 1, 4)
         end = start + tokens
         self.keys[index, :, :, start:end] = qkv[1]
         self.values[index, :, :, start:end] = qkv[2]
         keys, values = self.keys[index, :, :, :end], self.values[index, :, :, :end]
+        if keys.dtype != qkv.dtype:  # an fp16 cache: a prefill (from position 0) attends with its own fp32
+            # keys and values; a step without native attention (tests) with the cache widened
+            keys, values = (qkv[1], qkv[2]) if start == 0 else (keys.to(qkv.dtype), values.to(qkv.dtype))
         if tokens == 1 and self.decoder.precision == "int8":
             if end < THREADED_ATTENTION_POSITIONS:
                 return one_query_attention(qkv[0], keys, values)
