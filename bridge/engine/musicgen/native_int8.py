@@ -42,8 +42,8 @@ from bridge import paths
 from bridge.engine.musicgen.int8_gemm import Int8Gemm
 from bridge.engine.musicgen.step_threads import on_every_thread
 
-SOURCES = ("int8_rows.c", "widening_gemm.c", "one_query_attention.c", "step_team.c")  # built into one library
-ABI_VERSION = 4
+SOURCES = ("int8_rows.c", "widening_gemm.c", "one_query_attention.c")  # built into one library
+ABI_VERSION = 3
 CHANNELS, INPUTS = 4, 16  # the packed block: as CHANNELS and INPUTS in int8_rows.c
 # Above this many rows (a prefill of an audio prompt) the few-row kernels are not the fast ones: this
 # kernel and quantize's widen the weights for a GEMM instead.
@@ -97,7 +97,7 @@ def _build(cc: str, flags: list[str], sources: list[Path], target: Path) -> str:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="segue-build-", dir=target.parent) as folder:
         built = Path(folder) / target.name
-        command = [*cc.split(), "-O3", "-shared", "-fPIC", "-pthread", *flags, *map(str, sources), "-o", str(built), "-lm"]
+        command = [*cc.split(), "-O3", "-shared", "-fPIC", *flags, *map(str, sources), "-o", str(built), "-lm"]
         try:
             # The waiting thread is the starter: the compiler dies with it, or with the whole process.
             done = subprocess.run(command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_SECONDS, check=False,

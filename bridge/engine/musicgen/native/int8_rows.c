@@ -14,7 +14,7 @@
  *   before it could overflow: 512 * 32767 * 127 < 2^31. Integer sums are exact in any order, so
  *   a row's result depends on its own values only, never on the other rows or the kernel.
  * - segue_int8_rows (a decoder step): rows are taken two at a time, each pair one pass over the
- *   weights; threads split the output channels (step_team.c's threads, awake between a step's calls).
+ *   weights; threads split the output channels (OpenMP where the compiler has it).
  * - segue_int8_gemm (a prefill: hundreds of rows): arithmetic, not bytes, sets its speed. Three rows
  *   by four channels are held in twelve registers, so each weight and activation loaded feeds
  *   several `vpmaddwd` (16 multiply-adds each, twice an fp32 FMA's 8). Threads take blocks of 128
@@ -43,7 +43,7 @@
 #endif
 #define INT16_LEVELS 32767.0f
 
-int segue_int8_rows_version(void) { return 4; }
+int segue_int8_rows_version(void) { return 3; }
 
 int segue_int8_rows_isa(void) {
 #ifdef SEGUE_AVX2
@@ -130,38 +130,6 @@ static int16_t *quantise_rows(const float *x, int64_t rows, int64_t rows_allocat
     return quantised;
 }
 
-void segue_team_run(void (*work)(void *context, int index, int count), void *context, int threads); /* step_team.c */
-
-/* Two rows (the second may be the zero row: not written) by every channel block: the team's work. */
-typedef struct {
-    const int8_t *packed;
-    const float *scales;
-    const int16_t *x0, *x1;
-    float scale0, scale1;
-    int write_second;
-    int64_t out_features, padded_out, padded_in;
-    float *out0, *out1;
-} row_pair;
-
-/* Thread `index` of `count`: the index-th of `count` equal runs of channel blocks. */
-static void pair_blocks(void *context, int index, int count) {
-    const row_pair *pair = context;
-    const int64_t blocks = pair->padded_out / CHANNELS;
-    const int64_t first = blocks * index / count, last = blocks * (index + 1) / count;
-    for (int64_t j = first * CHANNELS; j < last * CHANNELS; j += CHANNELS) {
-        float total[CHANNELS][2] = {{0}};
-        const int8_t *block = pair->packed + j * pair->padded_in;
-        for (int64_t start = 0; start < pair->padded_in; start += FLUSH) {
-            int64_t end = start + FLUSH < pair->padded_in ? start + FLUSH : pair->padded_in;
-            dot_blocks(block, pair->x0, pair->x1, start, end, total);
-        }
-        for (int c = 0; c < CHANNELS && j + c < pair->out_features; c++) {
-            pair->out0[j + c] = total[c][0] * pair->scale0 * pair->scales[j + c];
-            if (pair->write_second) pair->out1[j + c] = total[c][1] * pair->scale1 * pair->scales[j + c];
-        }
-    }
-}
-
 /* out[r, j] = scales[j] * sum_i x[r, i] * W[j, i] for r < rows, j < out_features.
  * x: (rows, in_features) fp32, row stride x_stride; packed: (padded_out/4, padded_in/16, 4, 16) int8;
  * out: (rows, out_features) fp32, row stride out_stride. Returns 0, or -1 if memory ran out. */
@@ -178,10 +146,21 @@ int segue_int8_rows(const float *x, int64_t rows, int64_t in_features, int64_t x
     }
     for (int64_t r = 0; r < rows; r += 2) {
         int64_t second = r + 1 < rows ? r + 1 : rows; /* an odd last row pairs with the zero row */
-        row_pair pair = {packed, scales, quantised + r * padded_in, quantised + second * padded_in, row_scales[r],
-                         row_scales[second], second < rows, out_features, padded_out, padded_in,
-                         out + r * out_stride, out + second * out_stride};
-        segue_team_run(pair_blocks, &pair, threads);
+        const int16_t *x0 = quantised + r * padded_in, *x1 = quantised + second * padded_in;
+        float scale0 = row_scales[r], scale1 = row_scales[second];
+#pragma omp parallel for schedule(static) num_threads(threads)
+        for (int64_t j = 0; j < padded_out; j += CHANNELS) {
+            float total[CHANNELS][2] = {{0}};
+            const int8_t *block = packed + j * padded_in;
+            for (int64_t start = 0; start < padded_in; start += FLUSH) {
+                int64_t end = start + FLUSH < padded_in ? start + FLUSH : padded_in;
+                dot_blocks(block, x0, x1, start, end, total);
+            }
+            for (int c = 0; c < CHANNELS && j + c < out_features; c++) {
+                out[r * out_stride + j + c] = total[c][0] * scale0 * scales[j + c];
+                if (second < rows) out[second * out_stride + j + c] = total[c][1] * scale1 * scales[j + c];
+            }
+        }
     }
     free(quantised);
     free(row_scales);

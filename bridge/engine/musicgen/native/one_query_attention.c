@@ -9,7 +9,7 @@
  * - writes the step's key and value (from the fused q/k/v projection's output) at `position` of the
  *   layer's cache, (rows, heads, capacity, head_dim), fp32 or fp16 (IEEE half, rounded to nearest even
  *   as PyTorch rounds: half the bytes a step reads, converted in registers by F16C);
- * - for each (row, head), in parallel on step_team.c's threads: scores = q . k_j / sqrt(head_dim) for j <= position, their
+ * - for each (row, head), in parallel: scores = q . k_j / sqrt(head_dim) for j <= position, their
  *   softmax (max subtracted, exp in AVX2 registers), and sum_j p_j v_j, each key and value read once;
  * - writes the result as (rows, heads x head_dim), the layout the output projection takes.
  *
@@ -18,7 +18,6 @@
  * KL bound covers both: tests/test_engine_kernels.py).
  */
 #include <math.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,46 +160,6 @@ static void attend(const float *query, const float *keys, const float *values, i
     for (int64_t d = 0; d < head_dim; d++) out[d] /= total;
 }
 
-void segue_team_run(void (*work)(void *context, int index, int count), void *context, int threads); /* step_team.c */
-
-typedef struct {
-    const float *qkv;
-    int64_t qkv_stride;
-    void *keys, *values;
-    int64_t heads, head_dim, capacity, n;
-    int half;
-    float scale;
-    float *out;
-    int64_t out_stride, tasks;
-    atomic_int failed;
-} attention_call;
-
-/* Thread `index` of `count`: its equal run of the (row, head) tasks. */
-static void attend_tasks(void *context, int index, int count) {
-    attention_call *call = context;
-    float *scores = malloc((size_t)call->n * sizeof(float));
-    if (scores == NULL) {
-        atomic_store(&call->failed, 1);
-        return;
-    }
-    const int64_t head_dim = call->head_dim, heads = call->heads;
-    for (int64_t task = call->tasks * index / count; task < call->tasks * (index + 1) / count; task++) {
-        const int64_t row = task / heads, head = task % heads, first = task * call->capacity * head_dim;
-        const float *query = call->qkv + row * call->qkv_stride + head * head_dim;
-        float *result = call->out + row * call->out_stride + head * head_dim;
-#ifdef SEGUE_AVX2
-        if (call->half) {
-            attend_vectors(query, (const uint16_t *)call->keys + first, (const uint16_t *)call->values + first, call->n,
-                           head_dim, call->scale, scores, result, 1);
-            continue;
-        }
-#endif
-        attend(query, (const float *)call->keys + first, (const float *)call->values + first, call->n, head_dim,
-               call->scale, scores, result);
-    }
-    free(scores);
-}
-
 /* qkv: (rows, 3, heads, head_dim) with row stride qkv_stride; keys, values: one layer's cache,
  * (rows, heads, capacity, head_dim) contiguous, fp32, or fp16 with `half` (AVX2 builds, head_dim a
  * multiple of 8); out: (rows, heads x head_dim), row stride out_stride.
@@ -231,8 +190,31 @@ int segue_one_query_attention(const float *qkv, int64_t qkv_stride, void *keys, 
             memcpy((float *)values + at, projected + (2 * heads + head) * head_dim, head_dim * element);
         }
     }
-    attention_call call = {qkv, qkv_stride, keys, values, heads, head_dim, capacity, n, half, scale, out, out_stride,
-                           tasks, 0};
-    segue_team_run(attend_tasks, &call, threads);
-    return atomic_load(&call.failed);
+    int failed = 0;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        float *scores = malloc((size_t)n * sizeof(float));
+        if (scores == NULL) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(static)
+        for (int64_t task = 0; task < tasks; task++) {
+            if (scores == NULL) continue;
+            const int64_t row = task / heads, head = task % heads, first = task * capacity * head_dim;
+            const float *query = qkv + row * qkv_stride + head * head_dim;
+            float *result = out + row * out_stride + head * head_dim;
+#ifdef SEGUE_AVX2
+            if (half) {
+                attend_vectors(query, (const uint16_t *)keys + first, (const uint16_t *)values + first, n, head_dim,
+                               scale, scores, result, 1);
+                continue;
+            }
+#endif
+            attend(query, (const float *)keys + first, (const float *)values + first, n, head_dim, scale, scores,
+                   result);
+        }
+        free(scores);
+    }
+    return failed;
 }
