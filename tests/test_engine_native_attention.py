@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from bridge.engine.musicgen import fast_decoder
+from bridge.engine.musicgen import fast_decoder, kernels
 from bridge.engine.musicgen.fast_decoder import FastDecoder, one_query_attention
 from bridge.engine.musicgen.native_attention import attend_one_query, native_attention_available
 
@@ -114,3 +114,8 @@ def test_a_fast_mode_decoder_steps_to_the_same_logits_with_it_as_with_pytorchs_o
             got, expected = (session(tokens[:, :, position : position + 1]) for session in sessions)
             torch.testing.assert_close(got, expected, rtol=2e-3, atol=2e-3)  # the fp16 cache's rounding
     assert calls == [position for position in range(20, 40) for _ in native.layers]  # each step, each layer
+
+
+def test_a_cached_kernel_choice_names_the_attention_its_kl_was_measured_with(tiny_model):
+    # A choice measured by a Segue without native attention (its key without it) is measured again.
+    assert kernels.model_key(tiny_model) == "tiny (2x32), native attention over an fp16 cache"

@@ -35,6 +35,7 @@ from bridge.engine.cpu_kernels import CpuIdentity, KernelChoice, cpu_identity, l
 from bridge.engine.musicgen.fast_decoder import FastDecoder
 from bridge.engine.musicgen.int8_gemm import int8_gemm_offered
 from bridge.engine.musicgen.loading import LoadedModel
+from bridge.engine.musicgen.native_attention import cache_dtype, native_attention_available
 from bridge.engine.musicgen.native_int8 import native_int8_available
 from bridge.engine.musicgen.quantize import (
     OnnxInt8Linear,
@@ -99,8 +100,14 @@ def fits_onnx_blocks(loaded: LoadedModel) -> bool:
 
 
 def model_key(loaded: LoadedModel) -> str:
+    """What a cached choice was measured on: the model, and the step's attention where it is native (its
+    fp16 cache is part of the KL check: a choice measured before it is measured again)."""
     config = loaded.model.decoder.config
-    return f"{loaded.model_id} ({config.num_hidden_layers}x{config.hidden_size})"
+    key = f"{loaded.model_id} ({config.num_hidden_layers}x{config.hidden_size})"
+    if loaded.device.type == "cpu" and native_attention_available():
+        dtype = cache_dtype(config.hidden_size // config.num_attention_heads)
+        key += f", native attention over an {'fp16' if dtype == torch.float16 else 'fp32'} cache"
+    return key
 
 
 def time_linears_ms(loaded: LoadedModel, kernel: str, identity: CpuIdentity, repeats: int = 5) -> float:
