@@ -203,6 +203,8 @@ def test_every_kernel_runnable_here_is_faithful_at_musicgen_smalls_full_depth():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not cpu_identity().has("avx2") or cpu_identity().is_arm, reason="needs an x86 CPU with AVX2")
+@pytest.mark.skipif(not cpu_identity().has("avx512f", "avx_vnni", "amx_tile"),
+                    reason="AVX2 is this CPU's own: the uncapped faithfulness tests run its AVX2 paths")
 def test_the_avx2_paths_are_faithful_when_the_cpu_is_capped_to_avx2():
     """On an AVX-512 machine, PyTorch, oneDNN and FBGEMM run their AVX2 code under these variables
     (FBGEMM reads FBGEMM_ENABLE_INSTRUCTIONS once, so this runs in a fresh process)."""
