@@ -283,8 +283,8 @@ def prompt_bounds(loaded, decoder, positions: int, prompt_audio) -> dict:
 
     dense = FastDecoder(loaded, "native").layers[0]
     layers = len(decoder.layers)
-    both_flops = products(dense, 2 * positions, positions)[1]
-    both = min(products(decoder.layers[0], 2 * positions, positions)[0], products(dense, 2 * positions, positions)[0])
+    dense_both, both_flops = products(dense, 2 * positions, positions)
+    both = min(products(decoder.layers[0], 2 * positions, positions)[0], dense_both)
     guided = min(products(decoder.layers[0], positions, positions)[0], products(dense, positions, positions)[0])
     rate = both_flops / both  # the fastest GEMM measured on the prefill's own shapes, FLOP/s
     attention_flops = 2 * hidden * positions * (positions + 1) * layers  # one row's, every layer

@@ -21,7 +21,7 @@ def torch_attention(qkv: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
     return one_query_attention(q, keys[:, :, : position + 1], values[:, :, : position + 1])
 
 
-# (rows, heads, head_dim, cache dtype); an fp16 cache takes heads of whole 8-lane vectors (cache_dtype)
+# (rows, heads, head_dim, cache dtype); an fp16 cache takes heads of whole 8-lane vectors (native_cache_dtype)
 SHAPES = [(2, 16, 64), (1, 4, 32), (2, 2, 72)]
 CASES = [(*shape, dtype) for shape in SHAPES for dtype in (torch.float32, torch.float16)] + [(4, 3, 12, torch.float32)]
 

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from bridge.engine.musicgen.loading import LoadedModel
-from bridge.engine.musicgen.native_attention import attend_one_query, cache_dtype, native_attention_available
+from bridge.engine.musicgen.native_attention import attend_one_query, native_cache_dtype
 from bridge.engine.musicgen.quantize import DenseLinear, QuantisedLinear, make_linear
 from bridge.engine.musicgen.resident_memory import drop_resident_pages, return_free_memory
 from bridge.engine.musicgen.step_threads import on_every_thread, small_ops_on_one_thread
@@ -140,9 +140,6 @@ class FastDecoder:
         self.precision = precision
         self.kernel = kernel if precision == "int8" else "dense"
         self.graphed = graphed  # one-token steps through GraphedStep (a CUDA graph on CUDA)
-        # fast mode's one-token self-attention in one native call per layer (native_attention.py), over
-        # an fp16 cache where it takes one; None: the cache in the model's dtype
-        self.native_attention = precision == "int8" and loaded.device.type == "cpu" and native_attention_available()
         decoder = causal_lm.model.decoder
         config = causal_lm.config
         self.num_codebooks = config.num_codebooks
@@ -150,7 +147,10 @@ class FastDecoder:
         self.hidden_size = config.hidden_size
         self.num_heads = config.num_attention_heads
         self.head_dim = self.hidden_size // self.num_heads
-        self.cache_dtype = cache_dtype(self.head_dim) if self.native_attention else None
+        # fast mode's one-token self-attention in one native call per layer (native_attention.py), over a
+        # cache of this dtype (fp16 where it takes one); None: PyTorch's ops, the cache in the model's dtype
+        self.cache_dtype = native_cache_dtype(loaded.device, self.head_dim) if precision == "int8" else None
+        self.native_attention = self.cache_dtype is not None
         self.embeddings = [table.weight for table in decoder.embed_tokens]
         self.positions = decoder.embed_positions.weights
         self.final_norm = _Norm.of(decoder.layer_norm)

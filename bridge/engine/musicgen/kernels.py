@@ -35,7 +35,7 @@ from bridge.engine.cpu_kernels import CpuIdentity, KernelChoice, cpu_identity, l
 from bridge.engine.musicgen.fast_decoder import FastDecoder
 from bridge.engine.musicgen.int8_gemm import int8_gemm_offered
 from bridge.engine.musicgen.loading import LoadedModel
-from bridge.engine.musicgen.native_attention import cache_dtype, native_attention_available
+from bridge.engine.musicgen.native_attention import native_cache_dtype
 from bridge.engine.musicgen.native_int8 import native_int8_available
 from bridge.engine.musicgen.quantize import (
     OnnxInt8Linear,
@@ -104,8 +104,8 @@ def model_key(loaded: LoadedModel) -> str:
     fp16 cache is part of the KL check: a choice measured before it is measured again)."""
     config = loaded.model.decoder.config
     key = f"{loaded.model_id} ({config.num_hidden_layers}x{config.hidden_size})"
-    if loaded.device.type == "cpu" and native_attention_available():
-        dtype = cache_dtype(config.hidden_size // config.num_attention_heads)
+    dtype = native_cache_dtype(loaded.device, config.hidden_size // config.num_attention_heads)
+    if dtype is not None:
         key += f", native attention over an {'fp16' if dtype == torch.float16 else 'fp32'} cache"
     return key
 

@@ -6,7 +6,7 @@ reading the 1.6 MB of keys and values. `native/one_query_attention.c` does the l
 self-attention in one call, every (row, head) in parallel on the engine's threads. It is built into
 the native-int8 library (native_int8.py) and used where that library was built for AVX2 + FMA (its
 exp and sums are written for them; elsewhere PyTorch's ops stay). Its sessions keep their keys and
-values in fp16 (cache_dtype), converted in registers by F16C: a step reads half the bytes, and a
+values in fp16 (native_cache_dtype), converted in registers by F16C: a step reads half the bytes, and a
 30 s window's cache takes 295 MB instead of 590 for musicgen-small.
 """
 
@@ -23,9 +23,12 @@ def native_attention_available() -> bool:
     return lib is not None and lib.segue_int8_rows_isa() == AVX2_BUILD
 
 
-def cache_dtype(head_dim: int) -> torch.dtype:
-    """The key/value cache's dtype for native attention: fp16 (half the bytes a step reads, and half
-    the cache's memory) where the kernel takes it, a head of whole 8-lane vectors; else fp32."""
+def native_cache_dtype(device: torch.device, head_dim: int) -> torch.dtype | None:
+    """The key/value cache's dtype for a fast-mode step's native attention on `device`: fp16 (half the
+    bytes a step reads, and half the cache's memory) where the kernel takes it, a head of whole 8-lane
+    vectors, else fp32; None where native attention does not run (a GPU, no AVX2 build)."""
+    if device.type != "cpu" or not native_attention_available():
+        return None
     return torch.float16 if head_dim % 8 == 0 else torch.float32
 
 

@@ -170,7 +170,6 @@ int segue_one_query_attention(const float *qkv, int64_t qkv_stride, void *keys, 
                               float *out, int64_t out_stride, int threads) {
     const int64_t tasks = rows * heads, n = position + 1;
     const float scale = 1.0f / sqrtf((float)head_dim);
-    const size_t element = half ? 2 : 4;
 #ifdef SEGUE_AVX2
     if (half && head_dim % 8 != 0) return 2;
 #else
@@ -186,8 +185,8 @@ int segue_one_query_attention(const float *qkv, int64_t qkv_stride, void *keys, 
             store_half((uint16_t *)values + at, projected + (2 * heads + head) * head_dim, head_dim);
 #endif
         } else {
-            memcpy((float *)keys + at, projected + (heads + head) * head_dim, head_dim * element);
-            memcpy((float *)values + at, projected + (2 * heads + head) * head_dim, head_dim * element);
+            memcpy((float *)keys + at, projected + (heads + head) * head_dim, head_dim * sizeof(float));
+            memcpy((float *)values + at, projected + (2 * heads + head) * head_dim, head_dim * sizeof(float));
         }
     }
     int failed = 0;
