@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 import soundfile
 
+from bridge.cli import engine_choice
+from bridge.cli import main as cli_main
 from bridge.daw.ableton import TEST_REPLY_PORT_VARIABLE
+from bridge.engine.families import missing_checkpoint
 from bridge.musical_time import TimeSignature, bars_to_samples
 from bridge.workflow.loop import loop_seam_jump
 from tests.fake_ableton import FakeLive, FakeSong
@@ -40,18 +43,20 @@ def test_generate_loop_is_exactly_its_bars_at_44k_stereo_and_loops(tmp_path):
 
 
 @pytest.mark.slow
-def test_vary_restyles_a_clip_and_its_seeds_reproduce(tmp_path, write_tone):
+def test_vary_restyles_a_clip_into_takes_with_their_seeds_and_sidecars(tmp_path, write_tone):
+    """One run (an engine start is most of its time): that a take reproduces from its seed alone is the
+    engine's test (tests/test_engine_stable_audio.py)."""
     clip = write_tone("clip.wav", 1.5, 48000, 2)
     both = segue("vary", str(clip), "played on a rhodes", "--model", MODEL, "--strength", "0.4", "--seed", "2",
                  "--variations", "2", "--out-dir", str(tmp_path / "both"))
-    again = segue("vary", str(clip), "played on a rhodes", "--model", MODEL, "--strength", "0.4", "--seed", "3",
-                  "-o", str(tmp_path / "again.wav"))
-    assert both.returncode == 0 and again.returncode == 0, both.stderr + again.stderr
-    first, second = (soundfile.read(line, dtype="float32")[0] for line in both.stdout.split())
+    assert both.returncode == 0, both.stderr
+    paths = [Path(line) for line in both.stdout.split()]
+    first, second = (soundfile.read(path, dtype="float32")[0] for path in paths)
     assert first.shape == (round(1.5 * 44100), 2) and not np.allclose(first, second)
-    np.testing.assert_array_equal(second, soundfile.read(tmp_path / "again.wav", dtype="float32")[0])
-    sidecar = json.loads((tmp_path / "again.json").read_text())
-    assert sidecar["parameters"]["init_audio_path"] == str(clip) and sidecar["parameters"]["strength"] == 0.4
+    sidecars = [json.loads(path.with_suffix(".json").read_text()) for path in paths]
+    assert [sidecar["seed"] for sidecar in sidecars] == [2, 3]
+    assert all(sidecar["parameters"]["init_audio_path"] == str(clip) for sidecar in sidecars)
+    assert all(sidecar["parameters"]["strength"] == 0.4 for sidecar in sidecars)
 
 
 def bad_inputs(tmp_path: Path, write_tone) -> list[tuple[list[str], str]]:
@@ -72,9 +77,9 @@ def bad_inputs(tmp_path: Path, write_tone) -> list[tuple[list[str], str]]:
     ]
 
 
-# Cases 1, 5 and 6 are refused by the engine process (it reads the audio, finds the checkpoint).
-@pytest.mark.parametrize("case", [0, pytest.param(1, marks=pytest.mark.slow), 2, 3, 4,
-                                  pytest.param(5, marks=pytest.mark.slow), pytest.param(6, marks=pytest.mark.slow)])
+# Cases 1 and 6 are refused by the engine process (it reads the audio, loads the folder); 5 before it starts.
+@pytest.mark.parametrize("case", [0, pytest.param(1, marks=pytest.mark.slow), 2, 3, 4, 5,
+                                  pytest.param(6, marks=pytest.mark.slow)])
 def test_bad_input_ends_with_exit_2_one_line_and_nothing_written(tmp_path, write_tone, case):
     args, message = bad_inputs(tmp_path, write_tone)[case]
     out = tmp_path / "out"
@@ -84,6 +89,26 @@ def test_bad_input_ends_with_exit_2_one_line_and_nothing_written(tmp_path, write
     assert lines[-1].startswith("segue: error: ") and message in lines[-1], done.stderr
     assert "Traceback" not in done.stderr
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_model_to_download_first_is_refused_before_an_engine_starts(monkeypatch, capsys, write_tone):
+    """Stability's models load only once downloaded (SA3 is converted then): generate, vary and serve say
+    so in one line at once, instead of after seconds of starting an engine; a remote engine is not asked."""
+
+    def no_engine(*args, **kwargs):
+        raise AssertionError("an engine was started for a model that is not downloaded")
+
+    monkeypatch.setattr(engine_choice, "open_engine", no_engine)
+    clip = str(write_tone("clip.wav", 1.0, 44100, 2))
+    for model in ("stabilityai/stable-audio-3-small-music", "stabilityai/stable-audio-open-1.0"):
+        for command in (["generate", "x", "--model", model, "--engine", "local"],
+                        ["vary", clip, "x", "--model", model, "--engine", "local"],
+                        ["serve", "--model", model, "--engine", "local", "--osc-port", "0"]):
+            assert cli_main(command) == 2, command
+            error = capsys.readouterr().err.strip()
+            assert error.startswith("segue: error: ") and "\n" not in error
+            assert f"{model} is not downloaded: " in error and f"segue models download {model}" in error
+    assert missing_checkpoint(MODEL) is None and missing_checkpoint("facebook/musicgen-small") is None
 
 
 @pytest.mark.slow

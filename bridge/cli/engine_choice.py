@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 from bridge.engine.connect import LOCAL, configured_remote, open_engine
 from bridge.engine.events import EngineEvent
-from bridge.errors import InvalidParameterError
+from bridge.engine.families import missing_checkpoint
+from bridge.errors import InvalidParameterError, ModelError
 from bridge.settings import load_settings
 
 TOKEN_ENV = "SEGUE_ENGINE_TOKEN"
@@ -28,7 +29,10 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
 
 
 def engine_from_args(args: argparse.Namespace, on_event: Callable[[EngineEvent], None] | None = None):
-    """The engine client the command's options (or the settings) ask for, started."""
+    """The engine client the command's options (or the settings) ask for, started.
+
+    A model this computer must download first is refused here, before a local engine starts (seconds
+    of loading torch for one line); a remote engine has models of its own."""
     url, stored_token = None, None
     if args.engine is None:
         url, stored_token = configured_remote(load_settings())
@@ -40,6 +44,9 @@ def engine_from_args(args: argparse.Namespace, on_event: Callable[[EngineEvent],
 
         stored_token = load_token(url)
     if url is None:
+        missing = missing_checkpoint(args.model)
+        if missing is not None:
+            raise ModelError(missing)
         return open_engine(args.device, on_event)
     print(f"engine: {url}", file=sys.stderr)
     token = args.engine_token or os.environ.get(TOKEN_ENV) or stored_token

@@ -27,6 +27,9 @@ class Family:
     claims: Callable[[str], bool]
     # check(request) raises InvalidParameterError for what the family cannot do (before any work starts)
     check: Callable[[Any], None] | None = None
+    # missing(model_id) -> why this computer cannot load the model yet (not downloaded), or None; checked
+    # without torch, so a command refuses at once instead of after its engine has started
+    missing: Callable[[str], str | None] | None = None
 
 
 def _load_musicgen(model_id: str, device: str):
@@ -70,10 +73,16 @@ def check_request(request) -> None:
         family.check(request)
 
 
+def missing_checkpoint(model_id: str) -> str | None:
+    """Why `model_id` cannot load on this computer yet (a model that must be downloaded first), or None."""
+    family = family_for(model_id)
+    return family.missing(model_id) if family.missing is not None else None
+
+
 def _register_stable_audio() -> None:
     from bridge.engine.stable_audio import family
 
-    register(Family("stable-audio", family.load, family.claims, family.check))
+    register(Family("stable-audio", family.load, family.claims, family.check, family.missing_checkpoint))
 
 
 _register_stable_audio()

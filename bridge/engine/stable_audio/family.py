@@ -70,6 +70,23 @@ def _converted_max_seconds(model_id: str) -> float | None:
         return None
 
 
+def missing_checkpoint(model_id: str) -> str | None:
+    """Why `model_id` cannot load here (it must be downloaded first), or None: a built-in random model, a
+    folder or a download Segue finished. Stability's ids are not fetched at load: SA3 is converted at download."""
+    from bridge.models.store import installed_model_dir
+
+    if model_id in ARCHITECTURES or model_id in OPEN_ARCHITECTURES:
+        return None
+    if Path(model_id).expanduser().is_dir() or installed_model_dir(model_id) is not None:
+        return None
+    if "stable-audio-open" in model_id.lower():
+        return f"{model_id} is not downloaded: segue models download {model_id}"
+    return (
+        f"{model_id} is not downloaded: run `segue models download {model_id}` (it converts Stability's "
+        "format once), or pass a converted folder with --model"
+    )
+
+
 def check(request: GenerationRequest) -> None:
     """Raise InvalidParameterError for what this family cannot do with `request` in one pass."""
     if request.prompt_codes is not None:

@@ -12,7 +12,7 @@ import torch
 
 from bridge import paths
 from bridge.engine.random_model_folder import is_random_model
-from bridge.engine.stable_audio.family import folder_pipeline
+from bridge.engine.stable_audio.family import folder_pipeline, missing_checkpoint
 from bridge.engine.stable_audio.open_random_model import OPEN_ARCHITECTURES, save_random_stable_audio_open
 from bridge.engine.stable_audio.random_models import ARCHITECTURES, save_random_stable_audio
 from bridge.errors import ModelError
@@ -60,15 +60,11 @@ def resolve_checkpoint(model_id: str) -> Path:
             save = save_random_stable_audio_open if model_id in OPEN_ARCHITECTURES else save_random_stable_audio
             save(model_id, folder)
         return folder
+    missing = missing_checkpoint(model_id)
+    if missing is not None:
+        raise ModelError(missing)
     local = Path(model_id).expanduser()
     folder = local if local.is_dir() else installed_model_dir(model_id)
-    if folder is None and "stable-audio-open" in model_id.lower():
-        raise ModelError(f"{model_id} is not downloaded: segue models download {model_id}")
-    if folder is None:
-        raise ModelError(
-            f"{model_id} is not downloaded: run `segue models download {model_id}` (it converts Stability's "
-            "format once), or pass a converted folder with --model"
-        )
     if folder_pipeline(folder) not in (SA3_PIPELINE, STABLE_AUDIO_OPEN_PIPELINE):
         raise ModelError(
             f"{model_id} is not a Stable Audio model in diffusers format "
