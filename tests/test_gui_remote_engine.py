@@ -18,7 +18,8 @@ from gui.theme import apply_theme
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "gui"
 
-pytestmark = pytest.mark.slow
+# Deadlines (a lost replica fails its job within 5 s) and Ray's own processes: run alone.
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 
 def test_settings_test_the_remote_engine_then_the_panel_generates_on_it(qtbot, qapp, remote_engine):

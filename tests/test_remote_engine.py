@@ -25,7 +25,8 @@ from bridge.errors import CancelledError, SegueError
 from tests.ray_serve import MAX_REQUEST_BYTES
 from tests.waiting import wait_until
 
-pytestmark = pytest.mark.slow
+# Deadlines (a lost replica fails its job within 5 s) and Ray's own processes: run alone.
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 
 class Recorder:
