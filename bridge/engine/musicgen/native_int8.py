@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 from bridge import paths
 from bridge.engine.musicgen.int8_gemm import Int8Gemm
-from bridge.engine.musicgen.step_threads import on_every_thread
+from bridge.engine.musicgen.step_threads import on_every_thread, team_size
 
 SOURCES = ("int8_rows.c", "widening_gemm.c", "one_query_attention.c")  # built into one library
 ABI_VERSION = 3
@@ -218,11 +218,15 @@ class NativeInt8Linear:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        rows = x.reshape(-1, shape[-1]).float().contiguous()
-        if rows.shape[0] <= FEW_ROWS:
-            out = on_every_thread(self._native, self.lib.segue_int8_rows, rows)
-        elif self.prefill in self.native_gemms:
-            out = on_every_thread(self._native, getattr(self.lib, self.native_gemms[self.prefill]), rows)
+        rows = x.reshape(-1, shape[-1])
+        if rows.shape[0] <= FEW_ROWS:  # a step: ~190 calls, so no PyTorch op it can do without (~1 us each)
+            if rows.dtype != torch.float32 or rows.stride(-1) != 1:
+                rows = rows.float().contiguous()
+            out = self._native(self.lib.segue_int8_rows, rows, team_size())
+            return out.view(*shape[:-1], -1) if x.dtype == torch.float32 else out.to(x.dtype).view(*shape[:-1], -1)
+        rows = rows.float().contiguous()
+        if self.prefill in self.native_gemms:
+            out = self._native(getattr(self.lib, self.native_gemms[self.prefill]), rows, team_size())
         elif self.prefill == "int8-gemm":
             if self._gemm is None:  # the weights unpacked for torch._int_mm, at the first prefill
                 self._gemm = Int8Gemm(unpack(self.packed, self.out_features, self.in_features), self.scales)
@@ -233,13 +237,14 @@ class NativeInt8Linear:
             out = on_every_thread(F.linear, rows.to(wide), weight).float() * self.scales
         return out.to(x.dtype).reshape(*shape[:-1], -1)
 
-    def _native(self, function, rows: torch.Tensor) -> torch.Tensor:
-        """`rows` through one of the library's functions (they take the same arguments)."""
+    def _native(self, function, rows: torch.Tensor, threads: int) -> torch.Tensor:
+        """`rows` (fp32, unit stride along a row) through one of the library's functions (they take the same
+        arguments) on `threads` threads."""
         out = torch.empty(rows.shape[0], self.out_features)
         status = function(
             rows.data_ptr(), rows.shape[0], self.in_features, rows.stride(0), self.packed.data_ptr(),
             self.scales.data_ptr(), self.out_features, self.padded_out, self.padded_in, out.data_ptr(),
-            out.stride(0), torch.get_num_threads(),
+            self.out_features, threads,
         )
         if status != 0:
             raise MemoryError("native-int8: out of memory for the activations")

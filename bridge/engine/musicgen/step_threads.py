@@ -50,3 +50,10 @@ def on_every_thread(run: Callable[..., Result], *args: object, **kwargs: object)
         return run(*args, **kwargs)
     finally:
         torch.set_num_threads(1)
+
+
+def team_size() -> int:
+    """The threads a call that reads the weights gets: the full team, also inside `small_ops_on_one_thread`
+    (Segue's native kernels take it as an argument: no switching PyTorch's count around them)."""
+    threads = getattr(_state, "threads", None)
+    return torch.get_num_threads() if threads is None else threads
