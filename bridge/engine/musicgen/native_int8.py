@@ -219,11 +219,11 @@ class NativeInt8Linear:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         rows = x.reshape(-1, shape[-1])
-        if rows.shape[0] <= FEW_ROWS:  # a step: ~190 calls, so no PyTorch op it can do without (~1 us each)
+        if rows.shape[0] <= FEW_ROWS:  # a step: ~145 calls, so no PyTorch op it can do without (~1 us each)
             if rows.dtype != torch.float32 or rows.stride(-1) != 1:
                 rows = rows.float().contiguous()
             out = self._native(self.lib.segue_int8_rows, rows, team_size())
-            return out.view(*shape[:-1], -1) if x.dtype == torch.float32 else out.to(x.dtype).view(*shape[:-1], -1)
+            return (out if x.dtype == torch.float32 else out.to(x.dtype)).view(*shape[:-1], -1)
         rows = rows.float().contiguous()
         if self.prefill in self.native_gemms:
             out = self._native(getattr(self.lib, self.native_gemms[self.prefill]), rows, team_size())

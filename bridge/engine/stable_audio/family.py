@@ -59,26 +59,33 @@ def max_seconds(model_id: str) -> float:
 
 def _converted_max_seconds(model_id: str) -> float | None:
     """The duration clamp of a converted folder (the small models' differs from Medium's), read without torch."""
-    from bridge.models.store import installed_model_dir
-
-    local = Path(model_id).expanduser()
-    folder = local if local.is_dir() else installed_model_dir(model_id)
+    folder = checkpoint_folder(model_id)
+    if folder is None:
+        return None
     try:
-        config = json.loads((Path(folder) / "duration_embedder" / "config.json").read_text(encoding="utf-8"))
+        config = json.loads((folder / "duration_embedder" / "config.json").read_text(encoding="utf-8"))
         return float(config["max_val"])
     except (TypeError, OSError, ValueError, KeyError):
         return None
 
 
+def checkpoint_folder(model_id: str) -> Path | None:
+    """The folder `model_id` names, or the one Segue downloaded it to; None when there is neither."""
+    from bridge.models.store import installed_model_dir
+
+    local = Path(model_id).expanduser()
+    return local if local.is_dir() else installed_model_dir(model_id)
+
+
 def missing_checkpoint(model_id: str) -> str | None:
     """Why `model_id` cannot load here (it must be downloaded first), or None: a built-in random model, a
     folder or a download Segue finished. Stability's ids are not fetched at load: SA3 is converted at download."""
-    from bridge.models.store import installed_model_dir
+    if model_id in ARCHITECTURES or model_id in OPEN_ARCHITECTURES or checkpoint_folder(model_id) is not None:
+        return None
+    return not_downloaded_message(model_id)
 
-    if model_id in ARCHITECTURES or model_id in OPEN_ARCHITECTURES:
-        return None
-    if Path(model_id).expanduser().is_dir() or installed_model_dir(model_id) is not None:
-        return None
+
+def not_downloaded_message(model_id: str) -> str:
     if "stable-audio-open" in model_id.lower():
         return f"{model_id} is not downloaded: segue models download {model_id}"
     return (

@@ -12,11 +12,10 @@ import torch
 
 from bridge import paths
 from bridge.engine.random_model_folder import is_random_model
-from bridge.engine.stable_audio.family import folder_pipeline, missing_checkpoint
+from bridge.engine.stable_audio.family import checkpoint_folder, folder_pipeline, not_downloaded_message
 from bridge.engine.stable_audio.open_random_model import OPEN_ARCHITECTURES, save_random_stable_audio_open
 from bridge.engine.stable_audio.random_models import ARCHITECTURES, save_random_stable_audio
 from bridge.errors import ModelError
-from bridge.models.store import installed_model_dir
 
 RANDOM_MODELS = (*ARCHITECTURES, *OPEN_ARCHITECTURES)
 # model_index.json `_class_name`s this family runs.
@@ -60,11 +59,9 @@ def resolve_checkpoint(model_id: str) -> Path:
             save = save_random_stable_audio_open if model_id in OPEN_ARCHITECTURES else save_random_stable_audio
             save(model_id, folder)
         return folder
-    missing = missing_checkpoint(model_id)
-    if missing is not None:
-        raise ModelError(missing)
-    local = Path(model_id).expanduser()
-    folder = local if local.is_dir() else installed_model_dir(model_id)
+    folder = checkpoint_folder(model_id)
+    if folder is None:
+        raise ModelError(not_downloaded_message(model_id))
     if folder_pipeline(folder) not in (SA3_PIPELINE, STABLE_AUDIO_OPEN_PIPELINE):
         raise ModelError(
             f"{model_id} is not a Stable Audio model in diffusers format "
