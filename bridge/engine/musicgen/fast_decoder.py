@@ -41,7 +41,8 @@ from bridge.engine.musicgen.loading import LoadedModel
 from bridge.engine.musicgen.native_attention import attend_one_query, native_cache_dtype
 from bridge.engine.musicgen.quantize import DenseLinear, QuantisedLinear, make_linear
 from bridge.engine.musicgen.resident_memory import drop_resident_pages, return_free_memory
-from bridge.engine.musicgen.step_threads import on_every_thread, small_ops_on_one_thread
+from bridge.engine.musicgen.step_threads import on_every_thread, small_ops_on_one_thread, team_size
+from bridge.engine.musicgen.weight_prefetch import prefetch_in_step_order, wanted
 from bridge.errors import ModelError
 
 PRECISIONS = ("native", "int8")
@@ -193,10 +194,14 @@ class FastDecoder:
     @property
     def weight_bytes(self) -> int:
         """Bytes of matmul weights read per step."""
-        parts = [self.lm_heads]
+        return sum(part.nbytes for part in self.step_order())
+
+    def step_order(self) -> list[Linear]:
+        """The linear layers in the order a step runs them."""
+        parts = []
         for layer in self.layers:
             parts += [layer.qkv, layer.self_out, layer.cross_q, layer.cross_out, layer.fc1, layer.fc2]
-        return sum(part.nbytes for part in parts if part is not None)
+        return [part for part in [*parts, self.lm_heads] if part is not None]
 
     @torch.inference_mode()
     def start(
@@ -210,6 +215,8 @@ class FastDecoder:
         With `prefix` (MusicGen-Melody), `text_states` are instead the states of every row that the
         decoder reads before the first token (bridge/engine/musicgen/melody.py).
         """
+        if self.kernel == "native-int8" and self.loaded.device.type == "cpu" and wanted(team_size()):
+            prefetch_in_step_order(self, self.step_order())
         if prefix:
             session = DecoderSession(self, None, None, rows, length, prefix=text_states, zeroed=self.graphed)
         else:
