@@ -41,8 +41,7 @@ from bridge.engine.musicgen.loading import LoadedModel
 from bridge.engine.musicgen.native_attention import attend_one_query, native_cache_dtype
 from bridge.engine.musicgen.quantize import DenseLinear, QuantisedLinear, make_linear
 from bridge.engine.musicgen.resident_memory import drop_resident_pages, return_free_memory
-from bridge.engine.musicgen.step_threads import on_every_thread, small_ops_on_one_thread, team_size
-from bridge.engine.musicgen.weight_prefetch import prefetch_in_step_order, wanted
+from bridge.engine.musicgen.step_threads import on_every_thread, small_ops_on_one_thread
 from bridge.errors import ModelError
 
 PRECISIONS = ("native", "int8")
@@ -194,14 +193,10 @@ class FastDecoder:
     @property
     def weight_bytes(self) -> int:
         """Bytes of matmul weights read per step."""
-        return sum(part.nbytes for part in self.step_order())
-
-    def step_order(self) -> list[Linear]:
-        """The linear layers in the order a step runs them."""
-        parts = []
+        parts = [self.lm_heads]
         for layer in self.layers:
             parts += [layer.qkv, layer.self_out, layer.cross_q, layer.cross_out, layer.fc1, layer.fc2]
-        return [part for part in [*parts, self.lm_heads] if part is not None]
+        return sum(part.nbytes for part in parts if part is not None)
 
     @torch.inference_mode()
     def start(
@@ -215,8 +210,6 @@ class FastDecoder:
         With `prefix` (MusicGen-Melody), `text_states` are instead the states of every row that the
         decoder reads before the first token (bridge/engine/musicgen/melody.py).
         """
-        if self.kernel == "native-int8" and self.loaded.device.type == "cpu" and wanted(team_size()):
-            prefetch_in_step_order(self, self.step_order())
         if prefix:
             session = DecoderSession(self, None, None, rows, length, prefix=text_states, zeroed=self.graphed)
         else:

@@ -17,8 +17,7 @@ whichever the kernel choice measured fastest here and found faithful:
 - `int8-gemm`: int8 x int8 through torch._int_mm (int8_gemm.py), where its sums are exact;
 - `widened`: the weights widened in full to fp32 (bf16 where bf16 is native) for PyTorch's GEMM.
 The same library holds a step's self-attention in one call (native/one_query_attention.c,
-native_attention.py) and the thread that reads a step's next weights ahead (native/weight_prefetch.c,
-weight_prefetch.py).
+native_attention.py).
 """
 
 import ctypes
@@ -43,8 +42,8 @@ from bridge import paths
 from bridge.engine.musicgen.int8_gemm import Int8Gemm
 from bridge.engine.musicgen.step_threads import on_every_thread, team_size
 
-SOURCES = ("int8_rows.c", "widening_gemm.c", "one_query_attention.c", "weight_prefetch.c")  # one library
-ABI_VERSION = 4
+SOURCES = ("int8_rows.c", "widening_gemm.c", "one_query_attention.c")  # built into one library
+ABI_VERSION = 3
 CHANNELS, INPUTS = 4, 16  # the packed block: as CHANNELS and INPUTS in int8_rows.c
 # Above this many rows (a prefill of an audio prompt) the few-row kernels are not the fast ones: this
 # kernel and quantize's widen the weights for a GEMM instead.
@@ -98,7 +97,7 @@ def _build(cc: str, flags: list[str], sources: list[Path], target: Path) -> str:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="segue-build-", dir=target.parent) as folder:
         built = Path(folder) / target.name
-        command = [*cc.split(), "-O3", "-shared", "-fPIC", "-pthread", *flags, *map(str, sources), "-o", str(built), "-lm"]
+        command = [*cc.split(), "-O3", "-shared", "-fPIC", *flags, *map(str, sources), "-o", str(built), "-lm"]
         try:
             # The waiting thread is the starter: the compiler dies with it, or with the whole process.
             done = subprocess.run(command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_SECONDS, check=False,
@@ -158,9 +157,6 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     for function in (lib.segue_int8_rows, lib.segue_int8_gemm, lib.segue_widening_gemm):  # the same arguments
         function.restype = ctypes.c_int
         function.argtypes = [pointer, i64, i64, i64, pointer, pointer, i64, i64, i64, pointer, i64, ctypes.c_int]
-    lib.segue_prefetch_order.restype = ctypes.c_int
-    lib.segue_prefetch_order.argtypes = [pointer, pointer, ctypes.c_int, i64]
-    lib.segue_prefetch_bytes_read.restype = i64
     lib.segue_one_query_attention.restype = ctypes.c_int
     lib.segue_one_query_attention.argtypes = [pointer, i64, pointer, pointer, i64, i64, i64, i64, i64, ctypes.c_int,
                                               pointer, i64, ctypes.c_int]

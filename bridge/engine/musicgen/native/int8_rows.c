@@ -43,10 +43,7 @@
 #endif
 #define INT16_LEVELS 32767.0f
 
-void prefetch_pause(void);                /* weight_prefetch.c: a call starts, */
-void prefetch_after(const void *weights); /* and it read these weights */
-
-int segue_int8_rows_version(void) { return 4; }
+int segue_int8_rows_version(void) { return 3; }
 
 int segue_int8_rows_isa(void) {
 #ifdef SEGUE_AVX2
@@ -56,39 +53,23 @@ int segue_int8_rows_isa(void) {
 #endif
 }
 
-/* GCC's partial redundancy elimination hoists the four weight loads of an iteration above the
- * multiplies and then keeps an accumulator on the stack: the loop ran at the speed of that store and
- * reload (~19 GB/s per core from the cache on Zen 3) instead of the multiplier's (~23). */
-#if defined(__GNUC__) && !defined(__clang__)
-#define KEEP_ACCUMULATORS_IN_REGISTERS __attribute__((optimize("no-tree-pre")))
-#else
-#define KEEP_ACCUMULATORS_IN_REGISTERS
-#endif
-
 /* Sums of one block row range [start, end) for 4 channels x 2 rows, added to `total`. */
-KEEP_ACCUMULATORS_IN_REGISTERS static void dot_blocks(const int8_t *packed, const int16_t *x0, const int16_t *x1, int64_t start, int64_t end,
+static void dot_blocks(const int8_t *packed, const int16_t *x0, const int16_t *x1, int64_t start, int64_t end,
                        float total[CHANNELS][2]) {
     const int8_t *p = packed + start * CHANNELS;
 #ifdef SEGUE_AVX2
-    __m256i s00 = _mm256_setzero_si256(), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00, s30 = s00, s31 = s00;
+    __m256i sum[CHANNELS][2];
+    for (int c = 0; c < CHANNELS; c++) sum[c][0] = sum[c][1] = _mm256_setzero_si256();
     for (int64_t i = start; i < end; i += INPUTS, p += CHANNELS * INPUTS) {
         _mm_prefetch((const char *)(p + PREFETCH), _MM_HINT_T0);
         __m256i a = _mm256_loadu_si256((const __m256i *)(x0 + i));
         __m256i b = _mm256_loadu_si256((const __m256i *)(x1 + i));
-        __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)p));
-        s00 = _mm256_add_epi32(s00, _mm256_madd_epi16(w, a));
-        s01 = _mm256_add_epi32(s01, _mm256_madd_epi16(w, b));
-        w = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + INPUTS)));
-        s10 = _mm256_add_epi32(s10, _mm256_madd_epi16(w, a));
-        s11 = _mm256_add_epi32(s11, _mm256_madd_epi16(w, b));
-        w = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 2 * INPUTS)));
-        s20 = _mm256_add_epi32(s20, _mm256_madd_epi16(w, a));
-        s21 = _mm256_add_epi32(s21, _mm256_madd_epi16(w, b));
-        w = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 3 * INPUTS)));
-        s30 = _mm256_add_epi32(s30, _mm256_madd_epi16(w, a));
-        s31 = _mm256_add_epi32(s31, _mm256_madd_epi16(w, b));
+        for (int c = 0; c < CHANNELS; c++) {
+            __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + INPUTS * c)));
+            sum[c][0] = _mm256_add_epi32(sum[c][0], _mm256_madd_epi16(w, a));
+            sum[c][1] = _mm256_add_epi32(sum[c][1], _mm256_madd_epi16(w, b));
+        }
     }
-    __m256i sum[CHANNELS][2] = {{s00, s01}, {s10, s11}, {s20, s21}, {s30, s31}};
     for (int c = 0; c < CHANNELS; c++) {
         for (int r = 0; r < 2; r++) {
             __m128i s = _mm_add_epi32(_mm256_castsi256_si128(sum[c][r]), _mm256_extracti128_si256(sum[c][r], 1));
@@ -156,13 +137,11 @@ int segue_int8_rows(const float *x, int64_t rows, int64_t in_features, int64_t x
                     const float *scales, int64_t out_features, int64_t padded_out, int64_t padded_in, float *out,
                     int64_t out_stride, int threads) {
     if (threads < 1) threads = 1;
-    prefetch_pause();
     float *row_scales = malloc((size_t)(rows + 1) * sizeof(float));
     int16_t *quantised = row_scales == NULL ? NULL /* +1: a zero row */
                        : quantise_rows(x, rows, rows + 1, in_features, x_stride, padded_in, row_scales, threads);
     if (quantised == NULL) {
         free(row_scales);
-        prefetch_after(NULL);
         return -1;
     }
     for (int64_t r = 0; r < rows; r += 2) {
@@ -185,7 +164,6 @@ int segue_int8_rows(const float *x, int64_t rows, int64_t in_features, int64_t x
     }
     free(quantised);
     free(row_scales);
-    prefetch_after(packed);
     return 0;
 }
 
@@ -253,7 +231,6 @@ int segue_int8_gemm(const float *x, int64_t rows, int64_t in_features, int64_t x
                     const float *scales, int64_t out_features, int64_t padded_out, int64_t padded_in, float *out,
                     int64_t out_stride, int threads) {
     if (threads < 1) threads = 1;
-    prefetch_pause();
     int64_t tiled_rows = (rows + GEMM_ROWS - 1) / GEMM_ROWS * GEMM_ROWS; /* zero rows pad the last tile */
     float *row_scales = malloc((size_t)tiled_rows * sizeof(float));
     float *totals = calloc((size_t)tiled_rows * (size_t)padded_out, sizeof(float));
@@ -262,7 +239,6 @@ int segue_int8_gemm(const float *x, int64_t rows, int64_t in_features, int64_t x
     if (quantised == NULL) {
         free(row_scales);
         free(totals);
-        prefetch_after(NULL);
         return -1;
     }
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
@@ -284,6 +260,5 @@ int segue_int8_gemm(const float *x, int64_t rows, int64_t in_features, int64_t x
     free(quantised);
     free(row_scales);
     free(totals);
-    prefetch_after(NULL); /* a prefill: nothing new to read ahead (its gaps are the attention's) */
     return 0;
 }

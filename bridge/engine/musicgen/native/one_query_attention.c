@@ -26,9 +26,6 @@
 #define SEGUE_AVX2 1
 #endif
 
-void prefetch_pause(void);                /* weight_prefetch.c: a call starts, */
-void prefetch_after(const void *weights); /* and it ends (it read no weights) */
-
 #ifdef SEGUE_AVX2
 /* e^x for x <= 0 (softmax after its max is subtracted), Cephes' expf: a degree-6 polynomial on
  * x - n ln 2 and 2^n in the exponent bits; ~1 ulp. Below -87 it returns ~1e-38 (exp underflows). */
@@ -193,7 +190,6 @@ int segue_one_query_attention(const float *qkv, int64_t qkv_stride, void *keys, 
         }
     }
     int failed = 0;
-    prefetch_pause();
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         float *scores = malloc((size_t)n * sizeof(float));
@@ -219,6 +215,5 @@ int segue_one_query_attention(const float *qkv, int64_t qkv_stride, void *keys, 
         }
         free(scores);
     }
-    prefetch_after(NULL);
     return failed;
 }

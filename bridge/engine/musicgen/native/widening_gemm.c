@@ -130,16 +130,12 @@ static void tile_fma(const float *a, const float *b, int64_t depth, float *tile,
 #endif
 }
 
-void prefetch_pause(void);                /* weight_prefetch.c: a call starts, */
-void prefetch_after(const void *weights); /* and it ends */
-
 /* out[r, j] = scales[j] * sum_i x[r, i] * W[j, i], with int8_rows.c's arguments and packed weights.
  * Returns 0, or -1 if memory ran out. */
 int segue_widening_gemm(const float *x, int64_t rows, int64_t in_features, int64_t x_stride, const int8_t *packed,
                         const float *scales, int64_t out_features, int64_t padded_out, int64_t padded_in, float *out,
                         int64_t out_stride, int threads) {
     if (threads < 1) threads = 1;
-    prefetch_pause();
     int64_t tiles = (rows + TILE_ROWS - 1) / TILE_ROWS, width = (padded_out + NC - 1) / NC * NC;
     /* Activations as (tiles, padded_in, TILE_ROWS), zero-padded; sums as (tiles * TILE_ROWS, width). */
     float *packed_rows = calloc((size_t)(tiles * TILE_ROWS * padded_in), sizeof(float));
@@ -147,7 +143,6 @@ int segue_widening_gemm(const float *x, int64_t rows, int64_t in_features, int64
     if (packed_rows == NULL || sums == NULL) {
         free(packed_rows);
         free(sums);
-        prefetch_after(NULL);
         return -1;
     }
     int failed = 0;
@@ -187,6 +182,5 @@ int segue_widening_gemm(const float *x, int64_t rows, int64_t in_features, int64
     }
     free(packed_rows);
     free(sums);
-    prefetch_after(NULL); /* a prefill: nothing new to read ahead (its gaps are the attention's) */
     return failed ? -1 : 0;
 }
