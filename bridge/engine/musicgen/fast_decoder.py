@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from bridge.engine.musicgen.fused_step import linear_around
 from bridge.engine.musicgen.loading import LoadedModel
 from bridge.engine.musicgen.native_attention import attend_one_query, native_cache_dtype
 from bridge.engine.musicgen.quantize import DenseLinear, QuantisedLinear, make_linear
@@ -226,7 +227,8 @@ class FastDecoder:
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """(rows, [positions,] hidden) -> (rows, [positions,] codebooks, vocab)."""
-        return self.lm_heads(self.final_norm(hidden)).view(*hidden.shape[:-1], self.num_codebooks, self.vocab_size)
+        return linear_around(self.lm_heads, hidden, norm=self.final_norm).view(*hidden.shape[:-1], self.num_codebooks,
+                                                                               self.vocab_size)
 
 
 class DecoderSession:
@@ -291,13 +293,15 @@ class DecoderSession:
             raise ValueError(f"window of {self.length} positions is full")
         rows, hidden_size = self.rows, decoder.hidden_size
         guided = self.guided_rows
-        for index, layer in enumerate(decoder.layers):
-            attended = self.self_attention(index, layer.qkv(layer.self_norm(hidden)), start)
-            hidden = hidden + layer.self_out(attended.transpose(1, 2).reshape(rows, tokens, hidden_size))
+        for index, layer in enumerate(decoder.layers):  # linear_around: the norms, GELU and sums in one call
+            attended = self.self_attention(index, linear_around(layer.qkv, hidden, norm=layer.self_norm), start)
+            hidden = linear_around(layer.self_out, attended.transpose(1, 2).reshape(rows, tokens, hidden_size),
+                                   residual=hidden)
             if guided:
-                attended = self.cross_attention(index, layer.cross_q(layer.cross_norm(hidden[:guided])))
+                attended = self.cross_attention(index, linear_around(layer.cross_q, hidden[:guided], norm=layer.cross_norm))
                 hidden[:guided] += layer.cross_out(attended.transpose(1, 2).reshape(guided, tokens, hidden_size))
-            hidden = hidden + layer.fc2(F.gelu(layer.fc1(layer.ffn_norm(hidden))))
+            hidden = linear_around(layer.fc2, linear_around(layer.fc1, hidden, norm=layer.ffn_norm, gelu=True),
+                                   residual=hidden)
         self.position = end
         return decoder.logits(hidden[:, prefix_tokens:] if all_positions else hidden[:, -1])
 

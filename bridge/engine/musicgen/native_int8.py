@@ -43,7 +43,8 @@ from bridge.engine.musicgen.int8_gemm import Int8Gemm
 from bridge.engine.musicgen.step_threads import on_every_thread, team_size
 
 SOURCES = ("int8_rows.c", "widening_gemm.c", "one_query_attention.c")  # built into one library
-ABI_VERSION = 3
+HEADERS = ("vector_math.h",)  # included by them
+ABI_VERSION = 4
 CHANNELS, INPUTS = 4, 16  # the packed block: as CHANNELS and INPUTS in int8_rows.c
 # Above this many rows (a prefill of an audio prompt) the few-row kernels are not the fast ones: this
 # kernel and quantize's widen the weights for a GEMM instead.
@@ -119,12 +120,17 @@ def library() -> ctypes.CDLL | None:
     if cc is None:
         log.info("native-int8: no C compiler found (set CC); PyTorch's kernels only")
         return None
-    texts = [resources.files("bridge.engine.musicgen.native").joinpath(name).read_bytes() for name in SOURCES]
+    names = SOURCES + HEADERS
+    try:
+        texts = [resources.files("bridge.engine.musicgen.native").joinpath(name).read_bytes() for name in names]
+    except OSError as error:  # a bundle packed without them
+        log.info("native-int8: its C sources are missing (%s); PyTorch's kernels only", error)
+        return None
     version = _compiler_version(cc).encode()  # one `cc --version` for both flag sets
     with tempfile.TemporaryDirectory(prefix="segue-source-") as folder:
+        for name, text in zip(names, texts, strict=True):
+            (Path(folder) / name).write_bytes(text)
         sources = [Path(folder) / name for name in SOURCES]
-        for source, text in zip(sources, texts, strict=True):
-            source.write_bytes(text)
         for flags in ([*isa_flags(), "-fopenmp"], isa_flags()):  # Apple's clang has no OpenMP: one thread
             digest = hashlib.sha256(b"".join(texts) + version + " ".join(flags).encode())
             target = paths.cache_dir() / "native" / f"int8_rows-{digest.hexdigest()[:16]}.so"
@@ -157,6 +163,9 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     for function in (lib.segue_int8_rows, lib.segue_int8_gemm, lib.segue_widening_gemm):  # the same arguments
         function.restype = ctypes.c_int
         function.argtypes = [pointer, i64, i64, i64, pointer, pointer, i64, i64, i64, pointer, i64, ctypes.c_int]
+    lib.segue_int8_rows_fused.restype = ctypes.c_int
+    lib.segue_int8_rows_fused.argtypes = [pointer, i64, i64, i64, pointer, pointer, i64, i64, i64, pointer, i64, ctypes.c_int,
+                                          pointer, pointer, ctypes.c_double, ctypes.c_int, pointer, i64]
     lib.segue_one_query_attention.restype = ctypes.c_int
     lib.segue_one_query_attention.argtypes = [pointer, i64, pointer, pointer, i64, i64, i64, i64, i64, ctypes.c_int,
                                               pointer, i64, ctypes.c_int]
@@ -236,6 +245,29 @@ class NativeInt8Linear:
             weight = unpack(self.packed, self.out_features, self.in_features, wide)
             out = on_every_thread(F.linear, rows.to(wide), weight).float() * self.scales
         return out.to(x.dtype).reshape(*shape[:-1], -1)
+
+    def fused(self, x: torch.Tensor, norm_weight: torch.Tensor | None, norm_bias: torch.Tensor | None, eps: float,
+              gelu: bool, residual: torch.Tensor | None) -> torch.Tensor:
+        """residual + gelu(layer_norm(x) W^T) for a step's few fp32 rows in one call (int8_rows.c's
+        segue_int8_rows_fused); each part only where given. The norm's tensors are fp32, contiguous."""
+        shape = x.shape
+        rows = x.reshape(-1, shape[-1])
+        if rows.stride(-1) != 1:
+            rows = rows.contiguous()
+        out = torch.empty(rows.shape[0], self.out_features)
+        added = None if residual is None else residual.reshape(-1, self.out_features)
+        if added is not None and added.stride(-1) != 1:
+            added = added.contiguous()
+        status = self.lib.segue_int8_rows_fused(
+            rows.data_ptr(), rows.shape[0], self.in_features, rows.stride(0), self.packed.data_ptr(),
+            self.scales.data_ptr(), self.out_features, self.padded_out, self.padded_in, out.data_ptr(),
+            self.out_features, team_size(), None if norm_weight is None else norm_weight.data_ptr(),
+            None if norm_bias is None else norm_bias.data_ptr(), eps, int(gelu),
+            None if added is None else added.data_ptr(), 0 if added is None else added.stride(0),
+        )
+        if status != 0:
+            raise MemoryError("native-int8: out of memory for the activations")
+        return out.view(*shape[:-1], -1)
 
     def _native(self, function, rows: torch.Tensor, threads: int) -> torch.Tensor:
         """`rows` (fp32, unit stride along a row) through one of the library's functions (they take the same
