@@ -7,7 +7,11 @@ import torch
 
 from bridge.engine.musicgen import fast_decoder, kernels
 from bridge.engine.musicgen.fast_decoder import FastDecoder, one_query_attention
-from bridge.engine.musicgen.native_attention import attend_one_query, native_attention_available
+from bridge.engine.musicgen.native_attention import (
+    attend_one_query,
+    attend_to_text,
+    native_attention_available,
+)
 
 pytestmark = pytest.mark.skipif(not native_attention_available(), reason="Segue's kernel library is not built for AVX2 here")
 
@@ -119,3 +123,28 @@ def test_a_fast_mode_decoder_steps_to_the_same_logits_with_it_as_with_pytorchs_o
 def test_a_cached_kernel_choice_names_the_attention_its_kl_was_measured_with(tiny_model):
     # A choice measured by a Segue without native attention (its key without it) is measured again.
     assert kernels.model_key(tiny_model) == "tiny (2x32), native attention over an fp16 cache"
+
+
+@pytest.mark.parametrize("rows, tokens", [(1, 1), (1, 12), (2, 37)])
+def test_it_attends_to_the_text_as_sdpa_does_without_writing_anything(rows, tokens):
+    generator = torch.Generator().manual_seed(tokens)
+    heads, head_dim = 4, 16
+    keys = torch.randn(rows, heads, tokens, head_dim, generator=generator)
+    values = torch.randn(rows, heads, tokens, head_dim, generator=generator)
+    query = 2 * torch.randn(rows, 1, heads * head_dim, generator=generator)
+    kept = keys.clone(), values.clone()
+    got = attend_to_text(query, keys, values)
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        query.view(rows, 1, heads, head_dim).transpose(1, 2), keys, values)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert torch.equal(keys, kept[0]) and torch.equal(values, kept[1])
+
+
+def test_a_step_attends_to_padded_text_with_its_mask(tiny_model):
+    decoder = FastDecoder(tiny_model, "int8", kernel="native-int8")
+    text = torch.randn(1, 6, decoder.hidden_size)
+    with torch.inference_mode():
+        whole = decoder.start(text, torch.ones(1, 6, dtype=torch.long), 1, 2, 8)
+        padded = decoder.start(text, torch.tensor([[1, 1, 1, 1, 0, 0]]), 1, 2, 8)
+    assert whole.native_cross_attention and whole.cross_keys[0].is_contiguous()
+    assert not padded.native_cross_attention  # PyTorch's SDPA with the mask

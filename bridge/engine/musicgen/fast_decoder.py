@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from bridge.engine.musicgen.fused_step import linear_around
 from bridge.engine.musicgen.loading import LoadedModel
-from bridge.engine.musicgen.native_attention import attend_one_query, native_cache_dtype
+from bridge.engine.musicgen.native_attention import attend_one_query, attend_to_text, native_cache_dtype
 from bridge.engine.musicgen.quantize import DenseLinear, QuantisedLinear, make_linear
 from bridge.engine.musicgen.resident_memory import drop_resident_pages, return_free_memory
 from bridge.engine.musicgen.step_threads import on_every_thread, small_ops_on_one_thread
@@ -257,16 +257,20 @@ class DecoderSession:
         self.keys = allocate(shape, dtype=decoder.cache_dtype or dtype, device=device)
         self.values = allocate(shape, dtype=decoder.cache_dtype or dtype, device=device)
         self.cross_keys, self.cross_values, self.cross_mask = [], [], None
+        self.native_cross_attention = False
         if text_states is None:
             self.guided_rows = 0
             return
         self.guided_rows = text_states.shape[0]
         tokens = text_states.shape[1]
-        for layer in decoder.layers:
-            self.cross_keys.append(F.linear(text_states, layer.cross_k).view(-1, tokens, heads, head_dim).transpose(1, 2))
-            self.cross_values.append(F.linear(text_states, layer.cross_v).view(-1, tokens, heads, head_dim).transpose(1, 2))
-        # Padding tokens of the text are masked; all-ones masks need none.
+        # Padding tokens of the text are masked; all-ones masks need none, and then a step attends natively
+        # (its keys and values contiguous for that).
         self.cross_mask = None if bool(text_mask.all()) else text_mask[:, None, None, :].bool()
+        self.native_cross_attention = decoder.native_attention and self.cross_mask is None and dtype == torch.float32
+        for layer in decoder.layers:
+            for weight, kept in ((layer.cross_k, self.cross_keys), (layer.cross_v, self.cross_values)):
+                projected = F.linear(text_states, weight).view(-1, tokens, heads, head_dim).transpose(1, 2)
+                kept.append(projected.contiguous() if self.native_cross_attention else projected)
 
     def __call__(self, input_ids: torch.Tensor, all_positions: bool = False) -> torch.Tensor:
         """Feed (rows, codebooks, tokens) at the next positions; return the last position's logits
@@ -328,6 +332,8 @@ class DecoderSession:
     def cross_attention(self, index: int, query: torch.Tensor) -> torch.Tensor:
         """The guided rows' attention to the text: (guided rows, tokens, hidden) -> (guided rows, heads, tokens, head dim)."""
         guided, tokens = query.shape[:2]
+        if tokens == 1 and self.native_cross_attention:
+            return attend_to_text(query, self.cross_keys[index], self.cross_values[index])
         query = query.view(guided, tokens, self.decoder.num_heads, self.decoder.head_dim).transpose(1, 2)
         return F.scaled_dot_product_attention(
             query, self.cross_keys[index], self.cross_values[index], attn_mask=self.cross_mask

@@ -7,7 +7,8 @@ self-attention in one call, every (row, head) in parallel on the engine's thread
 the native-int8 library (native_int8.py) and used where that library was built for AVX2 + FMA (its
 exp and sums are written for them; elsewhere PyTorch's ops stay). Its sessions keep their keys and
 values in fp16 (native_cache_dtype), converted in registers by F16C: a step reads half the bytes, and a
-30 s window's cache takes 295 MB instead of 590 for musicgen-small.
+30 s window's cache takes 295 MB instead of 590 for musicgen-small. The same call attends to the text
+(`attend_to_text`, the step's cross-attention) where no text token is padding.
 """
 
 import torch
@@ -56,11 +57,28 @@ def attend_one_query(
     status = on_every_thread(
         lambda: library().segue_one_query_attention(
             projected.data_ptr(), projected.stride(0), keys.data_ptr(), values.data_ptr(), rows, heads, head_dim,
-            capacity, position, half, out.data_ptr(), out.stride(0), torch.get_num_threads(),
+            capacity, position, 1, half, out.data_ptr(), out.stride(0), torch.get_num_threads(),
         )
     )
     if status == 2:
         raise ValueError(f"native attention takes an fp16 cache with heads of whole 8-lane vectors, not {head_dim}")
+    if status != 0:
+        raise MemoryError("native attention: out of memory for the scores")
+    return out.view(rows, 1, heads, head_dim).transpose(1, 2)
+
+
+def attend_to_text(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """A step's cross-attention, unmasked: (rows, 1, heads x head dim) fp32 queries over the text's keys and
+    values (rows, heads, tokens, head dim), contiguous fp32 -> (rows, heads, 1, head dim)."""
+    rows, heads, tokens, head_dim = keys.shape
+    projected = query.reshape(rows, -1)
+    if projected.stride(-1) != 1:
+        projected = projected.contiguous()
+    out = torch.empty(rows, 1, heads * head_dim)
+    status = library().segue_one_query_attention(  # one thread: a dozen tokens are less work than a wake-up
+        projected.data_ptr(), projected.stride(0), keys.data_ptr(), values.data_ptr(), rows, heads, head_dim, tokens,
+        tokens - 1, 0, 0, out.data_ptr(), out.stride(0), 1,
+    )
     if status != 0:
         raise MemoryError("native attention: out of memory for the scores")
     return out.view(rows, 1, heads, head_dim).transpose(1, 2)

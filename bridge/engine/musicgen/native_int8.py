@@ -168,7 +168,7 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
                                           pointer, pointer, ctypes.c_double, ctypes.c_int, pointer, i64]
     lib.segue_one_query_attention.restype = ctypes.c_int
     lib.segue_one_query_attention.argtypes = [pointer, i64, pointer, pointer, i64, i64, i64, i64, i64, ctypes.c_int,
-                                              pointer, i64, ctypes.c_int]
+                                              ctypes.c_int, pointer, i64, ctypes.c_int]
     return lib
 
 
