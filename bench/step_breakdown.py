@@ -3,10 +3,13 @@
 One generation runs with a stopwatch around each part of a step:
 - `linears`: the decoder layers' matmuls (fused q/k/v, self-attention out, cross-attention q and
   out, fc1, fc2): the weights' bytes, the part a faster kernel or less memory traffic can shrink;
+  with the LayerNorm, GELU and residual sum each runs with (fused_step.linear_around: in the
+  native-int8 call, or as PyTorch ops around it), so `norms` is 0 where that exists;
 - `attention`: self-attention (appending to the key/value cache, attending over it) and the
   guided rows' cross-attention to the text;
 - `norms`: the layer norms (three per layer and the final one);
-- `heads`: the four codebook heads (one matmul) ; `embeddings`: the four codebooks' embeddings summed;
+- `heads`: the four codebook heads (one matmul; with the final norm where linear_around exists);
+  `embeddings`: the four codebooks' embeddings summed;
 - `decoder_other`: the rest of the decoder pass (GELU, residual adds, reshapes, Python);
 - `sampling`: guidance and top-k sampling; `delay_pattern`: laying the codes out and back;
 - `streaming_decode`: EnCodec turning new frames into audio chunks (in bursts: every chunk), as far
@@ -14,6 +17,7 @@ One generation runs with a stopwatch around each part of a step:
   the step's time, but sharing its cores);
 - `loop_other`: the rest of a step (progress, cancellation checks, Python).
 All in ms per step, averaged over the steps after the first 10% (the prefill and warm-up left out).
+A timed part called inside another (a linear inside the heads' call) counts for the outer one only.
 The stopwatch adds ~0.3 us per timed call (~300 calls per step).
 """
 
@@ -33,14 +37,21 @@ LAYER_NORMS = ("self_norm", "cross_norm", "ffn_norm")
 class Stopwatch:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
+        self._inside = threading.local()  # a timed call under way on this thread
 
-    def wrap(self, part: str, run: Callable) -> Callable:
+    def wrap(self, part: str, run: Callable, holds_parts: bool = False) -> Callable:
+        """`run` timed as `part`; `holds_parts`: the parts timed inside it count too (the whole decoder pass)."""
+
         def timed(*args, **kwargs):
+            if getattr(self._inside, "timing", False):
+                return run(*args, **kwargs)
+            self._inside.timing = not holds_parts
             started = time.perf_counter()
             try:
                 return run(*args, **kwargs)
             finally:
                 self.seconds[part] += time.perf_counter() - started
+                self._inside.timing = False
 
         return timed
 
@@ -70,20 +81,24 @@ def _replaced(patches: list[tuple[object, str, object]]) -> Iterator[None]:
 
 def step_breakdown_ms(generator, request) -> dict[str, float]:
     """Run `request` on `generator` (a MusicGenerator) with every part of a step timed; ms per step."""
-    from bridge.engine.musicgen import codec, sampling
+    from bridge.engine.musicgen import codec, fast_decoder, sampling
     from bridge.engine.musicgen.codec import StreamingDecoder
 
     decoder, _ = generator.decoder_for(request.quality)
     watch = Stopwatch()
     patches: list[tuple[object, str, object]] = []
-    for layer in decoder.layers:
-        patches += [(layer, name, watch.wrap("linears", getattr(layer, name)))
-                    for name in LAYER_LINEARS if getattr(layer, name) is not None]
-        patches += [(layer, name, watch.wrap("norms", getattr(layer, name)))
-                    for name in LAYER_NORMS if getattr(layer, name) is not None]
-    patches += [(decoder, "final_norm", watch.wrap("norms", decoder.final_norm)),
-                (decoder, "lm_heads", watch.wrap("heads", decoder.lm_heads)),
-                (decoder, "embed", watch.wrap("embeddings", decoder.embed))]
+    if hasattr(fast_decoder, "linear_around"):  # the layers' linears are not replaced: that would undo the fusing
+        patches += [(fast_decoder, "linear_around", watch.wrap("linears", fast_decoder.linear_around)),
+                    (decoder, "logits", watch.wrap("heads", decoder.logits))]
+    else:  # an older Segue (--baseline)
+        for layer in decoder.layers:
+            patches += [(layer, name, watch.wrap("linears", getattr(layer, name)))
+                        for name in LAYER_LINEARS if getattr(layer, name) is not None]
+            patches += [(layer, name, watch.wrap("norms", getattr(layer, name)))
+                        for name in LAYER_NORMS if getattr(layer, name) is not None]
+        patches += [(decoder, "final_norm", watch.wrap("norms", decoder.final_norm)),
+                    (decoder, "lm_heads", watch.wrap("heads", decoder.lm_heads))]
+    patches.append((decoder, "embed", watch.wrap("embeddings", decoder.embed)))
     start = decoder.start
 
     def timed_start(*args, **kwargs):
@@ -91,7 +106,7 @@ def step_breakdown_ms(generator, request) -> dict[str, float]:
         for name in ("self_attention", "cross_attention"):  # an older Segue's has none: attention is then "other"
             if hasattr(session, name):
                 setattr(session, name, watch.wrap("attention", getattr(session, name)))
-        return watch.wrap("decoder", session)
+        return watch.wrap("decoder", session, holds_parts=True)
 
     patches += [(decoder, "start", timed_start),
                 (sampling, "guide", watch.wrap("sampling", sampling.guide)),

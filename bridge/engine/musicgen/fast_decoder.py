@@ -303,7 +303,7 @@ class DecoderSession:
                                    residual=hidden)
             if guided:
                 attended = self.cross_attention(index, linear_around(layer.cross_q, hidden[:guided], norm=layer.cross_norm))
-                hidden[:guided] += layer.cross_out(attended.transpose(1, 2).reshape(guided, tokens, hidden_size))
+                hidden[:guided] += linear_around(layer.cross_out, attended.transpose(1, 2).reshape(guided, tokens, hidden_size))
             hidden = linear_around(layer.fc2, linear_around(layer.fc1, hidden, norm=layer.ffn_norm, gelu=True),
                                    residual=hidden)
         self.position = end
