@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from bridge.engine.musicgen.fast_decoder import FastDecoder, GraphedStep, one_query_attention
+from bridge.engine.musicgen.fast_decoder import FastDecoder, one_query_attention
 from bridge.engine.musicgen.generator import MusicGenerator
+from bridge.engine.musicgen.graphed_step import GraphedStep
 from bridge.engine.musicgen.loading import LoadedModel, load_model
 from bridge.engine.musicgen.quality import graphed_for, precision_for
 from bridge.engine.musicgen.quantize import Int8Linear

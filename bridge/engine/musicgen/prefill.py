@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from bridge.engine.musicgen.fast_decoder import DecoderSession, FastDecoder, GraphedStep
+from bridge.engine.musicgen.fast_decoder import DecoderSession, FastDecoder
+from bridge.engine.musicgen.graphed_step import GraphedStep
 
 if TYPE_CHECKING:
     from bridge.engine.musicgen.sampling import Conditioning

@@ -148,7 +148,7 @@ static void attend(const float *query, const float *keys, const float *values, i
 /* qkv: (rows, 3, heads, head_dim) with row stride qkv_stride; keys, values: one layer's cache,
  * (rows, heads, capacity, head_dim) contiguous, fp32, or fp16 with `half` (AVX2 builds, head_dim a
  * multiple of 8); out: (rows, heads x head_dim), row stride out_stride. Without `write` nothing is
- * written to the cache and only qkv's queries are read: the cross-attention to the text's keys. 
+ * written to the cache and only qkv's queries are read: the cross-attention to the text's keys.
  * Returns 0; 1 if a scores buffer could not be allocated (nothing is attended then); 2 for an fp16
  * cache this build or head size cannot take (nothing is written). */
 int segue_one_query_attention(const float *qkv, int64_t qkv_stride, void *keys, void *values, int64_t rows,

@@ -35,8 +35,8 @@ static inline __m256 gelu(__m256 x) {
     r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(-0.284496736f));
     r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(0.254829592f));
     __m256 decay = exp_nonpositive(_mm256_xor_ps(negative_zero, _mm256_mul_ps(z, z)));
-    __m256 erf = _mm256_xor_ps(sign, _mm256_fnmadd_ps(_mm256_mul_ps(decay, t), r, one));
-    return _mm256_mul_ps(_mm256_mul_ps(x, _mm256_set1_ps(0.5f)), _mm256_add_ps(one, erf));
+    __m256 error_function = _mm256_xor_ps(sign, _mm256_fnmadd_ps(_mm256_mul_ps(decay, t), r, one));
+    return _mm256_mul_ps(_mm256_mul_ps(x, _mm256_set1_ps(0.5f)), _mm256_add_ps(one, error_function));
 }
 #endif
 #endif
