@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from bridge.engine.musicgen import fused_step, native_int8
-from bridge.engine.musicgen.fast_decoder import FastDecoder, _Norm
-from bridge.engine.musicgen.fused_step import linear_around
+from bridge.engine.musicgen.fast_decoder import FastDecoder
+from bridge.engine.musicgen.fused_step import LayerNorm, linear_around
 from bridge.engine.musicgen.native_int8 import NativeInt8Linear
 from bridge.engine.musicgen.quantize import DenseLinear
 
@@ -24,8 +24,8 @@ def as_ops(linear, x, norm=None, gelu=False, residual=None):
     return out if residual is None else residual + out
 
 
-def random_norm(width: int, generator: torch.Generator) -> _Norm:
-    return _Norm(1 + 0.2 * torch.randn(width, generator=generator), 0.1 * torch.randn(width, generator=generator), 1e-5)
+def random_norm(width: int, generator: torch.Generator) -> LayerNorm:
+    return LayerNorm(1 + 0.2 * torch.randn(width, generator=generator), 0.1 * torch.randn(width, generator=generator), 1e-5)
 
 
 # 37 outputs: the GELU's scalar tail after whole 8-lane vectors; 1-3 rows: a pair and an odd row

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from bridge.engine.musicgen.fused_step import linear_around
+from bridge.engine.musicgen.fused_step import LayerNorm, linear_around
 from bridge.engine.musicgen.graphed_step import GraphedStep
 from bridge.engine.musicgen.loading import LoadedModel
 from bridge.engine.musicgen.native_attention import attend_one_query, attend_to_text, native_cache_dtype
@@ -95,31 +95,17 @@ def check_layout(causal_lm: torch.nn.Module) -> None:
 
 
 @dataclass
-class _Norm:
-    weight: torch.Tensor
-    bias: torch.Tensor
-    eps: float
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, self.eps)
-
-    @classmethod
-    def of(cls, module: torch.nn.LayerNorm) -> "_Norm":
-        return cls(module.weight, module.bias, module.eps)
-
-
-@dataclass
 class _Layer:
-    self_norm: _Norm
+    self_norm: LayerNorm
     qkv: Linear
     self_out: Linear
     # None for MusicGen-Melody, whose layers have no cross-attention (its conditioning is a prefix)
-    cross_norm: _Norm | None
+    cross_norm: LayerNorm | None
     cross_q: Linear | None
     cross_k: torch.Tensor | None  # used once per window: the module's own weights
     cross_v: torch.Tensor | None
     cross_out: Linear | None
-    ffn_norm: _Norm
+    ffn_norm: LayerNorm
     fc1: Linear
     fc2: Linear
 
@@ -154,7 +140,7 @@ class FastDecoder:
         self.native_attention = self.cache_dtype is not None
         self.embeddings = [table.weight for table in decoder.embed_tokens]
         self.positions = decoder.embed_positions.weights
-        self.final_norm = _Norm.of(decoder.layer_norm)
+        self.final_norm = LayerNorm.of(decoder.layer_norm)
         released: list[torch.Tensor] = []
 
         def linear(*modules: torch.nn.Linear) -> Linear:
@@ -169,15 +155,15 @@ class FastDecoder:
             has_cross = cross is not None
             self.layers.append(
                 _Layer(
-                    self_norm=_Norm.of(block.self_attn_layer_norm),
+                    self_norm=LayerNorm.of(block.self_attn_layer_norm),
                     qkv=linear(attention.q_proj, attention.k_proj, attention.v_proj),
                     self_out=linear(attention.out_proj),
-                    cross_norm=_Norm.of(block.encoder_attn_layer_norm) if has_cross else None,
+                    cross_norm=LayerNorm.of(block.encoder_attn_layer_norm) if has_cross else None,
                     cross_q=linear(cross.q_proj) if has_cross else None,
                     cross_k=cross.k_proj.weight if has_cross else None,
                     cross_v=cross.v_proj.weight if has_cross else None,
                     cross_out=linear(cross.out_proj) if has_cross else None,
-                    ffn_norm=_Norm.of(block.final_layer_norm),
+                    ffn_norm=LayerNorm.of(block.final_layer_norm),
                     fc1=linear(block.fc1),
                     fc2=linear(block.fc2),
                 )

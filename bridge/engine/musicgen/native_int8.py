@@ -221,6 +221,8 @@ class NativeInt8Linear:
         self.packed = pack(quantised)
         self.padded_out = self.packed.shape[0] * CHANNELS
         self.padded_in = self.packed.shape[1] * INPUTS
+        # the arguments every call passes about the weights (the packed tensor never moves)
+        self._weights = (self.packed.data_ptr(), self.scales.data_ptr(), self.out_features, self.padded_out, self.padded_in)
         self.wide_dtype = wide_dtype
         self.prefill = "widened"  # one of prefill_paths: chosen per machine by measurement (kernels.py)
         self._gemm: Int8Gemm | None = None
@@ -246,28 +248,24 @@ class NativeInt8Linear:
             out = on_every_thread(F.linear, rows.to(wide), weight).float() * self.scales
         return out.to(x.dtype).reshape(*shape[:-1], -1)
 
-    def fused(self, x: torch.Tensor, norm_weight: torch.Tensor | None, norm_bias: torch.Tensor | None, eps: float,
-              gelu: bool, residual: torch.Tensor | None) -> torch.Tensor:
+    def fused(self, x: torch.Tensor, norm: tuple[int, int, float] | None, gelu: bool,
+              residual: torch.Tensor | None) -> torch.Tensor:
         """residual + gelu(layer_norm(x) W^T) for a step's few fp32 rows in one call (int8_rows.c's
-        segue_int8_rows_fused); each part only where given. The norm's tensors are fp32, contiguous."""
-        shape = x.shape
-        rows = x.reshape(-1, shape[-1])
-        if rows.stride(-1) != 1:
-            rows = rows.contiguous()
-        out = torch.empty(rows.shape[0], self.out_features)
-        added = None if residual is None else residual.reshape(-1, self.out_features)
-        if added is not None and added.stride(-1) != 1:
-            added = added.contiguous()
+        segue_int8_rows_fused), each part only where given; `norm`: its (weight, bias, eps) pointers."""
+        if not x.is_contiguous():
+            x = x.contiguous()
+        if residual is not None and not residual.is_contiguous():
+            residual = residual.contiguous()
+        out = torch.empty(*x.shape[:-1], self.out_features)
+        weight, bias, eps = norm or (None, None, 0.0)
         status = self.lib.segue_int8_rows_fused(
-            rows.data_ptr(), rows.shape[0], self.in_features, rows.stride(0), self.packed.data_ptr(),
-            self.scales.data_ptr(), self.out_features, self.padded_out, self.padded_in, out.data_ptr(),
-            self.out_features, team_size(), None if norm_weight is None else norm_weight.data_ptr(),
-            None if norm_bias is None else norm_bias.data_ptr(), eps, int(gelu),
-            None if added is None else added.data_ptr(), 0 if added is None else added.stride(0),
+            x.data_ptr(), x.numel() // self.in_features, self.in_features, self.in_features, *self._weights,
+            out.data_ptr(), self.out_features, team_size(), weight, bias, eps, gelu,
+            None if residual is None else residual.data_ptr(), self.out_features,
         )
         if status != 0:
             raise MemoryError("native-int8: out of memory for the activations")
-        return out.view(*shape[:-1], -1)
+        return out
 
     def _native(self, function, rows: torch.Tensor, threads: int) -> torch.Tensor:
         """`rows` (fp32, unit stride along a row) through one of the library's functions (they take the same
