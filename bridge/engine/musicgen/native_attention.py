@@ -14,7 +14,7 @@ values in fp16 (native_cache_dtype), converted in registers by F16C: a step read
 import torch
 
 from bridge.engine.musicgen.native_int8 import library
-from bridge.engine.musicgen.step_threads import on_every_thread
+from bridge.engine.musicgen.step_threads import team_size
 
 AVX2_BUILD = 2  # segue_int8_rows_isa() of a library built with AVX2 + FMA
 
@@ -43,42 +43,37 @@ def attend_one_query(
     keys, values: the layer's cache, (rows, heads, capacity, head dim), fp32 or fp16, contiguous.
     Returns (rows, heads, 1, head dim) fp32, a view of a (rows, 1, hidden) result.
     """
-    rows, capacity, head_dim = qkv.shape[0], keys.shape[2], keys.shape[3]
+    capacity = keys.shape[2]
     if not (keys.is_contiguous() and values.is_contiguous() and keys.dtype == values.dtype
             and keys.dtype in (torch.float32, torch.float16) and qkv.dtype == torch.float32):
         raise ValueError("native attention takes contiguous fp32 or fp16 caches and fp32 projections")
     if not 0 <= position < capacity:
         raise ValueError(f"position {position} is outside the cache's {capacity}")
-    projected = qkv.reshape(rows, -1)
-    if projected.stride(-1) != 1:
-        projected = projected.contiguous()
-    out = torch.empty(rows, 1, heads * head_dim)
     half = int(keys.dtype == torch.float16)
-    status = on_every_thread(
-        lambda: library().segue_one_query_attention(
-            projected.data_ptr(), projected.stride(0), keys.data_ptr(), values.data_ptr(), rows, heads, head_dim,
-            capacity, position, 1, half, out.data_ptr(), out.stride(0), torch.get_num_threads(),
-        )
-    )
-    if status == 2:
-        raise ValueError(f"native attention takes an fp16 cache with heads of whole 8-lane vectors, not {head_dim}")
-    if status != 0:
-        raise MemoryError("native attention: out of memory for the scores")
-    return out.view(rows, 1, heads, head_dim).transpose(1, 2)
+    return _attend(qkv, keys, values, heads, position, write=True, half=half, threads=team_size())
 
 
 def attend_to_text(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     """A step's cross-attention, unmasked: (rows, 1, heads x head dim) fp32 queries over the text's keys and
     values (rows, heads, tokens, head dim), contiguous fp32 -> (rows, heads, 1, head dim)."""
-    rows, heads, tokens, head_dim = keys.shape
-    projected = query.reshape(rows, -1)
+    # one thread: a dozen tokens are less work than waking another
+    return _attend(query, keys, values, keys.shape[1], keys.shape[2] - 1, write=False, half=0, threads=1)
+
+
+def _attend(projections: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, heads: int, position: int,
+            write: bool, half: int, threads: int) -> torch.Tensor:
+    """segue_one_query_attention over positions 0..position; `projections` (rows, 1, q[, k, v]) fp32."""
+    rows, capacity, head_dim = projections.shape[0], keys.shape[2], keys.shape[3]
+    projected = projections.reshape(rows, -1)
     if projected.stride(-1) != 1:
         projected = projected.contiguous()
     out = torch.empty(rows, 1, heads * head_dim)
-    status = library().segue_one_query_attention(  # one thread: a dozen tokens are less work than a wake-up
-        projected.data_ptr(), projected.stride(0), keys.data_ptr(), values.data_ptr(), rows, heads, head_dim, tokens,
-        tokens - 1, 0, 0, out.data_ptr(), out.stride(0), 1,
+    status = library().segue_one_query_attention(
+        projected.data_ptr(), projected.stride(0), keys.data_ptr(), values.data_ptr(), rows, heads, head_dim,
+        capacity, position, int(write), half, out.data_ptr(), out.stride(0), threads,
     )
+    if status == 2:
+        raise ValueError(f"native attention takes an fp16 cache with heads of whole 8-lane vectors, not {head_dim}")
     if status != 0:
         raise MemoryError("native attention: out of memory for the scores")
     return out.view(rows, 1, heads, head_dim).transpose(1, 2)

@@ -160,12 +160,12 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     i64, pointer = ctypes.c_int64, ctypes.c_void_p
     lib.segue_int8_rows_version.restype = ctypes.c_int
     lib.segue_int8_rows_isa.restype = ctypes.c_int
+    rows_arguments = [pointer, i64, i64, i64, pointer, pointer, i64, i64, i64, pointer, i64, ctypes.c_int]
     for function in (lib.segue_int8_rows, lib.segue_int8_gemm, lib.segue_widening_gemm):  # the same arguments
         function.restype = ctypes.c_int
-        function.argtypes = [pointer, i64, i64, i64, pointer, pointer, i64, i64, i64, pointer, i64, ctypes.c_int]
-    lib.segue_int8_rows_fused.restype = ctypes.c_int
-    lib.segue_int8_rows_fused.argtypes = [pointer, i64, i64, i64, pointer, pointer, i64, i64, i64, pointer, i64, ctypes.c_int,
-                                          pointer, pointer, ctypes.c_double, ctypes.c_int, pointer, i64]
+        function.argtypes = rows_arguments
+    lib.segue_int8_rows_fused.restype = ctypes.c_int  # and, after them, what a step does around the layer
+    lib.segue_int8_rows_fused.argtypes = [*rows_arguments, pointer, pointer, ctypes.c_double, ctypes.c_int, pointer, i64]
     lib.segue_one_query_attention.restype = ctypes.c_int
     lib.segue_one_query_attention.argtypes = [pointer, i64, pointer, pointer, i64, i64, i64, i64, i64, ctypes.c_int,
                                               ctypes.c_int, pointer, i64, ctypes.c_int]
@@ -229,15 +229,12 @@ class NativeInt8Linear:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        rows = x.reshape(-1, shape[-1])
-        if rows.shape[0] <= FEW_ROWS:  # a step: ~145 calls, so no PyTorch op it can do without (~1 us each)
-            if rows.dtype != torch.float32 or rows.stride(-1) != 1:
-                rows = rows.float().contiguous()
-            out = self._native(self.lib.segue_int8_rows, rows, team_size())
-            return (out if x.dtype == torch.float32 else out.to(x.dtype)).view(*shape[:-1], -1)
-        rows = rows.float().contiguous()
+        if x.numel() <= FEW_ROWS * shape[-1]:  # a step's rows: the fused call with nothing around the layer
+            out = self.fused(x if x.dtype == torch.float32 else x.float(), None, False, None)
+            return out if x.dtype == torch.float32 else out.to(x.dtype)
+        rows = x.reshape(-1, shape[-1]).float().contiguous()
         if self.prefill in self.native_gemms:
-            out = self._native(getattr(self.lib, self.native_gemms[self.prefill]), rows, team_size())
+            out = self._native(getattr(self.lib, self.native_gemms[self.prefill]), rows)
         elif self.prefill == "int8-gemm":
             if self._gemm is None:  # the weights unpacked for torch._int_mm, at the first prefill
                 self._gemm = Int8Gemm(unpack(self.packed, self.out_features, self.in_features), self.scales)
@@ -267,15 +264,11 @@ class NativeInt8Linear:
             raise MemoryError("native-int8: out of memory for the activations")
         return out
 
-    def _native(self, function, rows: torch.Tensor, threads: int) -> torch.Tensor:
-        """`rows` (fp32, unit stride along a row) through one of the library's functions (they take the same
-        arguments) on `threads` threads."""
+    def _native(self, function, rows: torch.Tensor) -> torch.Tensor:
+        """A prefill's `rows` (fp32, contiguous) through one of the library's GEMMs (they take the same arguments)."""
         out = torch.empty(rows.shape[0], self.out_features)
-        status = function(
-            rows.data_ptr(), rows.shape[0], self.in_features, rows.stride(0), self.packed.data_ptr(),
-            self.scales.data_ptr(), self.out_features, self.padded_out, self.padded_in, out.data_ptr(),
-            self.out_features, threads,
-        )
+        status = function(rows.data_ptr(), rows.shape[0], self.in_features, self.in_features, *self._weights,
+                          out.data_ptr(), self.out_features, team_size())
         if status != 0:
             raise MemoryError("native-int8: out of memory for the activations")
         return out
