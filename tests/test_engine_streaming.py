@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from bridge.engine.musicgen import codec as codec_module
 from bridge.engine.musicgen.codec import (
     FIRST_CONV_LOOKAHEAD_FRAMES,
     HOLDBACK_FRAMES,
@@ -16,6 +17,7 @@ from bridge.engine.musicgen.codec import (
     decode_codes,
 )
 from bridge.engine.musicgen.generator import MusicGenerator
+from bridge.engine.musicgen.native_lstm import run_lstm
 from bridge.engine.request import GenerationRequest
 from bridge.errors import CancelledError
 from tests.waiting import wait_until
@@ -80,25 +82,26 @@ def test_first_chunk_is_small_and_early_then_chunks_grow(tiny_model):
     assert max(sizes[:-1]) == 25
 
 
-def test_every_frame_is_decoded_once_plus_a_bounded_margin(tiny_model):
+def test_every_frame_is_decoded_once_plus_a_bounded_margin(tiny_model, monkeypatch):
     """Linear cost: the upsampling stack sees each frame once plus a fixed margin per chunk, and
     the LSTM each frame exactly once, however long the stream (re-decoding everything is quadratic)."""
     codes = random_codes(tiny_model, 1, 600, seed=5)
     decoder_layers = tiny_model.model.audio_encoder.decoder.layers
     seen = {"lstm": 0, "upsampler": 0}
 
-    def lstm_frames(module, inputs, output):  # nn.LSTM input: (frames, streams, channels)
-        seen["lstm"] += inputs[0].shape[0]
+    def lstm_frames(lstm, sequence, state=None):  # (frames, streams, channels)
+        assert lstm is decoder_layers[1].lstm
+        seen["lstm"] += sequence.shape[0]
+        return run_lstm(lstm, sequence, state)
 
     def upsampler_frames(module, inputs, output):  # the stack's first ELU: (streams, channels, frames)
         seen["upsampler"] += inputs[0].shape[-1]
 
-    lstm_hook = decoder_layers[1].lstm.register_forward_hook(lstm_frames)
+    monkeypatch.setattr(codec_module, "run_lstm", lstm_frames)
     upsampler_hook = decoder_layers[2].register_forward_hook(upsampler_frames)
     try:
         chunks, _, _ = stream(tiny_model, codes, 0, 600 * 640)
     finally:
-        lstm_hook.remove()
         upsampler_hook.remove()
     assert seen["lstm"] == 600
     assert seen["upsampler"] <= 600 + 2 * UPSAMPLER_MARGIN_FRAMES * len(chunks)
@@ -157,37 +160,59 @@ def test_chunks_beside_end_where_they_would_inline_however_slow_their_thread_is(
     np.testing.assert_array_equal(keeping_up[1], falling_behind[1])
 
 
-def test_an_audio_prompts_frames_go_through_the_lstm_beside_the_first_steps_and_the_first_chunk_waits(tiny_model):
-    """The first chunk after a 100-frame prompt needs all 100 frames through the LSTM: that starts on
-    the chunk thread with the first offer (the first decoder step), the first chunk waits for it and
-    is decoded inline, later chunks go beside; the audio is the inline stream's."""
+def test_an_audio_prompts_frames_go_through_the_lstm_before_the_first_step_on_every_thread(tiny_model, monkeypatch):
+    """The first chunk after a prompt needs every prompt frame through the LSTM: the job runs them before
+    its first step, on the generating thread with all its threads (on the one-thread chunk thread beside
+    the steps they had delayed the first chunk), once per prompt: a re-roll of the source reuses them."""
+    runs = []  # (thread, its intra-op threads, frames, steps done before)
+    steps = []
+
+    def recorded(lstm, sequence, state=None):
+        runs.append((threading.current_thread().name, torch.get_num_threads(), sequence.shape[0], len(steps)))
+        return run_lstm(lstm, sequence, state)
+
+    monkeypatch.setattr(codec_module, "run_lstm", recorded)
+    rate = tiny_model.sample_rate
+    source = np.sin(2 * np.pi * 110 * np.arange(rate) / rate).astype(np.float32)[:, None]  # 1 s: 50 frames
+    request = GenerationRequest(prompt="go on", model="tiny", seconds=0.5, seed=1, quality="fast", audio=source,
+                                audio_sample_rate=rate)
+    generator = MusicGenerator(tiny_model)
+    generator.stream_on_thread = True
+    threads = torch.get_num_threads()
+    first = generator.generate(request, on_progress=lambda done, total, eta: steps.append(done))
+    prompt_frames = tiny_model.frame_rate
+    assert runs[0] == (threading.current_thread().name, threads, prompt_frames - FIRST_CONV_LOOKAHEAD_FRAMES, 0)
+    new_frames = round(0.5 * tiny_model.frame_rate)
+    assert sum(frames for _, _, frames, _ in runs) == prompt_frames + new_frames  # each frame once
+
+    runs.clear()
+    steps.clear()
+    again = generator.generate(request, on_progress=lambda done, total, eta: steps.append(done))
+    assert all(before > 0 for _, _, _, before in runs)  # nothing before the first step: the prompt's state is kept
+    np.testing.assert_array_equal(first.takes[0].audio, again.takes[0].audio)
+
+
+def test_a_cold_streams_backlog_is_decoded_inline_with_the_first_chunk(tiny_model):
+    """A stream given a prompt's frames without their LSTM state decodes them with the first chunk, on
+    the offering thread; later chunks go beside; the audio is the inline stream's."""
     prompt_frames = 100
     codes = random_codes(tiny_model, 1, prompt_frames + 80, seed=9)
-    chunks, decoding_threads, lstm_runs = [], [], []
+    chunks, decoding_threads = [], []
 
     def sink(start, audio):
         chunks.append((start, audio))
         decoding_threads.append(threading.current_thread().name)
 
-    def slow_lstm(module, inputs, output):
-        lstm_runs.append((threading.current_thread().name, inputs[0].shape[0]))
-        if len(lstm_runs) == 1:
-            time.sleep(0.3)  # slower than the steps up to the first chunk: the first chunk must wait
-
     decoder = StreamingDecoder(tiny_model, sink, start_sample=prompt_frames * 640, total_samples=80 * 640)
-    hook = decoder._lstm.lstm.register_forward_hook(slow_lstm)
     background = BackgroundStream(decoder)
-    try:
-        for frames in range(prompt_frames, codes.shape[-1] + 1):
-            background.update(codes[..., :frames])
-            time.sleep(0.005)  # a decoder step's worth of time, so later chunks can go beside
-        final = background.finish(codes)
-    finally:
-        hook.remove()
+    for frames in range(prompt_frames, codes.shape[-1] + 1):
+        background.update(codes[..., :frames])
+        assert frames >= prompt_frames + 4 + HOLDBACK_FRAMES or not chunk_threads()  # nothing beside before it
+        time.sleep(0.005)  # a decoder step's worth of time, so later chunks can go beside
+    final = background.finish(codes)
     inline_chunks, inline_final, _ = stream(tiny_model, codes, prompt_frames, 80 * 640)
-    np.testing.assert_allclose(final, inline_final, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(final, inline_final, atol=1e-5, rtol=0)  # beside: its convolutions on one thread
     assert [start for start, _ in chunks] == [start for start, _ in inline_chunks]
-    assert lstm_runs[0] == ("segue-stream-chunk", prompt_frames - FIRST_CONV_LOOKAHEAD_FRAMES)
     assert decoding_threads[0] == threading.current_thread().name
     assert "segue-stream-chunk" in decoding_threads[1:]
     assert not any(thread.is_alive() for thread in chunk_threads())

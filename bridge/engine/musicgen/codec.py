@@ -14,6 +14,7 @@ import torch
 
 from bridge.engine.musicgen.fast_encoder import channels_last_applies, encode_codes
 from bridge.engine.musicgen.loading import LoadedModel
+from bridge.engine.musicgen.native_lstm import run_lstm
 from bridge.engine.musicgen.resident_memory import return_free_memory
 from bridge.errors import SegueError
 
@@ -136,10 +137,6 @@ class StreamingDecoder:
         self._emit(codes.shape[-1] - HOLDBACK_FRAMES, final=False)
         self.next_chunk_frames = min(2 * self.next_chunk_frames, self.max_chunk_frames)
 
-    def advance(self, codes: torch.Tensor) -> None:
-        """Run the frames of `codes` through the LSTM now, as far as they are final, emitting nothing."""
-        self._advance(codes, final=False)
-
     def finish(self, codes: torch.Tensor) -> np.ndarray:
         """Emit everything left; return the whole audio (batch, samples, channels)."""
         self._advance(codes, final=True)
@@ -165,7 +162,7 @@ class StreamingDecoder:
         convolved = self._first_conv(self._embeddings.view(window_start, window_end))
         convolved = convolved[..., done - window_start : target - window_start]
         sequence = convolved.permute(2, 0, 1)  # EncodecLSTM's layout: (frames, streams, channels)
-        output, self._lstm_state = self._lstm.lstm(sequence, self._lstm_state)
+        output, self._lstm_state = run_lstm(self._lstm.lstm, sequence, self._lstm_state)
         self._lstm_out.append((output + sequence).permute(1, 2, 0))
 
     @torch.inference_mode()
@@ -225,8 +222,7 @@ class BackgroundStream:
     A chunk of 25 frames took ~150 ms on a 2-core AVX2 machine (EnCodec's LSTM reads 32 MB of
     weights per frame), stalling the step that made it due. Here `update` starts a thread for a due
     chunk and returns; while that chunk is decoded, `update` offers nothing (the next due offer holds
-    every frame anyway); an audio prompt's frames start through the LSTM there with the first step;
-    the first chunk and a later backlog are decoded inline. Each chunk's thread ends with its chunk,
+    every frame anyway); the first chunk and a backlog are decoded inline. Each chunk's thread ends with its chunk,
     so a cancelled job leaves none behind. It runs its ops on one intra-op thread: the decoder's
     steps own the team. Whether this is faster depends on the machine and its load:
     bench/engine_speed.py measures both. `finish` waits for the chunk in
@@ -235,10 +231,9 @@ class BackgroundStream:
     """
 
     CHUNK_TIMEOUT_SECONDS = 60.0  # one chunk: ~0.2 s on a laptop, more under heavy load
-    # An audio prompt's frames (8 s: 400) go through the LSTM before the first chunk. Run on the
-    # one-thread chunk thread when the first chunk was due, that delayed the first audio by seconds,
-    # so they start there with the first step instead, beside the steps up to the first chunk; a
-    # backlog found later, and every first chunk, are decoded inline.
+    # More frames than this not yet through the LSTM (an audio prompt's, had the stream not been
+    # given its state: MusicGenerator._decode_prompt_frames) are decoded inline, on every thread,
+    # as is every first chunk: the producer hears nothing until it comes.
     INLINE_BACKLOG_FRAMES = 50
 
     def __init__(self, stream: StreamingDecoder) -> None:
@@ -255,17 +250,10 @@ class BackgroundStream:
             # The next chunk is due before this one is done: wait for it, so that chunks end where
             # they would inline and a seed gives the same take to the last bit, whatever the timing.
             self._wait_for_chunk()
-        backlog = self.stream.undecoded_frames(codes) > self.INLINE_BACKLOG_FRAMES
         if not self.stream.due(codes):
-            if backlog and not self.stream.chunks and self._chunk is None:
-                # An audio prompt's frames, offered with the first step: through the LSTM beside the
-                # steps that lead to the first chunk, instead of after them.
-                self._start(self.stream.advance, codes, (self.stream.emitted_until, self.stream.next_chunk_frames))
             return
-        if not self.stream.chunks or backlog:
-            # The first chunk (the producer hears nothing until it comes) and a backlog of frames:
-            # fastest on every thread, and awaited anyway.
-            self.stream.update(codes)
+        if not self.stream.chunks or self.stream.undecoded_frames(codes) > self.INLINE_BACKLOG_FRAMES:
+            self.stream.update(codes)  # fastest on every thread, and awaited anyway
             return
         self._start(self.stream.update, codes, self.stream.state_after(codes))
 

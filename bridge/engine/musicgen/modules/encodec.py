@@ -1,11 +1,12 @@
 """EnCodec as MusicGen and AudioGen use it, in plain torch, loadable from transformers' checkpoints.
 
 Importing transformers' modeling code costs ~2.3 s beyond torch (issue 11); this module imports
-torch only. Its submodules carry transformers 5.24's names (`encoder.layers.0.conv.weight`,
+torch (and the loader of Segue's native kernels) only. Its submodules carry transformers 5.24's names (`encoder.layers.0.conv.weight`,
 `quantizer.layers.0.codebook.embed`, ...), so a checkpoint's `audio_encoder.` tensors load into it
 once `encodec_state` has folded their weight norm. The maths are transformers' EncodecModel
 (models/encodec/modeling_encodec.py) for what MusicGen's and AudioGen's codecs use: weight-normed
-convolutions (folded), causal or not, reflect or zero padding, the LSTM block, ELU, residual VQ.
+convolutions (folded), causal or not, reflect or zero padding, the LSTM block (its recurrence in a
+native call where one is built: native_lstm.py), ELU, residual VQ.
 Chunked, normalised or group-normed codecs (EnCodec 48 kHz) are refused at construction.
 tests/test_engine_own_encodec.py holds codes and audio equal to transformers'.
 """
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bridge.engine.musicgen.native_lstm import run_lstm
 from bridge.errors import ModelError
 
 # transformers 5.24 configuration_encodec.py, EncodecConfig's field defaults (a config.json's
@@ -155,15 +157,23 @@ class EncodecConvTranspose1d(nn.Module):
 
 
 class EncodecLSTM(nn.Module):
-    """An LSTM over time with a residual connection, on (batch, channels, frames)."""
+    """An LSTM over time with a residual connection, on (batch, channels, frames).
 
-    def __init__(self, config, dimension: int):
+    `native`: its recurrence through native_lstm.run_lstm (the decoder's, also in the streaming
+    decode: 2-3x faster on one thread). The encoder's stays nn.LSTM's: its codes are held equal to
+    transformers', and another order of the sums flipped a code at a near-tie of the tiny codec's
+    residual VQ (tests/test_engine_own_encodec.py).
+    """
+
+    def __init__(self, config, dimension: int, native: bool = False):
         super().__init__()
         self.lstm = nn.LSTM(dimension, dimension, config.num_lstm_layers)
+        self.native = native
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         sequence = hidden.permute(2, 0, 1)  # (frames, batch, channels): nn.LSTM's layout
-        return (self.lstm(sequence)[0] + sequence).permute(1, 2, 0)
+        output = run_lstm(self.lstm, sequence)[0] if self.native else self.lstm(sequence)[0]
+        return (output + sequence).permute(1, 2, 0)
 
 
 class EncodecResnetBlock(nn.Module):
@@ -222,7 +232,7 @@ class EncodecDecoder(_Layers):
         super().__init__()
         scale = 2 ** len(config.upsampling_ratios)
         width = scale * config.num_filters
-        layers = [EncodecConv1d(config, config.hidden_size, width, config.kernel_size), EncodecLSTM(config, width)]
+        layers = [EncodecConv1d(config, config.hidden_size, width, config.kernel_size), EncodecLSTM(config, width, native=True)]
         for ratio in config.upsampling_ratios:
             width = scale * config.num_filters
             layers += [nn.ELU(), EncodecConvTranspose1d(config, width, width // 2, kernel_size=2 * ratio, stride=ratio)]
