@@ -7,6 +7,7 @@ in the older weight_g/weight_v one, and must give the same codes and the same au
 """
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from transformers import EncodecConfig
 from transformers import EncodecModel as ReferenceEncodec
@@ -21,7 +23,12 @@ from transformers import EncodecModel as ReferenceEncodec
 from bridge.engine.musicgen.codec import StreamingDecoder
 from bridge.engine.musicgen.fast_encoder import encode_codes as encode_channels_last
 from bridge.engine.musicgen.loading import resolve_checkpoint
-from bridge.engine.musicgen.modules.encodec import EncodecModel, encodec_config, encodec_state
+from bridge.engine.musicgen.modules.encodec import (
+    EncodecConvTranspose1d,
+    EncodecModel,
+    encodec_config,
+    encodec_state,
+)
 from bridge.errors import ModelError
 from tests.test_engine_streaming import random_codes, stream
 
@@ -226,3 +233,35 @@ def test_codecs_segue_does_not_run_are_refused_in_one_line(changes, reason):
     with pytest.raises(ModelError, match=reason) as error:
         EncodecModel(encodec_config({**NARROW_CAUSAL, **changes}))
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("channels", "out_channels", "kernel", "stride", "frames", "causal"),
+    [
+        (1024, 512, 16, 8, 1, False),  # musicgen's first upsampling layer, one frame
+        (1024, 512, 16, 8, 29, True),  # a streaming chunk's 25 frames and margins, causal trim
+        (64, 32, 8, 4, 64, False),  # as many frames as channels: still the GEMM
+        (64, 32, 8, 4, 65, False),  # more: the convolution
+        (48, 16, 7, 3, 10, False),  # a kernel that is not a whole number of strides: the convolution
+    ],
+)
+def test_a_transposed_convolution_over_few_frames_as_a_gemm_equals_the_convolution(
+    channels, out_channels, kernel, stride, frames, causal
+):
+    config = encodec_config({"use_causal_conv": causal})
+    layer = EncodecConvTranspose1d(config, channels, out_channels, kernel, stride).eval()
+    generator = torch.Generator().manual_seed(frames)
+    hidden = torch.randn(2, channels, frames, generator=generator)
+    convolved = []
+    hook = layer.conv.register_forward_hook(lambda module, inputs, output: convolved.append(1))
+    try:
+        with torch.inference_mode():
+            found = layer(hidden)
+    finally:
+        hook.remove()
+    padding = kernel - stride
+    right = math.ceil(padding * config.trim_right_ratio) if causal else padding // 2
+    expected = F.conv_transpose1d(hidden, layer.conv.weight, layer.conv.bias, stride)
+    expected = expected[..., padding - right : expected.shape[-1] - right]
+    torch.testing.assert_close(found, expected, rtol=0, atol=2e-5 * expected.abs().max().item())
+    assert bool(convolved) == (frames > channels or kernel % stride != 0)

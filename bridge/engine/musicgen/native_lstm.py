@@ -2,7 +2,7 @@
 
 Each of EnCodec's two LSTM layers multiplies its 4096 x 1024 fp32 recurrent matrix (16.8 MB) by the
 last frame's output, frame after frame. `native/lstm.c` runs a layer's whole recurrence in one
-call, the threads splitting the units, each reading its rows once per frame. `bench/codec_lstm.py`
+call, the threads splitting the units, each reading its rows once per frame. `bench/codec_decode.py`
 on musicgen-small's codec, 2-core AMD EPYC (flags avx2 fma), against nn.LSTM in the same run: a
 4-frame chunk of the streaming decode on one thread 16.8 against 40.3 ms, a 25-frame one 61.5
 against 109.1; the whole streaming decode 9.2 against 13.3 ms a frame; an 8 s prompt's 400 frames

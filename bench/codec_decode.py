@@ -1,6 +1,6 @@
-"""EnCodec's decoder LSTM: nn.LSTM against Segue's native recurrence. (A micro-benchmark, not a test.)
+"""EnCodec's decoder as the streaming decode runs it: nn.LSTM and oneDNN against Segue's paths. (A micro-benchmark, not a test.)
 
-    python bench/codec_lstm.py [--repeats 5]
+    python bench/codec_decode.py [--repeats 5]
 
 On musicgen-small's codec (small-random: its architecture, random weights; the cost per frame is
 the same), as the engine runs it:
@@ -9,7 +9,9 @@ the same), as the engine runs it:
 - the streaming decode's chunks (4, 8, 16, then 25 frames) on one thread, as the chunk thread beside
   the steps decodes them; back to back, and after reading 256 MB elsewhere, as a step's weights
   evict the codec's between chunks;
-- the whole streaming decode of 8 s, ms per frame (the LSTM and the upsampling convolutions).
+- the whole streaming decode of 8 s, ms per frame (the LSTM and the upsampling convolutions): as
+  before (nn.LSTM, oneDNN's transposed convolutions), with the native LSTM, and with the first
+  upsampling layer's transposed convolution as a GEMM too (modules/encodec.py).
 Best of `--repeats`; ratios are nn.LSTM's time over the native call's, in the same run; GB/s is
 the recurrent weights' bytes a frame (16.8 MB a layer) over the native call's time: above the DRAM's
 read bandwidth they came from the last-level cache.
@@ -29,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bridge.engine.cpu_kernels import cpu_identity  # noqa: E402
 from bridge.engine.musicgen import codec  # noqa: E402
 from bridge.engine.musicgen.loading import load_model  # noqa: E402
+from bridge.engine.musicgen.modules.encodec import EncodecConvTranspose1d  # noqa: E402
 from bridge.engine.musicgen.native_lstm import native_lstm_applies, run_lstm  # noqa: E402
 
 PROMPT_FRAMES = 400  # 8 s at 50 frames a second
@@ -37,6 +40,10 @@ CHUNKS = (4, 8, 16, 25)
 
 def nn_lstm(lstm, sequence, state=None):
     return lstm(sequence, state)
+
+
+def convolution(layer, hidden):
+    return layer.conv(hidden)
 
 
 def best_seconds(run, repeats: int, before=None) -> float:
@@ -85,15 +92,18 @@ def main() -> int:
             compare("chunk, 1 thread, after 256 MB read elsewhere", sequence, before=evict)
         codes = torch.randint(0, 2048, (1, loaded.num_codebooks, PROMPT_FRAMES), generator=generator)
         streamed = {}
-        for name, function in (("nn.LSTM", nn_lstm), ("native", run_lstm)):
-            codec.run_lstm = function
+        as_gemm = EncodecConvTranspose1d._transposed
+        arms = (("nn.LSTM, oneDNN's transposed convolutions", nn_lstm, convolution),
+                ("the native LSTM", run_lstm, convolution), ("and the first transposed one as a GEMM", run_lstm, as_gemm))
+        for name, lstm_function, transposed in arms:
+            codec.run_lstm, EncodecConvTranspose1d._transposed = lstm_function, transposed
             decoder = codec.StreamingDecoder(loaded, lambda start, audio: None, 0, PROMPT_FRAMES * loaded.samples_per_frame)
             started = time.perf_counter()
             for frames in range(1, PROMPT_FRAMES + 1):
                 decoder.update(codes[..., :frames])
             decoder.finish(codes)
             streamed[name] = (time.perf_counter() - started) / PROMPT_FRAMES
-        codec.run_lstm = run_lstm
+        codec.run_lstm, EncodecConvTranspose1d._transposed = run_lstm, as_gemm
     finally:
         torch.set_num_threads(threads)
 
@@ -102,13 +112,14 @@ def main() -> int:
     print(f"musicgen-small's codec LSTM: {lstm.num_layers} layers of {hidden} units; "
           f"{4 * hidden * hidden * 4 / 1e6:.1f} MB of recurrent weights a layer")
     frame_bytes = lstm.num_layers * 4 * hidden * hidden * 4
-    print(f"{'case':<40}{'frames':>7}{'nn.LSTM ms':>12}{'native ms':>11}{'ratio':>7}{'native ms/frame':>17}{'GB/s':>7}")
+    print(f"{'case':<48}{'frames':>7}{'nn.LSTM ms':>12}{'native ms':>11}{'ratio':>7}{'native ms/frame':>17}{'GB/s':>7}")
     for name, frames, reference, native in rows:
-        print(f"{name:<40}{frames:>7}{1e3 * reference:>12.1f}{1e3 * native:>11.1f}{reference / native:>7.2f}"
+        print(f"{name:<48}{frames:>7}{1e3 * reference:>12.1f}{1e3 * native:>11.1f}{reference / native:>7.2f}"
               f"{1e3 * native / frames:>17.2f}{frames * frame_bytes / native / 1e9:>7.1f}")
-    print(f"streaming decode of {PROMPT_FRAMES} frames on one thread (chunks of 4..25 frames, LSTM and upsampling): "
-          f"{1e3 * streamed['nn.LSTM']:.2f} ms a frame with nn.LSTM, {1e3 * streamed['native']:.2f} with the native "
-          f"LSTM ({streamed['nn.LSTM'] / streamed['native']:.2f}x)")
+    print(f"streaming decode of {PROMPT_FRAMES} frames on one thread (chunks of 4..25 frames, LSTM and upsampling):")
+    before = next(iter(streamed.values()))
+    for name, seconds in streamed.items():
+        print(f"  {name:<44}{1e3 * seconds:6.2f} ms a frame ({before / seconds:.2f}x)")
     return 0
 
 
