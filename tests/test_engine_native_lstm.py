@@ -31,6 +31,7 @@ def lstm_and_input(hidden: int, layers: int, frames: int, streams: int, seed: in
     ("hidden", "layers", "frames", "streams"),
     [
         (1024, 2, 3, 1),  # musicgen's codec, a streaming chunk
+        (1024, 2, 200, 1),  # and 4 s of a prompt: no drift over the recurrence
         (64, 2, 300, 2),  # a long prompt, stereo: the recurrence over hundreds of frames
         (34, 1, 17, 3),  # units that are not whole 8-lane vectors, odd streams
         (32, 3, 1, 1),  # one frame
