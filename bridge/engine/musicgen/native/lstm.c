@@ -30,20 +30,13 @@
 #include <omp.h>
 #endif
 
-#include "vector_math.h" /* exp_nonpositive */
+#include "vector_math.h" /* exp_nonpositive, sum_each */
 
 #define UNITS_PER_PASS 2 /* units whose 4 gate rows are read together: 8 rows, 8 accumulators */
 
 static inline float sigmoid_scalar(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 #ifdef SEGUE_AVX2
-/* Lane i: the sum of v[i]'s eight lanes. */
-static inline __m256 lstm_sum_each(const __m256 v[8]) {
-    __m256 low = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
-    __m256 high = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
-    return _mm256_add_ps(_mm256_permute2f128_ps(low, high, 0x20), _mm256_permute2f128_ps(low, high, 0x31));
-}
-
 /* 1 / (1 + e^-x), and e^-|x| computed once for both signs (no overflow for any x). */
 static inline __m256 sigmoid8(__m256 x) {
     const __m256 one = _mm256_set1_ps(1.0f), sign_bit = _mm256_set1_ps(-0.0f);
@@ -76,7 +69,7 @@ static void dot_unit_pair(const float *recurrent, int64_t hidden, int64_t unit, 
             __m256 x = _mm256_loadu_ps(h + i);
             for (int r = 0; r < 8; r++) acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(rows[r] + i), x, acc[r]);
         }
-        _mm256_storeu_ps(sums, lstm_sum_each(acc));
+        _mm256_storeu_ps(sums, sum_each(acc));
         return;
     }
 #endif

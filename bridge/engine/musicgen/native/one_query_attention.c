@@ -28,7 +28,7 @@
 #define SEGUE_AVX2 1
 #endif
 
-#include "vector_math.h" /* exp_nonpositive */
+#include "vector_math.h" /* exp_nonpositive, sum_each */
 
 #ifdef SEGUE_AVX2
 static inline float horizontal_sum(__m256 v) {
@@ -43,13 +43,6 @@ static inline float horizontal_max(__m256 v) {
     half = _mm_max_ps(half, _mm_movehl_ps(half, half));
     half = _mm_max_ss(half, _mm_movehdup_ps(half));
     return _mm_cvtss_f32(half);
-}
-
-/* Lane i: the sum of v[i]'s eight lanes. */
-static inline __m256 sum_each(const __m256 v[8]) {
-    __m256 low = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
-    __m256 high = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
-    return _mm256_add_ps(_mm256_permute2f128_ps(low, high, 0x20), _mm256_permute2f128_ps(low, high, 0x31));
 }
 
 /* Eight floats of a cache at element `index`: fp32, or fp16 widened by F16C. */

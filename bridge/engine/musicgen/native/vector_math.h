@@ -1,8 +1,15 @@
-/* Vector maths shared by Segue's native kernels (one_query_attention.c, int8_rows.c): AVX2 + FMA only. */
+/* Vector maths shared by Segue's native kernels (one_query_attention.c, int8_rows.c, lstm.c): AVX2 + FMA only. */
 #ifndef SEGUE_VECTOR_MATH_H
 #define SEGUE_VECTOR_MATH_H
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
+
+/* Lane i: the sum of v[i]'s eight lanes. */
+static inline __m256 sum_each(const __m256 v[8]) {
+    __m256 low = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+    __m256 high = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
+    return _mm256_add_ps(_mm256_permute2f128_ps(low, high, 0x20), _mm256_permute2f128_ps(low, high, 0x31));
+}
 
 /* e^x for x <= 0 (softmax after its max is subtracted), Cephes' expf: a degree-6 polynomial on
  * x - n ln 2 and 2^n in the exponent bits; ~1 ulp. Below -87 it returns ~1e-38 (exp underflows). */
