@@ -33,6 +33,11 @@
 #include "vector_math.h" /* exp_nonpositive, sum_each */
 
 #define UNITS_PER_PASS 2 /* units whose 4 gate rows are read together: 8 rows, 8 accumulators */
+/* Multiply-adds a frame each thread must have, or fewer threads run: the threads meet once a frame,
+ * and a sleeping thread's wake (~20 us) or, on a busy machine, a descheduled one's (milliseconds)
+ * outweighed a small LSTM's frame (the tiny test codec's: a remote replica's jobs took twice as
+ * long on both threads). EnCodec's 1024 units: 4 M a frame and stream, both threads. */
+#define MIN_WORK_PER_THREAD (512 * 1024)
 
 static inline float sigmoid_scalar(float x) { return 1.0f / (1.0f + expf(-x)); }
 
@@ -120,6 +125,8 @@ int segue_lstm_layer(const float *projected, int64_t frames, int64_t streams, in
     int64_t groups = (hidden + 7) / 8; /* threads split whole 8-unit groups: a unit's gates are vector or
                                           scalar maths by where it is, not by the split, so every thread
                                           count gives the same bits */
+    int64_t work = 4 * hidden * hidden * streams;
+    if (threads > work / MIN_WORK_PER_THREAD) threads = (int)(work / MIN_WORK_PER_THREAD);
     if (threads < 1) threads = 1;
 #pragma omp parallel num_threads(threads) if (threads > 1 && frames > 0)
     {
