@@ -222,12 +222,11 @@ class BackgroundStream:
     A chunk of 25 frames took ~150 ms on a 2-core AVX2 machine (EnCodec's LSTM reads 32 MB of
     weights per frame), stalling the step that made it due. Here `update` starts a thread for a due
     chunk and returns; while that chunk is decoded, `update` offers nothing (the next due offer holds
-    every frame anyway); the first chunk and a backlog are decoded inline. Each chunk's thread ends with its chunk,
-    so a cancelled job leaves none behind. It runs its ops on one intra-op thread: the decoder's
-    steps own the team. Whether this is faster depends on the machine and its load:
-    bench/engine_speed.py measures both. `finish` waits for the chunk in
-    flight, so every chunk reaches the sink before it returns; an error in a chunk's thread is raised
-    by the next call.
+    every frame anyway); the first chunk and a backlog are decoded inline. Each chunk's thread ends
+    with its chunk, so a cancelled job leaves none behind. It runs its ops on one intra-op thread:
+    the decoder's steps own the team. Whether this is faster depends on the machine and its load:
+    bench/engine_speed.py measures both. `finish` waits for the chunk in flight, so every chunk
+    reaches the sink before it returns; an error in a chunk's thread is raised by the next call.
     """
 
     CHUNK_TIMEOUT_SECONDS = 60.0  # one chunk: ~0.2 s on a laptop, more under heavy load
