@@ -96,6 +96,9 @@ def test_the_thread_count_does_not_change_a_bit():
     for other in results[1:]:
         assert all(torch.equal(a, b) for a, b in zip(results[0], other, strict=True))
     assert torch.equal(results[0][1], results[0][0][-1])  # h is the last frame's output
+    odd = native_int8.library().segue_lstm_layer(projected.data_ptr(), frames, streams, 1023, recurrent.data_ptr(),
+                                                  h.data_ptr(), c.data_ptr(), out.data_ptr(), 1)
+    assert odd == -2  # an odd number of units is refused, not read past
 
 
 def test_what_the_native_call_does_not_cover_runs_as_nn_lstm():

@@ -57,6 +57,8 @@ def run_lstm(lstm: nn.LSTM, sequence: torch.Tensor, state: LstmState | None = No
         output = sequence.new_empty((frames, streams, hidden))
         status = lib.segue_lstm_layer(projected.data_ptr(), frames, streams, hidden, recurrent.data_ptr(),
                                       h[layer].data_ptr(), c[layer].data_ptr(), output.data_ptr(), threads)
+        if status == -2:
+            raise ValueError(f"native LSTM: {frames} frames of {streams} streams at {hidden} units is not a shape it takes")
         if status != 0:
             raise MemoryError("native LSTM: out of memory")
         layer_input = output

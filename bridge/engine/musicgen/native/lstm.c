@@ -109,10 +109,11 @@ static void apply_gates(const float *gates, int64_t hidden, int64_t begin, int64
 
 /* projected: (frames, streams, 4 hidden), each frame's x W_ih^T + b_ih + b_hh;
  * recurrent: (4 hidden, hidden) W_hh, contiguous; h, c: (streams, hidden), the state in and out;
- * out: (frames, streams, hidden), every frame's h. hidden even. Returns 0, or -1 (bad sizes, no memory). */
+ * out: (frames, streams, hidden), every frame's h. hidden even. Returns 0, -1 if memory ran out, -2 for
+ * sizes it does not take. */
 int segue_lstm_layer(const float *projected, int64_t frames, int64_t streams, int64_t hidden,
                      const float *recurrent, float *h, float *c, float *out, int threads) {
-    if (frames < 0 || streams < 1 || hidden < 2 || hidden % UNITS_PER_PASS != 0) return -1;
+    if (frames < 0 || streams < 1 || hidden < 2 || hidden % UNITS_PER_PASS != 0) return -2;
     /* gates (streams, 4, hidden): a frame's pre-activations; each thread writes its units' only */
     float *gates = malloc(sizeof(float) * (size_t)(streams * 4 * hidden));
     float *h_in = malloc(sizeof(float) * (size_t)(streams * hidden));
