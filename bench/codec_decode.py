@@ -62,7 +62,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     loaded = load_model("small-random", "cpu")
-    lstm = loaded.model.audio_encoder.decoder.layers[1].lstm
+    lstm_block = loaded.model.audio_encoder.decoder.layers[1]  # EncodecLSTM; `native` picks the arm below
+    lstm = lstm_block.lstm
     hidden = lstm.hidden_size
     with torch.inference_mode():
         applies = native_lstm_applies(lstm, torch.zeros(1, 1, hidden))
@@ -93,17 +94,17 @@ def main() -> int:
         codes = torch.randint(0, 2048, (1, loaded.num_codebooks, PROMPT_FRAMES), generator=generator)
         streamed = {}
         as_gemm = EncodecConvTranspose1d._transposed
-        arms = (("nn.LSTM, oneDNN's transposed convolutions", nn_lstm, convolution),
-                ("the native LSTM", run_lstm, convolution), ("and the first transposed one as a GEMM", run_lstm, as_gemm))
-        for name, lstm_function, transposed in arms:
-            codec.run_lstm, EncodecConvTranspose1d._transposed = lstm_function, transposed
+        arms = (("nn.LSTM, oneDNN's transposed convolutions", False, convolution),
+                ("the native LSTM", True, convolution), ("and the first transposed one as a GEMM", True, as_gemm))
+        for name, native, transposed in arms:
+            lstm_block.native, EncodecConvTranspose1d._transposed = native, transposed
             decoder = codec.StreamingDecoder(loaded, lambda start, audio: None, 0, PROMPT_FRAMES * loaded.samples_per_frame)
             started = time.perf_counter()
             for frames in range(1, PROMPT_FRAMES + 1):
                 decoder.update(codes[..., :frames])
             decoder.finish(codes)
             streamed[name] = (time.perf_counter() - started) / PROMPT_FRAMES
-        codec.run_lstm, EncodecConvTranspose1d._transposed = run_lstm, as_gemm
+        lstm_block.native, EncodecConvTranspose1d._transposed = True, as_gemm
     finally:
         torch.set_num_threads(threads)
 

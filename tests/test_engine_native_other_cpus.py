@@ -46,7 +46,7 @@ def arm_kernel(tmp_path_factory) -> Path:
 
 
 class ArmCall:
-    """One call of the Arm build: arguments as run_kernel takes them, tensors through files."""
+    """One call of the Arm build: arguments as run_kernel takes them, tensors through files (its outputs fp32)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder, self.arguments, self.outputs = folder, [], {}
@@ -56,13 +56,13 @@ class ArmCall:
         path.write_bytes(value.contiguous().numpy().tobytes())
         self.arguments.append(f"u:{path}" if written else f"f:{path}")
         if written:
-            self.outputs[name] = (Path(f"{path}.out"), value.dtype, value.shape)
+            self.outputs[name] = (Path(f"{path}.out"), value.shape)
         return self
 
     def output(self, name: str, shape: tuple[int, ...]) -> "ArmCall":
         path = self.folder / f"{name}.bin"
         self.arguments.append(f"o:{path}:{4 * int(np.prod(shape))}")
-        self.outputs[name] = (path, torch.float32, shape)
+        self.outputs[name] = (path, shape)
         return self
 
     def integers(self, *values: int) -> "ArmCall":
@@ -74,7 +74,7 @@ class ArmCall:
                               timeout=300, check=True)
         assert done.stdout.strip() == "0", done.stdout + done.stderr  # the function's status
         return {name: torch.from_numpy(np.fromfile(path, dtype=np.float32).copy()).view(shape)
-                for name, (path, _, shape) in self.outputs.items()}
+                for name, (path, shape) in self.outputs.items()}
 
 
 def linear_case(rows: int, in_features: int, out_features: int, seed: int):

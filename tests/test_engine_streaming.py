@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from bridge.engine.musicgen import codec as codec_module
 from bridge.engine.musicgen.codec import (
     FIRST_CONV_LOOKAHEAD_FRAMES,
     HOLDBACK_FRAMES,
@@ -17,10 +16,12 @@ from bridge.engine.musicgen.codec import (
     decode_codes,
 )
 from bridge.engine.musicgen.generator import MusicGenerator
-from bridge.engine.musicgen.native_lstm import run_lstm
+from bridge.engine.musicgen.modules.encodec import EncodecLSTM
 from bridge.engine.request import GenerationRequest
 from bridge.errors import CancelledError
 from tests.waiting import wait_until
+
+recur = EncodecLSTM.recur  # the unpatched method, for the tests that count its frames
 
 
 def random_codes(loaded, batch: int, frames: int, seed: int) -> torch.Tensor:
@@ -90,14 +91,14 @@ def test_every_frame_is_decoded_once_plus_a_bounded_margin(tiny_model, monkeypat
     seen = {"lstm": 0, "upsampler": 0}
 
     def lstm_frames(lstm, sequence, state=None):  # (frames, streams, channels)
-        assert lstm is decoder_layers[1].lstm
+        assert lstm is decoder_layers[1]
         seen["lstm"] += sequence.shape[0]
-        return run_lstm(lstm, sequence, state)
+        return recur(lstm, sequence, state)
 
     def upsampler_frames(module, inputs, output):  # the stack's first ELU: (streams, channels, frames)
         seen["upsampler"] += inputs[0].shape[-1]
 
-    monkeypatch.setattr(codec_module, "run_lstm", lstm_frames)
+    monkeypatch.setattr(EncodecLSTM, "recur", lstm_frames)
     upsampler_hook = decoder_layers[2].register_forward_hook(upsampler_frames)
     try:
         chunks, _, _ = stream(tiny_model, codes, 0, 600 * 640)
@@ -167,11 +168,14 @@ def test_an_audio_prompts_frames_go_through_the_lstm_before_the_first_step_on_ev
     runs = []  # (thread, its intra-op threads, frames, steps done before)
     steps = []
 
-    def recorded(lstm, sequence, state=None):
-        runs.append((threading.current_thread().name, torch.get_num_threads(), sequence.shape[0], len(steps)))
-        return run_lstm(lstm, sequence, state)
+    decoder_lstm = tiny_model.model.audio_encoder.decoder.layers[1]
 
-    monkeypatch.setattr(codec_module, "run_lstm", recorded)
+    def recorded(lstm, sequence, state=None):
+        if lstm is decoder_lstm:  # not the encoder's, which encodes the prompt
+            runs.append((threading.current_thread().name, torch.get_num_threads(), sequence.shape[0], len(steps)))
+        return recur(lstm, sequence, state)
+
+    monkeypatch.setattr(EncodecLSTM, "recur", recorded)
     rate = tiny_model.sample_rate
     source = np.sin(2 * np.pi * 110 * np.arange(rate) / rate).astype(np.float32)[:, None]  # 1 s: 50 frames
     request = GenerationRequest(prompt="go on", model="tiny", seconds=0.5, seed=1, quality="fast", audio=source,

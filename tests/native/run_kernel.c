@@ -66,8 +66,7 @@ int main(int argc, char **argv) {
         else if (arg[0] == 'd' && arg[1] == ':') doubles[i] = strtod(arg + 2, NULL);
         else if (arg[0] == 'n' && arg[1] == '\0') pointers[i] = NULL;
         else if ((arg[0] == 'f' || arg[0] == 'u') && arg[1] == ':') {
-            snprintf(paths[i], sizeof paths[i], "%s%s", arg + 2, arg[0] == 'u' ? ".out" : "");
-            if (arg[0] == 'f') paths[i][0] = '\0';
+            if (arg[0] == 'u') snprintf(paths[i], sizeof paths[i], "%s.out", arg + 2); /* written back */
             pointers[i] = read_file(arg + 2, &sizes[i]);
             if (pointers[i] == NULL) {
                 fprintf(stderr, "cannot read %s\n", arg + 2);

@@ -14,7 +14,6 @@ import torch
 
 from bridge.engine.musicgen.fast_encoder import channels_last_applies, encode_codes
 from bridge.engine.musicgen.loading import LoadedModel
-from bridge.engine.musicgen.native_lstm import run_lstm
 from bridge.engine.musicgen.resident_memory import return_free_memory
 from bridge.errors import SegueError
 
@@ -162,7 +161,7 @@ class StreamingDecoder:
         convolved = self._first_conv(self._embeddings.view(window_start, window_end))
         convolved = convolved[..., done - window_start : target - window_start]
         sequence = convolved.permute(2, 0, 1)  # EncodecLSTM's layout: (frames, streams, channels)
-        output, self._lstm_state = run_lstm(self._lstm.lstm, sequence, self._lstm_state)
+        output, self._lstm_state = self._lstm.recur(sequence, self._lstm_state)
         self._lstm_out.append((output + sequence).permute(1, 2, 0))
 
     @torch.inference_mode()

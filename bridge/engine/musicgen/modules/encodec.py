@@ -1,9 +1,9 @@
 """EnCodec as MusicGen and AudioGen use it, in plain torch, loadable from transformers' checkpoints.
 
 Importing transformers' modeling code costs ~2.3 s beyond torch (issue 11); this module imports
-torch (and the loader of Segue's native kernels) only. Its submodules carry transformers 5.24's names (`encoder.layers.0.conv.weight`,
-`quantizer.layers.0.codebook.embed`, ...), so a checkpoint's `audio_encoder.` tensors load into it
-once `encodec_state` has folded their weight norm. The maths are transformers' EncodecModel
+torch (and the loader of Segue's native kernels) only. Its submodules carry transformers 5.24's
+names (`encoder.layers.0.conv.weight`, `quantizer.layers.0.codebook.embed`, ...), so a checkpoint's
+`audio_encoder.` tensors load into it once `encodec_state` has folded their weight norm. The maths are transformers' EncodecModel
 (models/encodec/modeling_encodec.py) for what MusicGen's and AudioGen's codecs use: weight-normed
 convolutions (folded), causal or not, reflect or zero padding, the LSTM block (its recurrence in a
 native call where one is built: native_lstm.py), ELU, residual VQ.
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bridge.engine.musicgen.native_lstm import run_lstm
+from bridge.engine.musicgen.native_lstm import LstmState, run_lstm
 from bridge.errors import ModelError
 
 # transformers 5.24 configuration_encodec.py, EncodecConfig's field defaults (a config.json's
@@ -198,8 +198,12 @@ class EncodecLSTM(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         sequence = hidden.permute(2, 0, 1)  # (frames, batch, channels): nn.LSTM's layout
-        output = run_lstm(self.lstm, sequence)[0] if self.native else self.lstm(sequence)[0]
-        return (output + sequence).permute(1, 2, 0)
+        return (self.recur(sequence)[0] + sequence).permute(1, 2, 0)
+
+    def recur(self, sequence: torch.Tensor, state: LstmState | None = None) -> tuple[torch.Tensor, LstmState]:
+        """The LSTM alone over (frames, batch, channels) from `state` (zeros if None): (output, state). The
+        streaming decoder calls it chunk by chunk, carrying the state."""
+        return run_lstm(self.lstm, sequence, state) if self.native else self.lstm(sequence, state)
 
 
 class EncodecResnetBlock(nn.Module):
