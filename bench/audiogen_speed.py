@@ -23,6 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bridge.engine.worker import WORKER_ENVIRONMENT  # noqa: E402  (imports no torch)
+
 MODEL = "audiogen-medium-random"
 PROMPT = "glass shattering on a concrete floor, then silence"
 MODES = ("transformers", "segue-exact", "segue-fast")
@@ -110,7 +112,7 @@ def main() -> int:
     from bridge.engine.musicgen.loading import resolve_checkpoint
 
     resolve_checkpoint(MODEL)  # build and save the random model once, outside the timed processes
-    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}  # as the engine runs
+    env = {**WORKER_ENVIRONMENT, **os.environ}  # as the engine runs
     load_before = os.getloadavg()[0]
     results = {}
     for mode in args.modes.split(","):

@@ -53,6 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.step_breakdown import print_breakdowns, step_breakdown_ms  # noqa: E402
+from bridge.engine.worker import WORKER_ENVIRONMENT  # noqa: E402  (imports no torch)
 
 MODEL = "small-random"
 PROMPT = "lo-fi hip hop beat with warm rhodes and dusty drums"
@@ -426,8 +427,9 @@ def main() -> int:
     load_model(args.model, "cpu")  # build and cache small-random once, outside the timed processes
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     bandwidth = read_bandwidth_bytes_per_second()
-    # Every mode runs as Segue's engine worker does: OpenMP threads sleep rather than spin when idle.
-    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    # Every mode runs in the environment Segue's engine worker starts with (OpenMP threads sleep when
+    # idle, big buffers on huge pages); values set by the caller win, e.g. THP_MEM_ALLOC_ENABLE=0.
+    env = {**WORKER_ENVIRONMENT, **os.environ}
     runs = []  # (label, checkout, mode)
     for mode in args.modes.split(","):
         if args.baseline and mode.startswith("segue"):
@@ -451,7 +453,7 @@ def main() -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\n{args.model} architecture (random weights), guidance 3, batch 1, {args.seconds:g} s clip")
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores, {args.device}; load average {load_before:.2f} before, "
-          f"{load:.2f} after (OMP_WAIT_POLICY={env['OMP_WAIT_POLICY']})")
+          f"{load:.2f} after ({', '.join(f'{name}={env[name]}' for name in WORKER_ENVIRONMENT)})")
     print(f"CPU flags: {cpu_flags()}; PyTorch capability: {torch_capability()}")
     print(f"memory read bandwidth: {bandwidth / 1e9:.1f} GB/s")
     header = (f"{'mode':<22}{'steps/s':>9}{'CPU ms/step':>12}{'x realtime':>12}{'1st chunk':>11}"

@@ -26,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine_speed import cpu_model, steady_steps_per_second, time_generate  # noqa: E402  (bench/ is this script's folder)
 
+from bridge.engine.worker import WORKER_ENVIRONMENT  # noqa: E402  (imports no torch)
+
 PROMPT = "warm cinematic strings over a piano"
 MODES = ("transformers", "segue-exact", "segue-fast")
 CHORDS_HZ = ((261.63, 329.63, 392.0), (220.0, 261.63, 329.63), (174.61, 220.0, 261.63), (196.0, 246.94, 293.66))
@@ -113,7 +115,7 @@ def main() -> int:
 
     if not load_model(args.model, "cpu").takes_melody:  # also builds and caches a random model once
         raise SystemExit(f"{args.model} is not a melody model")
-    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    env = {**WORKER_ENVIRONMENT, **os.environ}
     results = {}
     for mode in args.modes.split(","):
         print(f"running {mode} ...", file=sys.stderr, flush=True)

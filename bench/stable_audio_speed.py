@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.engine_speed import cpu_model  # noqa: E402 - after the path insert above
 from bridge.engine.stable_audio.precision import FAITHFUL_SEED_RATIO, NATIVE_BF16_FLAGS  # noqa: E402
+from bridge.engine.worker import WORKER_ENVIRONMENT  # noqa: E402  (imports no torch)
 
 PROMPT = "deep house loop with warm rhodes chords and a rolling bassline, 124 BPM"
 # fp32-seed1: fp32 with another seed, the scale of "a different take" that each mode's error is held to.
@@ -222,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     flags = cpu_flags()
     has_bf16 = bool(set(NATIVE_BF16_FLAGS) & flags)
     modes = [mode for mode in args.modes.split(",") if mode != "bf16" or has_bf16]
-    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    env = {**WORKER_ENVIRONMENT, **os.environ}
     reference = Path(os.environ.get("TMPDIR", "/tmp")) / f"segue-sa-bench-{os.getpid()}"
     results = {}
     for mode in modes:

@@ -19,10 +19,12 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the engine's worker runs (bridge/engine/worker.py)
-import torch  # noqa: E402
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bridge.engine.worker import WORKER_ENVIRONMENT  # noqa: E402  (imports no torch)
+
+for name, value in WORKER_ENVIRONMENT.items():  # as the engine's worker runs, set before torch loads
+    os.environ.setdefault(name, value)
+import torch  # noqa: E402
 
 from bridge.engine.cpu_kernels import cpu_identity  # noqa: E402
 from bridge.engine.musicgen.fused_step import LayerNorm, linear_around  # noqa: E402

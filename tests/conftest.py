@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from bridge.engine.worker import OMP_ENVIRONMENT
+from bridge.engine.worker import WORKER_ENVIRONMENT
 from tests.jack_server import jack_server  # noqa: F401  (the fixture, for the audio tests)
 from tests.ray_serve import remote_engine  # noqa: F401  (the fixture, for the remote engine tests)
 from tests.workflow_engine import shared_engine, workflow_engine  # noqa: F401  (fixtures, for the workflow tests)
@@ -17,7 +17,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # tests that run a model in this process share two cores with the engine workers, jackd and Ray they
 # start, and with other jobs: OpenMP's default spinning threads then fight for the cores, and a
 # 1-second tiny-model generation took 0.61 s instead of 0.08 s at load 4. The engine worker runs so too.
-for name, value in OMP_ENVIRONMENT.items():
+for name, value in WORKER_ENVIRONMENT.items():
     os.environ.setdefault(name, value)
 
 

@@ -135,11 +135,49 @@ def test_the_worker_starts_with_passive_openmp_threads(monkeypatch):
         assert started_environment(client._process.pid).get("OMP_WAIT_POLICY") == "PASSIVE"
 
 
+def test_the_worker_starts_asking_for_huge_pages_for_big_buffers(monkeypatch):
+    require_process_table()
+    monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
+    with EngineClient(device="cpu") as client:
+        assert started_environment(client._process.pid).get("THP_MEM_ALLOC_ENABLE") == "1"
+
+
 def test_a_setting_of_the_users_own_is_kept(monkeypatch):
     require_process_table()
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "0")
     with EngineClient(device="cpu") as client:
-        assert started_environment(client._process.pid).get("OMP_WAIT_POLICY") == "ACTIVE"
+        environment = started_environment(client._process.pid)
+        assert environment.get("OMP_WAIT_POLICY") == "ACTIVE"
+        assert environment.get("THP_MEM_ALLOC_ENABLE") == "0"
+
+
+BIG_BUFFER_ADVICE = """
+import torch
+buffer = torch.empty(8 << 20, dtype=torch.uint8)
+address = buffer.data_ptr()
+with open("/proc/self/smaps") as smaps:
+    inside = False
+    for line in smaps:
+        if "-" in line.split()[0] and ":" not in line.split()[0]:
+            low, high = (int(part, 16) for part in line.split()[0].split("-"))
+            inside = low <= address < high
+        elif inside and line.startswith("VmFlags:"):
+            print("hg" in line.split()[1:])
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="transparent huge pages are Linux's")
+@pytest.mark.parametrize("setting, advised", [("1", True), ("0", False)])
+def test_this_torch_asks_for_huge_pages_as_the_worker_tells_it(setting, advised):
+    # The variable is PyTorch's (c10/core/impl/alloc_cpu.cpp): a buffer of 2 MB or more is madvised
+    # MADV_HUGEPAGE, which /proc/self/smaps shows as the mapping's "hg" flag whatever the system's own
+    # THP setting. A PyTorch that renamed or dropped it would fail here.
+    environment = {**os.environ, "THP_MEM_ALLOC_ENABLE": setting}
+    done = subprocess.run([sys.executable, "-c", BIG_BUFFER_ADVICE], env=environment, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(advised)]
 
 
 @pytest.mark.slow

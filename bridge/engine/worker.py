@@ -51,15 +51,26 @@ WORKER_NICENESS = 10
 # After its owner is gone the worker cancels its job (one decoder step); a model load cannot be
 # interrupted, so after this long the process ends regardless.
 ORPHAN_EXIT_SECONDS = 2.0
-# Idle threads of OpenMP sleep instead of spinning. On a busy machine (a DAW, other apps) spinning
-# threads fight for the cores and a decoder step can take 5x longer. A short spin does not pay either:
-# the 193 linears of a native-int8 step (bench/kernels.py, 2 threads, EPYC capped to AVX2) took 23 ms
-# sleeping, 17 ms with GOMP_SPINCOUNT=10000 and 14 ms spinning on a quiet machine, but with one core
-# taken by another process (the worker niced as below) 19 ms sleeping, 29 ms at 1000 spins, 116 ms at
-# 10000 and 1.5 s spinning. OpenMP reads it once, when torch loads; spawn re-imports the parent's main
-# module (a script or app that imports torch) before the worker's code runs, so it is put in the
-# environment the worker starts with.
-OMP_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE"}
+# The environment the worker starts with: the user's own values of these win (setdefault). Both are
+# read once, when torch loads or first allocates; spawn re-imports the parent's main module (a script
+# or app that imports torch) before the worker's code runs, so they are put in the environment the
+# worker starts with.
+# - OMP_WAIT_POLICY: idle threads of OpenMP sleep instead of spinning. On a busy machine (a DAW, other
+#   apps) spinning threads fight for the cores and a decoder step can take 5x longer. A short spin does
+#   not pay either: the 193 linears of a native-int8 step (bench/kernels.py, 2 threads, EPYC capped to
+#   AVX2) took 23 ms sleeping, 17 ms with GOMP_SPINCOUNT=10000 and 14 ms spinning on a quiet machine,
+#   but with one core taken by another process (the worker niced as below) 19 ms sleeping, 29 ms at
+#   1000 spins, 116 ms at 10000 and 1.5 s spinning.
+# - THP_MEM_ALLOC_ENABLE (Linux): PyTorch's allocator asks for transparent huge pages
+#   (madvise MADV_HUGEPAGE) on every buffer of 2 MB or more (c10/core/impl/alloc_cpu.cpp,
+#   `is_thp_alloc`). glibc maps buffers that large afresh each time, and each 4 kB page of a fresh
+#   mapping faults on first touch: EnCodec's encoder makes ~20 buffers of 16-65 MB per 8 s prompt
+#   (64 channels at 32 kHz). On the 2-core EPYC (AVX2, a firecracker VM, THP "madvise"), filling a
+#   fresh 65 MB tensor took 29 ms with 4 kB pages and 8 ms with huge pages; an 8 s prompt's encode
+#   1.34, 1.36 and 1.00 s against 1.02, 1.03 and 0.91 s (medians of 5, three pairs of processes), a
+#   full decode of it 1.95/1.76/1.52 against 1.49/1.38/1.20 s; peak RSS of a job no higher. Where
+#   the kernel's THP setting is "never" (or off Linux) nothing changes.
+WORKER_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE", "THP_MEM_ALLOC_ENABLE": "1"}
 _STOP = ("stop",)
 
 
@@ -67,7 +78,7 @@ _STOP = ("stop",)
 
 
 def _worker_main(commands, events, device: str, die_with_parent: bool) -> None:
-    for name, value in OMP_ENVIRONMENT.items():
+    for name, value in WORKER_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
     if die_with_parent:
         _die_with_parent()
@@ -249,7 +260,7 @@ class EngineClient:
     def _start_worker(self) -> None:
         command_reader, self._commands = self._context.Pipe(duplex=False)
         self._events, event_writer = self._context.Pipe(duplex=False)
-        for name, value in OMP_ENVIRONMENT.items():
+        for name, value in WORKER_ENVIRONMENT.items():
             os.environ.setdefault(name, value)  # inherited by the worker from its first instruction
         on_main_thread = threading.current_thread() is threading.main_thread()
         self._process = self._context.Process(
