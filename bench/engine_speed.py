@@ -243,8 +243,9 @@ def prompt_bounds(loaded, decoder, positions: int, prompt_audio) -> dict:
     - prefill_bound_seconds: the prefill's matrix products for both guidance rows: the layers'
       linears, timed on the first decoder layer at the prompt's positions (the cross-attention ones
       see the guided row only) with this mode's kernel and with fp32, the faster taken (best of
-      BOUND_REPEATS), scaled to every layer; plus causal self-attention's two products per row
-      (2 x hidden x P(P+1) FLOPs per layer) at that same rate;
+      BOUND_REPEATS), scaled to every layer but the last, of which only the keys and values are
+      needed at every position (its qkv products at that rate); plus causal self-attention's two
+      products per row (2 x hidden x P(P+1) FLOPs per layer, the last layer's left out) at that rate;
     - encode_bound_seconds: EnCodec's encoder (convolutions, LSTM, residual VQ) FLOPs, counted while
       it runs, at that rate;
     - audio_prompt_bound_seconds: both, the bound of an unprepared prompt;
@@ -288,17 +289,20 @@ def prompt_bounds(loaded, decoder, positions: int, prompt_audio) -> dict:
     both = min(products(decoder.layers[0], 2 * positions, positions)[0], dense_both)
     guided = min(products(decoder.layers[0], positions, positions)[0], products(dense, positions, positions)[0])
     rate = both_flops / both  # the fastest GEMM measured on the prefill's own shapes, FLOP/s
-    attention_flops = 2 * hidden * positions * (positions + 1) * layers  # one row's, every layer
+    # The last layer's keys and values are all a prefill needs of it beyond the last position (the
+    # session runs the rest of that layer for one position): its qkv products, at every position
+    last_layer_flops = 2 * positions * hidden * 3 * hidden  # one row's
+    attention_flops = 2 * hidden * positions * (positions + 1) * (layers - 1)  # one row's, every layer but the last
     encode_flops = encoder_flops(loaded, prompt_audio)
     encode_bound = encode_flops / rate
-    prefill_bound = both * layers + 2 * attention_flops / rate
+    prefill_bound = both * (layers - 1) + 2 * (last_layer_flops + attention_flops) / rate
     return {
         "prefill_bound_seconds": prefill_bound,
         "encode_bound_seconds": encode_bound,
         "audio_prompt_bound_seconds": encode_bound + prefill_bound,
-        "prepared_prompt_bound_seconds": guided * layers + attention_flops / rate,
+        "prepared_prompt_bound_seconds": guided * (layers - 1) + (last_layer_flops + attention_flops) / rate,
         "encoder_gflop": encode_flops / 1e9,
-        "prefill_gflop": (both_flops * layers + 2 * attention_flops) / 1e9,
+        "prefill_gflop": (both_flops * (layers - 1) + 2 * (last_layer_flops + attention_flops)) / 1e9,
         "attention_gflop": 2 * attention_flops / 1e9,
         "gemm_gflop_per_second": rate / 1e9,
     }

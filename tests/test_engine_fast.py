@@ -147,3 +147,39 @@ def test_fast_modes_one_query_attention_is_sdpas_over_a_growing_cache():
         keys, values = cache[0, :, :, :filled], cache[1, :, :, :filled]
         expected = torch.nn.functional.scaled_dot_product_attention(query, keys, values)
         torch.testing.assert_close(one_query_attention(query, keys, values), expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["native", "int8"])
+def test_a_prefills_last_layer_runs_past_its_keys_and_values_for_the_last_position_alone(
+    tiny_model, precision, monkeypatch
+):
+    from bridge.engine.musicgen import fast_decoder
+
+    decoder = FastDecoder(tiny_model, precision)
+    conditioning = encode_text(tiny_model, "dusty funk drums", 1, True)
+    codes = prompt_codes(tiny_model, 40).repeat(2, 1, 1)  # guided and unguided rows
+    seen: list[tuple[object, int]] = []  # (linear, positions it ran on)
+    linear_around = fast_decoder.linear_around
+    monkeypatch.setattr(fast_decoder, "linear_around",
+                        lambda linear, x, **kwargs: seen.append((linear, x.shape[1])) or linear_around(linear, x, **kwargs))
+
+    trimmed = decoder.start(conditioning.hidden_states, conditioning.attention_mask, 1, 2, 40)
+    with torch.inference_mode():
+        last_logits = trimmed(codes)
+    last_layer = decoder.layers[-1]
+    positions = {name: [count for linear, count in seen if linear is getattr(last_layer, name)]
+                 for name in ("qkv", "self_out", "cross_q", "cross_out", "fc1", "fc2")}
+    assert positions == {"qkv": [40], "self_out": [1], "cross_q": [1], "cross_out": [1], "fc1": [1], "fc2": [1]}
+    assert all(count == 40 for linear, count in seen if linear is decoder.layers[-2].fc2)
+
+    full = decoder.start(conditioning.hidden_states, conditioning.attention_mask, 1, 2, 40)
+    with torch.inference_mode():
+        every_logits = full(codes, all_positions=True)
+    # the same keys and values for the steps that follow, and the last position's logits as a full pass gives
+    assert torch.equal(trimmed.keys, full.keys) and torch.equal(trimmed.values, full.values)
+    assert trimmed.position == full.position == 40
+    # exact mode: the same sums in another grouping; fast mode: the tail's one row runs through the step's
+    # kernel (here bf16-int8: activations rounded to bf16, 2^-8) instead of the prefill's GEMM. A wrong
+    # position or a missing layer would differ by the logits' own size
+    tolerance = 1e-5 if precision == "native" else 1e-2
+    torch.testing.assert_close(last_logits, every_logits[:, -1], rtol=0, atol=tolerance * every_logits.abs().max().item())
