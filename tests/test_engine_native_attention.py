@@ -113,7 +113,7 @@ def test_a_fast_mode_decoder_steps_to_the_same_logits_with_it_as_with_pytorchs_o
     with torch.inference_mode():  # as the engine runs its sessions
         sessions = [decoder.start(text, mask, 1, 2, 60) for decoder in (native, pytorch)]
         for session in sessions:
-            session(tokens[:, :, :20])  # a prefill (PyTorch's attention in both), then steps
+            session(tokens[:, :, :20])  # a prefill (native causal attention in the first), then steps
         for position in range(20, 40):
             got, expected = (session(tokens[:, :, position : position + 1]) for session in sessions)
             torch.testing.assert_close(got, expected, rtol=2e-3, atol=2e-3)  # the fp16 cache's rounding

@@ -140,6 +140,18 @@ def test_the_arm_build_runs_the_lstm_as_this_one(arm_kernel, tmp_path):
     torch.testing.assert_close(arm["c"], here_c, rtol=0, atol=1e-5)
 
 
+def test_the_arm_build_attends_causally_as_this_one(arm_kernel, tmp_path):
+    rows, positions, heads, head_dim = 2, 37, 3, 16
+    qkv = torch.randn(rows, positions, 3 * heads * head_dim, generator=torch.Generator().manual_seed(8))
+    here = torch.empty(rows, positions, heads * head_dim)
+    status = native_int8.library().segue_causal_attention(qkv.data_ptr(), qkv.stride(0), qkv.stride(1), rows, positions,
+                                                           heads, head_dim, here.data_ptr(), 2)
+    assert status == 0
+    arm = (ArmCall(tmp_path).tensor("qkv", qkv).integers(qkv.stride(0), qkv.stride(1), rows, positions, heads, head_dim)
+           .output("out", (rows, positions, heads * head_dim)).integers(2).run(arm_kernel, "causal"))
+    torch.testing.assert_close(arm["out"], here, rtol=0, atol=1e-5)
+
+
 def test_a_harness_that_computes_something_else_is_caught(arm_kernel, tmp_path):
     """The comparison can fail: other weights, another answer."""
     linear, x = linear_case(2, 64, 16, seed=9)

@@ -22,6 +22,7 @@ int segue_int8_rows_fused(const float *, int64_t, int64_t, int64_t, const int8_t
                           int64_t, float *, int64_t, int, const float *, const float *, double, int, const float *,
                           int64_t);
 int segue_lstm_layer(const float *, int64_t, int64_t, int64_t, const float *, float *, float *, float *, int);
+int segue_causal_attention(const float *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float *, int);
 
 #define MAX_ARGS 24
 
@@ -98,6 +99,8 @@ int main(int argc, char **argv) {
                                        P(12), P(13), doubles[14], (int)N(15), P(16), N(17));
     else if (strcmp(function, "lstm") == 0 && count == 9)
         status = segue_lstm_layer(P(0), N(1), N(2), N(3), P(4), P(5), P(6), P(7), (int)N(8));
+    else if (strcmp(function, "causal") == 0 && count == 9)
+        status = segue_causal_attention(P(0), N(1), N(2), N(3), N(4), N(5), N(6), P(7), (int)N(8));
     else {
         fprintf(stderr, "unknown function or argument count: %s, %d\n", function, count);
         return 2;

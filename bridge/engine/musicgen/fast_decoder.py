@@ -39,7 +39,13 @@ import torch.nn.functional as F
 from bridge.engine.musicgen.fused_step import LayerNorm, linear_around
 from bridge.engine.musicgen.graphed_step import GraphedStep
 from bridge.engine.musicgen.loading import LoadedModel
-from bridge.engine.musicgen.native_attention import attend_one_query, attend_to_text, native_cache_dtype
+from bridge.engine.musicgen.native_attention import (
+    attend_causally,
+    attend_one_query,
+    attend_to_text,
+    causal_attention_applies,
+    native_cache_dtype,
+)
 from bridge.engine.musicgen.quantize import DenseLinear, QuantisedLinear, make_linear
 from bridge.engine.musicgen.resident_memory import drop_resident_pages, return_free_memory
 from bridge.engine.musicgen.step_threads import on_every_thread, small_ops_on_one_thread
@@ -311,6 +317,7 @@ class DecoderSession:
         rows, tokens = qkv.shape[:2]
         if tokens == 1 and self.decoder.native_attention:
             return attend_one_query(qkv, self.keys[index], self.values[index], start, self.decoder.num_heads)
+        projections = qkv
         qkv = qkv.view(rows, tokens, 3, self.decoder.num_heads, self.decoder.head_dim).permute(2, 0, 3, 1, 4)
         end = start + tokens
         self.keys[index, :, :, start:end] = qkv[1]
@@ -323,6 +330,9 @@ class DecoderSession:
             if end < THREADED_ATTENTION_POSITIONS:
                 return one_query_attention(qkv[0], keys, values)
             return on_every_thread(one_query_attention, qkv[0], keys, values)
+        if (start == 0 and tokens > 1 and not last_query_only and self.decoder.native_attention
+                and causal_attention_applies(projections, self.decoder.head_dim)):  # fast mode's prefill
+            return attend_causally(projections, self.decoder.num_heads)
         if last_query_only:  # the last position sees every key: no mask
             return on_every_thread(F.scaled_dot_product_attention, qkv[0][:, :, -1:], keys, values)
         return on_every_thread(F.scaled_dot_product_attention, qkv[0], keys, values, is_causal=tokens > 1)

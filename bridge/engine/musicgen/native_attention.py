@@ -8,7 +8,9 @@ the native-int8 library (native_int8.py) and used where that library was built f
 exp and sums are written for them; elsewhere PyTorch's ops stay). Its sessions keep their keys and
 values in fp16 (native_cache_dtype), converted in registers by F16C: a step reads half the bytes, and a
 30 s window's cache takes 295 MB instead of 590 for musicgen-small. The same call attends to the text
-(`attend_to_text`, the step's cross-attention) where no text token is padding.
+(`attend_to_text`, the step's cross-attention) where no text token is padding. A prefill's causal
+self-attention over its own positions is one call too (`attend_causally`, native/causal_attention.c:
+~3x PyTorch's SDPA at an 8 s prompt's 400 positions).
 """
 
 import torch
@@ -77,3 +79,30 @@ def _attend(projections: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
     if status != 0:
         raise MemoryError("native attention: out of memory for the scores")
     return out.view(rows, 1, heads, head_dim).transpose(1, 2)
+
+
+CAUSAL_HEAD_MULTIPLE = 16  # causal_attention.c's AVX2 tiles: a head of whole 16-column tiles
+
+
+def causal_attention_applies(qkv: torch.Tensor, head_dim: int) -> bool:
+    """Whether `attend_causally` takes these projections: CPU fp32, a head of whole tiles, the AVX2 build."""
+    return (qkv.device.type == "cpu" and qkv.dtype == torch.float32 and head_dim % CAUSAL_HEAD_MULTIPLE == 0
+            and native_attention_available())
+
+
+def attend_causally(qkv: torch.Tensor, heads: int) -> torch.Tensor:
+    """A prefill's self-attention from position 0: each of `qkv`'s positions (rows, positions, 3 x hidden),
+    fp32, the fused projection's output, attends to itself and those before it, every head.
+    Returns (rows, heads, positions, head dim), a view of a (rows, positions, hidden) result."""
+    rows, positions, width = qkv.shape
+    head_dim = width // 3 // heads
+    if qkv.stride(-1) != 1:
+        qkv = qkv.contiguous()
+    out = torch.empty(rows, positions, heads * head_dim)
+    status = library().segue_causal_attention(qkv.data_ptr(), qkv.stride(0), qkv.stride(1), rows, positions, heads,
+                                              head_dim, out.data_ptr(), team_size())
+    if status == -2:
+        raise ValueError(f"native causal attention takes heads of whole {CAUSAL_HEAD_MULTIPLE}-column tiles, not {head_dim}")
+    if status != 0:
+        raise MemoryError("native causal attention: out of memory for its workspace")
+    return out.view(rows, positions, heads, head_dim).transpose(1, 2)

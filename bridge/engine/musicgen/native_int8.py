@@ -42,9 +42,9 @@ from bridge import paths
 from bridge.engine.musicgen.int8_gemm import Int8Gemm
 from bridge.engine.musicgen.step_threads import on_every_thread, team_size
 
-SOURCES = ("int8_rows.c", "widening_gemm.c", "one_query_attention.c", "lstm.c")  # built into one library
+SOURCES = ("int8_rows.c", "widening_gemm.c", "one_query_attention.c", "causal_attention.c", "lstm.c")  # built into one library
 HEADERS = ("vector_math.h",)  # included by them
-ABI_VERSION = 5
+ABI_VERSION = 6
 CHANNELS, INPUTS = 4, 16  # the packed block: as CHANNELS and INPUTS in int8_rows.c
 # Above this many rows (a prefill of an audio prompt) the few-row kernels are not the fast ones: this
 # kernel and quantize's widen the weights for a GEMM instead.
@@ -169,6 +169,8 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.segue_one_query_attention.restype = ctypes.c_int
     lib.segue_one_query_attention.argtypes = [pointer, i64, pointer, pointer, i64, i64, i64, i64, i64, ctypes.c_int,
                                               ctypes.c_int, pointer, i64, ctypes.c_int]
+    lib.segue_causal_attention.restype = ctypes.c_int
+    lib.segue_causal_attention.argtypes = [pointer, i64, i64, i64, i64, i64, i64, pointer, ctypes.c_int]
     lib.segue_lstm_layer.restype = ctypes.c_int
     lib.segue_lstm_layer.argtypes = [pointer, i64, i64, i64, pointer, pointer, pointer, pointer, ctypes.c_int]
     return lib

@@ -48,7 +48,7 @@
 #endif
 #define INT16_LEVELS 32767.0f
 
-int segue_int8_rows_version(void) { return 5; }
+int segue_int8_rows_version(void) { return 6; }
 
 int segue_int8_rows_isa(void) {
 #ifdef SEGUE_AVX2

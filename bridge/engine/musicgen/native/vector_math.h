@@ -1,4 +1,5 @@
-/* Vector maths shared by Segue's native kernels (one_query_attention.c, int8_rows.c, lstm.c): AVX2 + FMA only. */
+/* Vector maths shared by Segue's native kernels (one_query_attention.c, causal_attention.c,
+ * int8_rows.c, lstm.c): AVX2 + FMA only. */
 #ifndef SEGUE_VECTOR_MATH_H
 #define SEGUE_VECTOR_MATH_H
 #if defined(__AVX2__) && defined(__FMA__)
