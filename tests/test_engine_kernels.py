@@ -17,7 +17,7 @@ from packaging.requirements import Requirement
 from bridge.cli.models import describe_kernels
 from bridge.engine import cpu_kernels
 from bridge.engine.cpu_kernels import CpuIdentity, _capped, _parse_cpuinfo, cpu_identity
-from bridge.engine.musicgen import kernels
+from bridge.engine.musicgen import fast_decoder, kernels
 from bridge.engine.musicgen.fast_decoder import FastDecoder
 from bridge.engine.musicgen.generator import MusicGenerator
 from bridge.engine.musicgen.kernels import (
@@ -30,6 +30,7 @@ from bridge.engine.musicgen.kernels import (
     set_prefill_path,
     teacher_forced_log_probs,
 )
+from bridge.engine.musicgen.native_attention import native_attention_available
 from bridge.engine.musicgen.quantize import make_linear
 from bridge.engine.musicgen.sampling import SamplingParams, encode_text, guide, sample_codes
 from bridge.engine.request import GenerationRequest
@@ -133,6 +134,51 @@ def test_the_kernel_is_measured_at_first_load_cached_per_cpu_and_reported(tiny_m
     renewed = MusicGenerator(tiny_model)
     renewed.prepare("fast")
     assert sorted(timed) == sorted(names) and renewed.kernel_choice.prefill != "native-rows"
+
+
+@pytest.mark.skipif(not native_attention_available(), reason="Segue's kernel library is not built for AVX2 here")
+def test_the_prefills_attention_is_timed_both_ways_the_faster_taken_and_cached(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGUE_CACHE_DIR", str(tmp_path / "cache"))
+    generator = MusicGenerator(tiny_model)
+    generator.prepare("fast")
+    choice, (decoder, _) = generator.kernel_choice, generator.decoder_for("fast")
+    assert set(choice.prefill_attention_ms) == {"native", "sdpa"} and all(ms > 0 for ms in choice.prefill_attention_ms.values())
+    assert choice.prefill_attention == min(choice.prefill_attention_ms, key=choice.prefill_attention_ms.get)
+    assert decoder.native_prefill_attention == (choice.prefill_attention == "native")
+    assert f"prefill attention {choice.prefill_attention} (" in choice.describe()
+    cache = tmp_path / "cache" / cpu_kernels.CACHE_FILE
+    cached = json.loads(cache.read_text())
+    entry = cached[cpu_identity().key][kernels.model_key(tiny_model)]
+    assert entry["prefill_attention_ms"] == choice.prefill_attention_ms
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("measured again")
+
+    # Where PyTorch's SDPA was the faster (as it might be on a machine never measured here), a prefill runs it.
+    entry.update(prefill_attention="sdpa", prefill_attention_ms={"native": 9.0, "sdpa": 3.0})
+    cache.write_text(json.dumps(cached))
+    monkeypatch.setattr(kernels, "time_linears_ms", not_again)
+    monkeypatch.setattr(kernels, "time_prefill_attention_ms", not_again)
+    monkeypatch.setattr(fast_decoder, "attend_causally", not_again)
+    sdpa_first = MusicGenerator(tiny_model)
+    sdpa_first.prepare("fast")
+    decoder, _ = sdpa_first.decoder_for("fast")
+    assert not decoder.native_prefill_attention and "prefill attention sdpa (3.0 ms per layer; native 9.0)" in sdpa_first.kernel
+    codes = torch.randint(0, decoder.vocab_size, (2, decoder.num_codebooks, 20))
+    conditioning = encode_text(tiny_model, "lo-fi", 1, True)
+    with torch.inference_mode():
+        decoder.start(conditioning.hidden_states, conditioning.attention_mask, 1, 2, 30)(codes)  # SDPA: no error
+
+    # A choice cached by a Segue without the native call is completed: both ways timed once, saved.
+    for name in ("prefill_attention", "prefill_attention_ms"):
+        del entry[name]
+    cache.write_text(json.dumps(cached))
+    monkeypatch.setattr(kernels, "time_prefill_attention_ms", lambda decoder: {"native": 2.0, "sdpa": 5.0})
+    completed = MusicGenerator(tiny_model)
+    completed.prepare("fast")
+    assert completed.decoder_for("fast")[0].native_prefill_attention
+    saved = json.loads(cache.read_text())[cpu_identity().key][kernels.model_key(tiny_model)]
+    assert (saved["prefill_attention"], saved["prefill_attention_ms"]) == ("native", {"native": 2.0, "sdpa": 5.0})
 
 
 def test_a_kernel_outside_the_kl_bound_is_rejected_for_the_next_fastest(tmp_path, monkeypatch):

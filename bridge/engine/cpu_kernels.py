@@ -63,15 +63,22 @@ class KernelChoice:
     cpu: str = ""
     prefill: str = ""  # how the chosen kernel multiplies a prefill's rows (one of its prefill_paths, or its own)
     prefill_ms: dict[str, float] = field(default_factory=dict)  # per path: one layer's linears, an 8 s prompt
+    # a prefill's causal self-attention: "native" (causal_attention.c) or "sdpa" (PyTorch's), by its timings
+    # per way (one layer, an 8 s prompt); empty where only PyTorch's runs
+    prefill_attention: str = ""
+    prefill_attention_ms: dict[str, float] = field(default_factory=dict)
 
     def describe(self) -> str:
         """One line for a producer, e.g. 'native-int8 (17.8 ms of linears per step; bf16-int8 55.9),
-        prefill int8-gemm (21.0 ms per layer; widened 52.3)'."""
+        prefill int8-gemm (21.0 ms per layer; widened 52.3), prefill attention native (3.1 ms per layer; sdpa 8.1)'."""
         line = f"{self.kernel} ({_timings(self.step_ms, self.kernel, 'ms of linears per step')})"
         if self.prefill_ms:
             line += f", prefill {self.prefill} ({_timings(self.prefill_ms, self.prefill, 'ms per layer')})"
         elif self.prefill:
             line += f", prefill {self.prefill}"
+        if self.prefill_attention_ms:
+            line += (f", prefill attention {self.prefill_attention} "
+                     f"({_timings(self.prefill_attention_ms, self.prefill_attention, 'ms per layer')})")
         return line
 
 

@@ -144,6 +144,8 @@ class FastDecoder:
         # cache of this dtype (fp16 where it takes one); None: PyTorch's ops, the cache in the model's dtype
         self.cache_dtype = native_cache_dtype(loaded.device, self.head_dim) if precision == "int8" else None
         self.native_attention = self.cache_dtype is not None
+        # a prefill's causal self-attention natively too (kernels.py times it against PyTorch's SDPA per machine)
+        self.native_prefill_attention = self.native_attention
         self.embeddings = [table.weight for table in decoder.embed_tokens]
         self.positions = decoder.embed_positions.weights
         self.final_norm = LayerNorm.of(decoder.layer_norm)
@@ -330,7 +332,7 @@ class DecoderSession:
             if end < THREADED_ATTENTION_POSITIONS:
                 return one_query_attention(qkv[0], keys, values)
             return on_every_thread(one_query_attention, qkv[0], keys, values)
-        if (start == 0 and tokens > 1 and not last_query_only and self.decoder.native_attention
+        if (start == 0 and tokens > 1 and not last_query_only and self.decoder.native_prefill_attention
                 and causal_attention_applies(projections, self.decoder.head_dim)):  # fast mode's prefill
             return attend_causally(projections, self.decoder.num_heads)
         if last_query_only:  # the last position sees every key: no mask

@@ -19,7 +19,9 @@ Candidates (bridge/engine/musicgen/quantize.py):
 The prefill's path (native-int8's own integer or fp32 GEMMs; int8 x int8 where that is exact and fast
 here, int8_gemm.py; or the weights widened for PyTorch's float GEMM) is timed at an 8 s prompt's shapes for the
 kernel being checked, and the fastest is checked within the same KL bound (the prefill path's KL is
-part of the check), else the next.
+part of the check), else the next. So is the prefill's causal self-attention, where Segue's native
+call runs (native_attention.py): it and PyTorch's SDPA, the faster taken (an AVX-512 machine's SDPA
+was never measured against it).
 4-bit weights (`_weight_int4pack_mm_for_cpu`, group 32) were measured slower than FBGEMM's int8 on
 both x86 columns of bench/kernels.py and ~8x their output error, so they are not offered.
 """
@@ -30,12 +32,17 @@ import time
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 
 from bridge.engine.cpu_kernels import CpuIdentity, KernelChoice, cpu_identity, load_choice, save_choice
 from bridge.engine.musicgen.fast_decoder import FastDecoder
 from bridge.engine.musicgen.int8_gemm import int8_gemm_offered
 from bridge.engine.musicgen.loading import LoadedModel
-from bridge.engine.musicgen.native_attention import native_cache_dtype
+from bridge.engine.musicgen.native_attention import (
+    attend_causally,
+    causal_attention_applies,
+    native_cache_dtype,
+)
 from bridge.engine.musicgen.native_int8 import native_int8_available
 from bridge.engine.musicgen.quantize import (
     OnnxInt8Linear,
@@ -45,6 +52,7 @@ from bridge.engine.musicgen.quantize import (
     onnx_int8_available,
 )
 from bridge.engine.musicgen.sampling import encode_text
+from bridge.engine.musicgen.step_threads import on_every_thread
 
 KL_BOUND_NATS = 0.01  # mean KL per codebook and position, teacher-forced, to the fp32 decoder
 CHECK_POSITIONS = 16
@@ -200,6 +208,43 @@ def time_prefill_ms(decoder: FastDecoder, repeats: int = 3) -> dict[str, float]:
     return found
 
 
+def time_prefill_attention_ms(decoder: FastDecoder, repeats: int = 3) -> dict[str, float]:
+    """Milliseconds of one layer's causal self-attention over an 8 s prompt's positions (one row), by the
+    native call and by PyTorch's SDPA as a session runs them; {} where the native call does not run here."""
+    positions, heads, head_dim = PREFILL_POSITIONS + 1, decoder.num_heads, decoder.head_dim
+    qkv = torch.randn(1, positions, 3 * decoder.hidden_size)
+    if not (decoder.native_attention and causal_attention_applies(qkv, head_dim)):
+        return {}
+    q, k, v = qkv.view(1, positions, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
+    ways = {"native": lambda: attend_causally(qkv, heads),
+            "sdpa": lambda: on_every_thread(F.scaled_dot_product_attention, q, k, v, is_causal=True)}
+    found = {}
+    with torch.inference_mode():
+        for way, run in ways.items():
+            run()  # warm-up
+            seconds = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                run()
+                seconds.append(time.perf_counter() - started)
+            found[way] = round(1000 * statistics.median(seconds), 2)
+    return found
+
+
+def use_faster_prefill_attention(decoder: FastDecoder, choice: KernelChoice) -> bool:
+    """Run `decoder`'s prefill attention the way `choice` found faster here, timing both ways first where
+    it has no timings of them (a choice made by a Segue without the native call). True if it timed them."""
+    timed = False
+    if not choice.prefill_attention_ms:
+        choice.prefill_attention_ms = time_prefill_attention_ms(decoder)
+        if choice.prefill_attention_ms:
+            choice.prefill_attention = min(choice.prefill_attention_ms, key=choice.prefill_attention_ms.get)
+            timed = True
+    if choice.prefill_attention_ms:
+        decoder.native_prefill_attention = choice.prefill_attention == "native"
+    return timed
+
+
 def check_codes(loaded: LoadedModel, positions: int = CHECK_POSITIONS, seed: int = 0) -> torch.Tensor:
     """Fixed pseudo-random codes (1, codebooks, positions) after the start token, for teacher forcing."""
     generator = torch.Generator().manual_seed(seed)
@@ -274,6 +319,8 @@ def choose_decoder(
         if set(cached.prefill_ms) == (set(paths) if len(paths) > 1 else set()):
             if cached.prefill in paths:
                 set_prefill_path(decoder, cached.prefill)
+            if use_faster_prefill_attention(decoder, cached):
+                save_choice(identity, key, cached)
             return decoder, cached
         del decoder
 
@@ -294,6 +341,7 @@ def choose_decoder(
             choice.kl_nats[name] = round(kl, 6)
             if kl <= KL_BOUND_NATS:
                 choice.kernel, choice.prefill, choice.prefill_ms = name, path, prefill_ms
+                use_faster_prefill_attention(decoder, choice)  # both ways faithful: SDPA is the reference's
                 save_choice(identity, key, choice)
                 log.info("fast-mode kernel on this CPU: %s", choice.describe())
                 return decoder, choice
