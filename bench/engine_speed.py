@@ -21,8 +21,10 @@ fastest GEMM measured on the model's own prefill shapes (fp32, or the chosen ker
 up to the first chunk at the bandwidth bound (prompt_bounds). The first chunk is timed on
 PROMPT_REPEATS prompts (median, samples kept), where it goes (encode, text, prefill) part by part,
 and again for prompts prepared before submit (`first_chunk_prepared_prompt_seconds`, against
-`prepared_prompt_bound_seconds`: the guided row's products and the steps); `..._vs_bound` are the
-ratios. With --json the last line is
+`prepared_prompt_bound_seconds`: the guided row's products and the steps). The bound's GEMM is
+timed again right before each sample and each sample is divided by its own bound (this host's speed
+moved by up to 1.5x within a run); `..._vs_bound` is the median of those ratios, `..._vs_bound_samples`
+each. With --json the last line is
 `{"speedup_vs_transformers": X, "fraction_of_bandwidth_limit": F, "first_chunk_audio_prompt_seconds": S,
 "prefill_bound_seconds": B, "audio_prompt_bound_seconds": A, ...}` (fast mode's figures).
 
@@ -159,20 +161,33 @@ def run_segue(loaded, seconds: float, quality: str) -> dict:
     sources = [np.roll(prompt_audio, shift * rate // 7) * (1.0 - 0.01 * shift) for shift in range(2 * PROMPT_REPEATS)]
     prompted = [GenerationRequest(**request, seconds=1.0, audio=source, audio_sample_rate=rate)
                 for source in sources[:PROMPT_REPEATS]]
-    unprepared = [first_chunk_seconds(generator, each) for each in prompted]  # prompts this generator has not seen
+    prompt_positions = round(AUDIO_PROMPT_SECONDS * loaded.frame_rate) + 1  # the start token and every frame
+    # Each sample's bound is timed right before it (gemm_timings), its ratio taken against that one
+    unprepared, unprepared_timings = [], []
+    for each in prompted:  # prompts this generator has not seen
+        unprepared_timings.append(gemm_timings(loaded, decoder, prompt_positions))
+        unprepared.append(first_chunk_seconds(generator, each))
 
     # Continue my track prepares the source while the producer types (EngineClient.prepare): other
     # prompts, encoded and their unguided rows prefilled before the job is submitted.
-    prepared, prepare_seconds = [], []
+    prepared, prepare_seconds, prepared_timings = [], [], []
     for source in sources[PROMPT_REPEATS:]:
         ahead = GenerationRequest(**request, seconds=1.0, audio=source, audio_sample_rate=rate)
         started = time.perf_counter()
         generator.prepare_request(ahead)
         prepare_seconds.append(time.perf_counter() - started)
+        prepared_timings.append(gemm_timings(loaded, decoder, prompt_positions))
         prepared.append(first_chunk_seconds(generator, ahead))
 
-    prompt_positions = round(AUDIO_PROMPT_SECONDS * loaded.frame_rate) + 1  # the start token and every frame
-    bound = prompt_bounds(loaded, decoder, prompt_positions, generator.prompt_for(prompted[0]).audio)
+    encode_flops = encoder_flops(loaded, generator.prompt_for(prompted[0]).audio)
+    bounds = [prompt_bounds(loaded, decoder, prompt_positions, encode_flops, timings)
+              for timings in unprepared_timings + prepared_timings]
+    # The reported bound: the median sample's figures (by the GEMM rate); each sample's own in *_bound_samples
+    bound = sorted(bounds[:PROMPT_REPEATS], key=lambda figures: figures["gemm_gflop_per_second"])[PROMPT_REPEATS // 2]
+    bound = {**bound,
+             "audio_prompt_bound_samples": [figures["audio_prompt_bound_seconds"] for figures in bounds[:PROMPT_REPEATS]],
+             "prepared_prompt_bound_samples": [figures["prepared_prompt_bound_seconds"] for figures in bounds[PROMPT_REPEATS:]],
+             "gemm_gflop_per_second_samples": [figures["gemm_gflop_per_second"] for figures in bounds]}
     return {
         "steps_per_second": steady_steps_per_second(stamps),
         "realtime_factor": result.takes[0].audio.shape[0] / rate / total,
@@ -237,23 +252,12 @@ def audio_prompt_breakdown(generator, decoder, request) -> dict:
             "prefill_seconds": time.perf_counter() - started}
 
 
-def prompt_bounds(loaded, decoder, positions: int, prompt_audio) -> dict:
-    """The least arithmetic time of an audio prompt's first chunk here: its FLOPs at the fastest measured GEMM.
-
-    - prefill_bound_seconds: the prefill's matrix products for both guidance rows: the layers'
-      linears, timed on the first decoder layer at the prompt's positions (the cross-attention ones
-      see the guided row only) with this mode's kernel and with fp32, the faster taken (best of
-      BOUND_REPEATS), scaled to every layer but the last, of which only the keys and values are
-      needed at every position (its qkv products at that rate); plus causal self-attention's two
-      products per row (2 x hidden x P(P+1) FLOPs per layer, the last layer's left out) at that rate;
-    - encode_bound_seconds: EnCodec's encoder (convolutions, LSTM, residual VQ) FLOPs, counted while
-      it runs, at that rate;
-    - audio_prompt_bound_seconds: both, the bound of an unprepared prompt;
-    - prepared_prompt_bound_seconds: the guided row's products alone, all a prepared prompt leaves.
-    main() adds the decoder steps up to the first chunk at the bandwidth bound (their weights' bytes)
-    to the last two. The text encoder, the cross-attention to the text, norms and the first chunk's
-    decode are left out, so the real first chunk cannot beat these.
-    """
+def gemm_timings(loaded, decoder, positions: int) -> dict:
+    """One decoder layer's linears timed now at a prompt's shapes (best of BOUND_REPEATS), with this
+    mode's kernel and with fp32, the faster taken: `both` (both guidance rows, the cross-attention's
+    linears on the guided row only), `guided` (the guided row alone) seconds, and `rate`, the FLOP/s
+    of `both`. Taken right before each first-chunk sample: this host's speed moved by up to 1.5x within
+    a run, so a bound timed minutes away from its sample said more about the host than the engine."""
     import torch
 
     from bridge.engine.musicgen.fast_decoder import FastDecoder
@@ -284,23 +288,42 @@ def prompt_bounds(loaded, decoder, positions: int, prompt_audio) -> dict:
         return best, flops
 
     dense = FastDecoder(loaded, "native").layers[0]
-    layers = len(decoder.layers)
     dense_both, both_flops = products(dense, 2 * positions, positions)
     both = min(products(decoder.layers[0], 2 * positions, positions)[0], dense_both)
     guided = min(products(decoder.layers[0], positions, positions)[0], products(dense, positions, positions)[0])
-    rate = both_flops / both  # the fastest GEMM measured on the prefill's own shapes, FLOP/s
+    return {"both": both, "guided": guided, "rate": both_flops / both}
+
+
+def prompt_bounds(loaded, decoder, positions: int, encode_flops: float, timings: dict) -> dict:
+    """The least arithmetic time of an audio prompt's first chunk here: its FLOPs at the fastest GEMM
+    measured on its own shapes (`timings`, from gemm_timings).
+
+    - prefill_bound_seconds: the prefill's matrix products for both guidance rows: the layers'
+      linears as timed on the first decoder layer, scaled to every layer but the last, of which only
+      the keys and values are needed at every position (its qkv products at that rate); plus causal
+      self-attention's two products per row (2 x hidden x P(P+1) FLOPs per layer, the last layer's
+      left out) at that rate;
+    - encode_bound_seconds: EnCodec's encoder (convolutions, LSTM, residual VQ) FLOPs (encoder_flops)
+      at that rate;
+    - audio_prompt_bound_seconds: both, the bound of an unprepared prompt;
+    - prepared_prompt_bound_seconds: the guided row's products alone, all a prepared prompt leaves.
+    main() adds the decoder steps up to the first chunk at the bandwidth bound (their weights' bytes)
+    to the last two. The text encoder, the cross-attention to the text, norms and the first chunk's
+    decode are left out, so the real first chunk cannot beat these.
+    """
+    hidden, layers, rate = decoder.hidden_size, len(decoder.layers), timings["rate"]
+    both_flops = timings["both"] * rate
     # The last layer's keys and values are all a prefill needs of it beyond the last position (the
     # session runs the rest of that layer for one position): its qkv products, at every position
     last_layer_flops = 2 * positions * hidden * 3 * hidden  # one row's
     attention_flops = 2 * hidden * positions * (positions + 1) * (layers - 1)  # one row's, every layer but the last
-    encode_flops = encoder_flops(loaded, prompt_audio)
     encode_bound = encode_flops / rate
-    prefill_bound = both * (layers - 1) + 2 * (last_layer_flops + attention_flops) / rate
+    prefill_bound = timings["both"] * (layers - 1) + 2 * (last_layer_flops + attention_flops) / rate
     return {
         "prefill_bound_seconds": prefill_bound,
         "encode_bound_seconds": encode_bound,
         "audio_prompt_bound_seconds": encode_bound + prefill_bound,
-        "prepared_prompt_bound_seconds": guided * (layers - 1) + (last_layer_flops + attention_flops) / rate,
+        "prepared_prompt_bound_seconds": timings["guided"] * (layers - 1) + (last_layer_flops + attention_flops) / rate,
         "encoder_gflop": encode_flops / 1e9,
         "prefill_gflop": (both_flops * (layers - 1) + 2 * (last_layer_flops + attention_flops)) / 1e9,
         "attention_gflop": 2 * attention_flops / 1e9,
@@ -490,13 +513,21 @@ def main() -> int:
     fast = results.get("segue-fast")
     if fast:
         # No first chunk before its decoder steps, each reading the weights once: add them at the bandwidth bound.
-        fast["first_chunk_steps_bound_seconds"] = fast["steps_to_first_chunk"] * fast["weight_bytes_per_step"] / bandwidth
-        fast["audio_prompt_bound_seconds"] += fast["first_chunk_steps_bound_seconds"]
-        fast["prepared_prompt_bound_seconds"] += fast["first_chunk_steps_bound_seconds"]
+        steps_bound = fast["steps_to_first_chunk"] * fast["weight_bytes_per_step"] / bandwidth
+        fast["first_chunk_steps_bound_seconds"] = steps_bound
         for kind in ("audio", "prepared"):
-            fast[f"first_chunk_{kind}_prompt_vs_bound"] = (fast[f"first_chunk_{kind}_prompt_seconds"]
-                                                          / fast[f"{kind}_prompt_bound_seconds"])
+            fast[f"{kind}_prompt_bound_seconds"] += steps_bound
+            fast[f"{kind}_prompt_bound_samples"] = [bound + steps_bound for bound in fast[f"{kind}_prompt_bound_samples"]]
+            # each sample against the bound timed right before it; the median of those ratios
+            fast[f"first_chunk_{kind}_prompt_vs_bound_samples"] = [
+                seconds / bound for seconds, bound in zip(fast[f"first_chunk_{kind}_prompt_samples"],
+                                                          fast[f"{kind}_prompt_bound_samples"], strict=True)]
+            fast[f"first_chunk_{kind}_prompt_vs_bound"] = statistics.median(fast[f"first_chunk_{kind}_prompt_vs_bound_samples"])
         print(f"fast mode's kernel here: {fast['kernel']}")
+
+        def ratios(kind: str) -> str:
+            return ", ".join(f"{ratio:.2f}" for ratio in fast[f"first_chunk_{kind}_prompt_vs_bound_samples"])
+
         samples = ", ".join(f"{seconds:.2f}" for seconds in fast["first_chunk_audio_prompt_samples"])
         print(f"8 s audio prompt: first chunk {fast['first_chunk_audio_prompt_seconds']:.2f} s, median of {samples} "
               f"(EnCodec encode {fast['encode_seconds']:.2f} s, text {fast['text_seconds']:.2f} s, prefill "
@@ -505,12 +536,13 @@ def main() -> int:
               f"({fast['encoder_gflop']:.0f} GFLOP) + prefill {fast['prefill_bound_seconds']:.2f} s "
               f"({fast['prefill_gflop']:.0f} GFLOP of products, {fast['attention_gflop']:.0f} of them attention's) at "
               f"{fast['gemm_gflop_per_second']:.0f} GFLOP/s + {fast['steps_to_first_chunk']} steps at the bandwidth "
-              f"bound {fast['first_chunk_steps_bound_seconds']:.2f} s: {fast['first_chunk_audio_prompt_vs_bound']:.2f}x")
+              f"bound {fast['first_chunk_steps_bound_seconds']:.2f} s (the median sample's); each sample against the bound "
+              f"timed right before it: {ratios('audio')}, median {fast['first_chunk_audio_prompt_vs_bound']:.2f}x")
         samples = ", ".join(f"{seconds:.2f}" for seconds in fast["first_chunk_prepared_prompt_samples"])
         print(f"prepared ahead ({fast['prepare_seconds']:.2f} s before submit): first chunk "
               f"{fast['first_chunk_prepared_prompt_seconds']:.2f} s, median of {samples}; bound "
-              f"{fast['prepared_prompt_bound_seconds']:.2f} s (the guided row's products and the steps): "
-              f"{fast['first_chunk_prepared_prompt_vs_bound']:.2f}x")
+              f"{fast['prepared_prompt_bound_seconds']:.2f} s (the guided row's products and the steps); each sample "
+              f"against its own: {ratios('prepared')}, median {fast['first_chunk_prepared_prompt_vs_bound']:.2f}x")
     summary = {}
     if base and fast:
         summary["speedup_vs_transformers"] = round(fast["steps_per_second"] / base, 2)
