@@ -1,20 +1,18 @@
 """A fast-mode prefill's causal self-attention in one native call (native/causal_attention.c), against SDPA."""
 
-import ctypes
-import subprocess
-from importlib import resources
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from bridge.engine.musicgen import fast_decoder, native_attention, native_int8
+from bridge.engine.musicgen import fast_decoder, native_attention
 from bridge.engine.musicgen.fast_decoder import FastDecoder
 from bridge.engine.musicgen.native_attention import (
     attend_causally,
     causal_attention_applies,
     native_attention_available,
 )
+from tests.native_builds import portable_library
 
 pytestmark = pytest.mark.skipif(not native_attention_available(), reason="Segue's kernel library is not built for AVX2 here")
 
@@ -65,14 +63,10 @@ def test_a_head_of_no_whole_tiles_is_left_to_pytorch():
 
 
 def test_the_portable_c_path_attends_as_the_avx2_one(tmp_path, monkeypatch):
-    folder = resources.files("bridge.engine.musicgen.native")
-    sources = [str(folder.joinpath(name)) for name in native_int8.SOURCES]
-    portable = tmp_path / "portable.so"
-    subprocess.run([*native_int8.compiler().split(), "-O3", "-shared", "-fPIC", *sources, "-o", str(portable), "-lm"],
-                   check=True, timeout=120)
+    portable = portable_library(tmp_path)
     qkv = torch.randn(2, 23, 3 * 3 * 16, generator=torch.Generator().manual_seed(6))
     avx2 = attend_causally(qkv, 3)
-    monkeypatch.setattr(native_attention, "library", lambda: native_int8._bind(ctypes.CDLL(str(portable))))
+    monkeypatch.setattr(native_attention, "library", lambda: portable)
     torch.testing.assert_close(attend_causally(qkv, 3), avx2, rtol=0, atol=1e-5)
 
 

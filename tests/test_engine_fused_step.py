@@ -1,9 +1,6 @@
 """A step's LayerNorm, GELU and residual sum in the native-int8 call (fused_step.py, int8_rows.c's
 segue_int8_rows_fused), against the same maths as PyTorch ops."""
 
-import ctypes
-import subprocess
-from importlib import resources
 
 import pytest
 import torch
@@ -14,6 +11,7 @@ from bridge.engine.musicgen.fast_decoder import FastDecoder
 from bridge.engine.musicgen.fused_step import LayerNorm, linear_around
 from bridge.engine.musicgen.native_int8 import NativeInt8Linear
 from bridge.engine.musicgen.quantize import DenseLinear
+from tests.native_builds import portable_library
 
 pytestmark = pytest.mark.skipif(not native_int8.native_int8_available(), reason="Segue's kernel library is not built here")
 
@@ -100,15 +98,10 @@ def test_a_fast_mode_decoder_steps_to_the_same_logits_fused_as_with_the_ops(tiny
 def test_the_portable_c_path_fuses_the_same_maths(tmp_path):
     if native_int8.describe_build() != "AVX2 + FMA":
         pytest.skip("this machine builds the portable path already")
-    folder = resources.files("bridge.engine.musicgen.native")
-    sources = [str(folder.joinpath(name)) for name in native_int8.SOURCES]
-    portable = tmp_path / "portable.so"
-    subprocess.run([*native_int8.compiler().split(), "-O3", "-shared", "-fPIC", *sources, "-o", str(portable), "-lm"],
-                   check=True, timeout=120)
     generator = torch.Generator().manual_seed(8)
     linear = NativeInt8Linear(torch.randn(40, 64, generator=generator))
     x, norm = 2 * torch.randn(2, 64, generator=generator), random_norm(64, generator)
     residual = torch.randn(2, 40, generator=generator)
     avx2 = linear_around(linear, x, norm, True, residual)
-    linear.lib = native_int8._bind(ctypes.CDLL(str(portable)))
+    linear.lib = portable_library(tmp_path)
     torch.testing.assert_close(linear_around(linear, x, norm, True, residual), avx2, rtol=1e-5, atol=1e-5)

@@ -1,13 +1,11 @@
 """Segue's own int8 kernel (native/int8_rows.c): built here with the C compiler, exact to its int8 weights."""
 
-import ctypes
 import logging
 import os
 import signal
 import subprocess
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ from bridge.engine.cpu_kernels import cpu_identity
 from bridge.engine.musicgen import native_int8
 from bridge.engine.musicgen.kernels import runnable_candidates, runnable_prefill_paths
 from bridge.engine.musicgen.native_int8 import NativeInt8Linear, library, pack, unpack
+from tests.native_builds import portable_library
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -139,20 +138,15 @@ def test_the_portable_c_path_sums_exactly_what_the_avx2_path_does(tmp_path):
     (the steps' kernel and the integer GEMM to the bit; the fp32 GEMM to its float rounding)."""
     if native_int8.describe_build() != "AVX2 + FMA":
         pytest.skip("this machine builds the portable path already")
-    folder = resources.files("bridge.engine.musicgen.native")
-    sources = [str(folder.joinpath(name)) for name in native_int8.SOURCES]
-    portable = tmp_path / "portable.so"
-    cc = native_int8.compiler()
-    subprocess.run([*cc.split(), "-O3", "-shared", "-fPIC", *sources, "-o", str(portable), "-lm"], check=True, timeout=120)
-    portable_library = native_int8._bind(ctypes.CDLL(str(portable)))
-    assert portable_library.segue_int8_rows_isa() == 0
+    portable = portable_library(tmp_path)
+    assert portable.segue_int8_rows_isa() == 0
     torch.manual_seed(2)
     layer = NativeInt8Linear(torch.randn(200, 2100) * 0.05)
     for rows, path in ((3, "native-int16"), (40, "native-int16"), (40, "native-fp32")):
         layer.lib, layer.prefill = native_int8.library(), path
         x = torch.randn(rows, 2100)
         fast = layer(x)
-        layer.lib = portable_library
+        layer.lib = portable
         if path == "native-int16":
             assert torch.equal(layer(x), fast), (rows, path)
         else:

@@ -1,8 +1,5 @@
 """EnCodec's LSTM recurrence in one native call per layer (native_lstm.py, native/lstm.c): nn.LSTM's results."""
 
-import ctypes
-import subprocess
-from importlib import resources
 
 import pytest
 import torch
@@ -10,6 +7,7 @@ from torch import nn
 
 from bridge.engine.musicgen import native_int8, native_lstm
 from bridge.engine.musicgen.native_lstm import native_lstm_applies, run_lstm
+from tests.native_builds import portable_library
 
 pytestmark = pytest.mark.skipif(
     not native_lstm.native_attention_available(), reason="the native LSTM runs where the kernels build for AVX2 + FMA"
@@ -115,13 +113,9 @@ def test_what_the_native_call_does_not_cover_runs_as_nn_lstm():
 
 
 def test_the_portable_c_path_computes_the_same_recurrence(tmp_path, monkeypatch):
-    folder = resources.files("bridge.engine.musicgen.native")
-    sources = [str(folder.joinpath(name)) for name in native_int8.SOURCES]
-    portable = tmp_path / "portable.so"
-    subprocess.run([*native_int8.compiler().split(), "-O3", "-shared", "-fPIC", *sources, "-o", str(portable), "-lm"],
-                   check=True, timeout=120)
+    portable = portable_library(tmp_path)
     lstm, sequence, state = lstm_and_input(48, 2, 20, 2, seed=4)
     with torch.inference_mode():
         avx2 = run_lstm(lstm, sequence, state)[0]
-        monkeypatch.setattr(native_lstm, "library", lambda: native_int8._bind(ctypes.CDLL(str(portable))))
+        monkeypatch.setattr(native_lstm, "library", lambda: portable)
         torch.testing.assert_close(run_lstm(lstm, sequence, state)[0], avx2, rtol=0, atol=1e-5)

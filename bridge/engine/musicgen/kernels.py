@@ -195,16 +195,9 @@ def time_prefill_ms(decoder: FastDecoder, repeats: int = 3) -> dict[str, float]:
             layer.cross_q(x), layer.cross_out(x)
 
     found = {}
-    with torch.inference_mode():
-        for path in paths:
-            set_prefill_path(decoder, path)
-            run()  # warm-up: the int8 GEMM's weights are unpacked at the first call
-            seconds = []
-            for _ in range(repeats):
-                started = time.perf_counter()
-                run()
-                seconds.append(time.perf_counter() - started)
-            found[path] = round(1000 * statistics.median(seconds), 2)
+    for path in paths:
+        set_prefill_path(decoder, path)
+        found[path] = median_ms(run, repeats)  # its warm-up unpacks the int8 GEMM's weights
     return found
 
 
@@ -218,17 +211,19 @@ def time_prefill_attention_ms(decoder: FastDecoder, repeats: int = 3) -> dict[st
     q, k, v = qkv.view(1, positions, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
     ways = {"native": lambda: attend_causally(qkv, heads),
             "sdpa": lambda: on_every_thread(F.scaled_dot_product_attention, q, k, v, is_causal=True)}
-    found = {}
+    return {way: median_ms(run, repeats) for way, run in ways.items()}
+
+
+def median_ms(run: Callable[[], object], repeats: int) -> float:
+    """Median milliseconds of `repeats` calls of `run` after one warm-up call, in inference mode."""
+    seconds = []
     with torch.inference_mode():
-        for way, run in ways.items():
-            run()  # warm-up
-            seconds = []
-            for _ in range(repeats):
-                started = time.perf_counter()
-                run()
-                seconds.append(time.perf_counter() - started)
-            found[way] = round(1000 * statistics.median(seconds), 2)
-    return found
+        run()
+        for _ in range(repeats):
+            started = time.perf_counter()
+            run()
+            seconds.append(time.perf_counter() - started)
+    return round(1000 * statistics.median(seconds), 2)
 
 
 def use_faster_prefill_attention(decoder: FastDecoder, choice: KernelChoice) -> bool:

@@ -36,21 +36,29 @@
 static inline int64_t round_up(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
 
 #ifdef SEGUE_AVX2
+/* sum[r] = sum over k < depth of a[r][k] * b[k][0..16), for r < QUERY_TILE: the tile both products share
+ * (a row-major with row stride a_stride, b with row stride b_stride). */
+static inline __attribute__((always_inline)) void tile_products(const float *a, int64_t a_stride, const float *b,
+                                                                 int64_t b_stride, int64_t depth,
+                                                                 __m256 sum[QUERY_TILE][2]) {
+    for (int r = 0; r < QUERY_TILE; r++) sum[r][0] = sum[r][1] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < depth; k++) {
+        __m256 b0 = _mm256_loadu_ps(b + k * b_stride), b1 = _mm256_loadu_ps(b + k * b_stride + 8);
+        for (int r = 0; r < QUERY_TILE; r++) {
+            __m256 x = _mm256_broadcast_ss(a + r * a_stride + k);
+            sum[r][0] = _mm256_fmadd_ps(x, b0, sum[r][0]);
+            sum[r][1] = _mm256_fmadd_ps(x, b1, sum[r][1]);
+        }
+    }
+}
+
 /* scores[r][j] = q[r] . k_j for r < QUERY_TILE, j < keys (a multiple of KEY_TILE); keys_t is
  * (head_dim, stride) with key j in column j. */
 static void tile_scores(const float *query_tile, const float *keys_t, int64_t stride, int64_t keys, int64_t head_dim,
                         float *scores) {
     for (int64_t first = 0; first < keys; first += KEY_TILE) {
         __m256 sum[QUERY_TILE][2];
-        for (int r = 0; r < QUERY_TILE; r++) sum[r][0] = sum[r][1] = _mm256_setzero_ps();
-        for (int64_t d = 0; d < head_dim; d++) {
-            __m256 k0 = _mm256_loadu_ps(keys_t + d * stride + first), k1 = _mm256_loadu_ps(keys_t + d * stride + first + 8);
-            for (int r = 0; r < QUERY_TILE; r++) {
-                __m256 q = _mm256_broadcast_ss(query_tile + r * head_dim + d);
-                sum[r][0] = _mm256_fmadd_ps(q, k0, sum[r][0]);
-                sum[r][1] = _mm256_fmadd_ps(q, k1, sum[r][1]);
-            }
-        }
+        tile_products(query_tile, head_dim, keys_t + first, stride, head_dim, sum);
         for (int r = 0; r < QUERY_TILE; r++) {
             _mm256_storeu_ps(scores + r * stride + first, sum[r][0]);
             _mm256_storeu_ps(scores + r * stride + first + 8, sum[r][1]);
@@ -89,15 +97,7 @@ static void tile_sums(const float *weights, int64_t stride, const float *values,
                       const float *inverse_totals, int count, float *const *out) {
     for (int64_t column = 0; column < head_dim; column += KEY_TILE) {
         __m256 sum[QUERY_TILE][2];
-        for (int r = 0; r < QUERY_TILE; r++) sum[r][0] = sum[r][1] = _mm256_setzero_ps();
-        for (int64_t j = 0; j < keys; j++) {
-            __m256 v0 = _mm256_loadu_ps(values + j * head_dim + column), v1 = _mm256_loadu_ps(values + j * head_dim + column + 8);
-            for (int r = 0; r < QUERY_TILE; r++) {
-                __m256 w = _mm256_broadcast_ss(weights + r * stride + j);
-                sum[r][0] = _mm256_fmadd_ps(w, v0, sum[r][0]);
-                sum[r][1] = _mm256_fmadd_ps(w, v1, sum[r][1]);
-            }
-        }
+        tile_products(weights, stride, values + column, head_dim, keys, sum);
         for (int r = 0; r < count; r++) {
             __m256 inverse = _mm256_set1_ps(inverse_totals[r]);
             _mm256_storeu_ps(out[r] + column, _mm256_mul_ps(sum[r][0], inverse));
