@@ -235,8 +235,8 @@ def use_faster_prefill_attention(decoder: FastDecoder, choice: KernelChoice) -> 
         if choice.prefill_attention_ms:
             choice.prefill_attention = min(choice.prefill_attention_ms, key=choice.prefill_attention_ms.get)
             timed = True
-    if choice.prefill_attention_ms:
-        decoder.native_prefill_attention = choice.prefill_attention == "native"
+    if choice.prefill_attention_ms:  # a cached "native" where the call no longer runs stays PyTorch's
+        decoder.native_prefill_attention = decoder.native_attention and choice.prefill_attention == "native"
     return timed
 
 
