@@ -10,7 +10,7 @@ values in fp16 (native_cache_dtype), converted in registers by F16C: a step read
 30 s window's cache takes 295 MB instead of 590 for musicgen-small. The same call attends to the text
 (`attend_to_text`, the step's cross-attention) where no text token is padding. A prefill's causal
 self-attention over its own positions is one call too (`attend_causally`, native/causal_attention.c:
-~3x PyTorch's SDPA at an 8 s prompt's 400 positions).
+2-2.7x PyTorch's SDPA at an 8 s prompt's 400 positions).
 """
 
 import torch

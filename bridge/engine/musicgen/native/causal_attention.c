@@ -2,9 +2,10 @@
  * the positions before it, every head.
  *
  * Part of Segue's `native-int8` kernel library (native_int8.py builds it with int8_rows.c). An 8 s
- * audio prompt is ~400 positions a row; PyTorch's CPU SDPA (its flash-attention kernel) took 8-12 ms
- * a layer and row for musicgen-small's 16 heads of 64 there, ~30-40 GFLOP/s on the 2-core EPYC whose
- * GEMMs run at ~130: ~0.45 s of an unprepared prompt's prefill. This computes the same, with the
+ * audio prompt is ~400 positions a row; PyTorch's CPU SDPA (its flash-attention kernel) took 6-10 ms
+ * a layer and row for musicgen-small's 16 heads of 64 there, ~33-56 GFLOP/s on the 2-core EPYC whose
+ * GEMMs run at ~130 (this call: 2.9-4.8 ms, 2-2.7x in each run): ~0.45 s of an unprepared prompt's
+ * prefill. This computes the same, with the
  * scores of a tile of queries in a buffer rather than an online softmax (a row of scores fits):
  *
  * - for each (row, head), in parallel: the head's keys transposed (head_dim x positions) and its
