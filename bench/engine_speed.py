@@ -21,7 +21,9 @@ fastest GEMM measured on the model's own prefill shapes (fp32, or the chosen ker
 up to the first chunk at the bandwidth bound (prompt_bounds). The first chunk is timed on
 PROMPT_REPEATS prompts (median, samples kept), where it goes (encode, text, prefill) part by part,
 and again for prompts prepared before submit (`first_chunk_prepared_prompt_seconds`, against
-`prepared_prompt_bound_seconds`: the guided row's products and the steps). The bound's GEMM is
+`prepared_prompt_bound_seconds`: the guided row's products and the steps), and for prompts prepared
+with their words (`first_chunk_text_prepared_prompt_seconds`, as the panel does once the typing
+pauses and for another take of the same words: only the steps are left). The bound's GEMM is
 timed again right before each sample and each sample is divided by its own bound (this host's speed
 moved by up to 1.5x within a run); `..._vs_bound` is the median of those ratios, `..._vs_bound_samples`
 each. With --json the last line is
@@ -41,6 +43,7 @@ theirs (and their own model) there.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -158,26 +161,36 @@ def run_segue(loaded, seconds: float, quality: str) -> dict:
     prompt_audio = 0.1 * noise + 0.3 * np.sin(2 * np.pi * 110 * np.arange(noise.size) / rate).astype(np.float32)
     # Each timing on its own prompt (new audio: no cache helps), PROMPT_REPEATS times; the median is
     # reported, every sample kept: one sample on a shared 2-core machine moved by 1.6x between runs.
-    sources = [np.roll(prompt_audio, shift * rate // 7) * (1.0 - 0.01 * shift) for shift in range(2 * PROMPT_REPEATS)]
+    sources = [np.roll(prompt_audio, shift * rate // 7) * (1.0 - 0.01 * shift) for shift in range(3 * PROMPT_REPEATS)]
     prompted = [GenerationRequest(**request, seconds=1.0, audio=source, audio_sample_rate=rate)
                 for source in sources[:PROMPT_REPEATS]]
     prompt_positions = round(AUDIO_PROMPT_SECONDS * loaded.frame_rate) + 1  # the start token and every frame
     # Each sample's bound is timed right before it (gemm_timings), its ratio taken against that one
     unprepared, unprepared_timings = [], []
-    for each in prompted:  # prompts this generator has not seen
+    for each in prompted:  # prompts this generator has not seen, and words it has not encoded
         unprepared_timings.append(gemm_timings(loaded, decoder, prompt_positions))
+        forget_texts(generator)
         unprepared.append(first_chunk_seconds(generator, each))
 
     # Continue my track prepares the source while the producer types (EngineClient.prepare): other
-    # prompts, encoded and their unguided rows prefilled before the job is submitted.
+    # prompts, encoded and their unguided rows prefilled before the job is submitted, its words new.
     prepared, prepare_seconds, prepared_timings = [], [], []
-    for source in sources[PROMPT_REPEATS:]:
-        ahead = GenerationRequest(**request, seconds=1.0, audio=source, audio_sample_rate=rate)
+    for source in sources[PROMPT_REPEATS : 2 * PROMPT_REPEATS]:
+        job = GenerationRequest(**request, seconds=1.0, audio=source, audio_sample_rate=rate)
         started = time.perf_counter()
-        generator.prepare_request(ahead)
+        generator.prepare_request(dataclasses.replace(job, prompt=""))  # no words yet
         prepare_seconds.append(time.perf_counter() - started)
         prepared_timings.append(gemm_timings(loaded, decoder, prompt_positions))
-        prepared.append(first_chunk_seconds(generator, ahead))
+        forget_texts(generator)
+        prepared.append(first_chunk_seconds(generator, job))
+
+    # The panel prepares the words as they stand too (after a pause in the typing), and another take of
+    # the same words finds them: the guided row is prefilled before submit as well.
+    text_prepared = []
+    for source in sources[2 * PROMPT_REPEATS :]:
+        job = GenerationRequest(**request, seconds=1.0, audio=source, audio_sample_rate=rate)
+        generator.prepare_request(job)
+        text_prepared.append(first_chunk_seconds(generator, job))
 
     encode_flops = encoder_flops(loaded, generator.prompt_for(prompted[0]).audio)
     bounds = [prompt_bounds(loaded, decoder, prompt_positions, encode_flops, timings)
@@ -201,6 +214,11 @@ def run_segue(loaded, seconds: float, quality: str) -> dict:
         "first_chunk_prepared_prompt_samples": [seconds for seconds, _ in prepared],
         "steps_to_first_chunk": unprepared[0][1],
         "prepare_seconds": statistics.median(prepare_seconds),
+        "first_chunk_text_prepared_prompt_seconds": statistics.median(seconds for seconds, _ in text_prepared),
+        "first_chunk_text_prepared_prompt_samples": [seconds for seconds, _ in text_prepared],
+        # nothing but the steps (and the chunk's decode, left out) remains: main() adds their bound
+        "text_prepared_prompt_bound_seconds": 0.0,
+        "text_prepared_prompt_bound_samples": [0.0] * len(text_prepared),
         "steps": len(stamps),
         "precision": result.precision,
         "kernel": generator.kernel or result.kernel,
@@ -214,6 +232,11 @@ def run_segue(loaded, seconds: float, quality: str) -> dict:
         **bound,
         **audio_prompt_breakdown(generator, decoder, prompted[0]),
     }
+
+
+def forget_texts(generator) -> None:
+    """Drop the text encoder's kept states (a --baseline tree may keep none): the words are new to the job."""
+    getattr(generator, "texts", {}).clear()
 
 
 def first_chunk_seconds(generator, request) -> tuple[float, int]:
@@ -518,7 +541,7 @@ def main() -> int:
         # No first chunk before its decoder steps, each reading the weights once: add them at the bandwidth bound.
         steps_bound = fast["steps_to_first_chunk"] * fast["weight_bytes_per_step"] / bandwidth
         fast["first_chunk_steps_bound_seconds"] = steps_bound
-        for kind in ("audio", "prepared"):
+        for kind in ("audio", "prepared", "text_prepared"):
             fast[f"{kind}_prompt_bound_seconds"] += steps_bound
             fast[f"{kind}_prompt_bound_samples"] = [bound + steps_bound for bound in fast[f"{kind}_prompt_bound_samples"]]
             # each sample against the bound timed right before it; the median of those ratios
@@ -546,13 +569,18 @@ def main() -> int:
               f"{fast['first_chunk_prepared_prompt_seconds']:.2f} s, median of {samples}; bound "
               f"{fast['prepared_prompt_bound_seconds']:.2f} s (the guided row's products and the steps); each sample "
               f"against its own: {ratios('prepared')}, median {fast['first_chunk_prepared_prompt_vs_bound']:.2f}x")
+        samples = ", ".join(f"{seconds:.2f}" for seconds in fast["first_chunk_text_prepared_prompt_samples"])
+        print(f"prepared with its words too: first chunk {fast['first_chunk_text_prepared_prompt_seconds']:.2f} s, "
+              f"median of {samples}; bound {fast['text_prepared_prompt_bound_seconds']:.2f} s (the steps): "
+              f"{ratios('text_prepared')}, median {fast['first_chunk_text_prepared_prompt_vs_bound']:.2f}x")
     summary = {}
     if base and fast:
         summary["speedup_vs_transformers"] = round(fast["steps_per_second"] / base, 2)
     if fast:
         for key in ("fraction_of_bandwidth_limit", "first_chunk_audio_prompt_seconds", "prefill_bound_seconds",
                     "audio_prompt_bound_seconds", "first_chunk_audio_prompt_vs_bound", "first_chunk_prepared_prompt_seconds",
-                    "prepared_prompt_bound_seconds", "first_chunk_prepared_prompt_vs_bound", "kernel"):
+                    "prepared_prompt_bound_seconds", "first_chunk_prepared_prompt_vs_bound",
+                    "first_chunk_text_prepared_prompt_seconds", "first_chunk_text_prepared_prompt_vs_bound", "kernel"):
             summary[key] = round(fast[key], 3) if isinstance(fast[key], float) else fast[key]
     summary.update(machine=cpu_model(), cpu_flags=cpu_flags(), device=args.device, load_average_before=round(load_before, 2),
                    load_average=round(load, 2), clip_seconds=args.seconds, read_bandwidth_gb_s=round(bandwidth / 1e9, 2))

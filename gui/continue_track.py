@@ -7,10 +7,11 @@ ContinueMyTrack (the session DawCapture keeps for the linked DAW and loopback in
 waits runs on the panel's Background pool, and this window only shows what comes back.
 """
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
-from PyQt6.QtCore import pyqtSignal
+from PyQt6.QtCore import QTimer, pyqtSignal
 from PyQt6.QtGui import QColor
 from PyQt6.QtWidgets import (
     QCheckBox,
@@ -41,6 +42,9 @@ from gui.melody_well import MelodyWell
 from gui.seam_view import SeamView
 
 SOURCE_DAW, SOURCE_FILE = "daw", "file"
+# After the words stop changing for this long, the engine prefills the text's row (a ~2 s head start
+# of an 8 s source's first chunk on a 2-core laptop); a keystroke sooner would only waste it.
+PREPARE_TEXT_AFTER_MS = 700
 
 
 class ContinueTrackWindow(QDialog):
@@ -67,6 +71,7 @@ class ContinueTrackWindow(QDialog):
         self.entries: list[ClipEntry] = []
         self._player: Player | None = None
         self._file: Path | None = None
+        self._next_source: Callable[[], Source] | None = None  # what the next Continue starts from, to prepare
 
         self.source_kind = QComboBox()
         self.source_kind.addItem("The DAW: loop end or playhead", SOURCE_DAW)
@@ -124,6 +129,10 @@ class ContinueTrackWindow(QDialog):
         self.use_tempo.clicked.connect(self._use_estimated_tempo)
         self.prompt.textChanged.connect(self._update)
         self.use_key.toggled.connect(self._update)
+        self._prepare_timer = QTimer(self, singleShot=True, interval=PREPARE_TEXT_AFTER_MS)
+        self._prepare_timer.timeout.connect(self._prepare)
+        self.prompt.textChanged.connect(self._prepare_timer.start)
+        self.use_key.toggled.connect(self._prepare_timer.start)
         self.continue_button.clicked.connect(self.continue_)
         self.cancel_button.clicked.connect(self.cancel)
         self.take_list.currentRowChanged.connect(self._update)
@@ -177,7 +186,7 @@ class ContinueTrackWindow(QDialog):
     def _source_taken(self, taken) -> None:
         source, suggestions = taken
         self.source, self.suggestions = source, suggestions
-        self.session.prepare_source(source, self.options())  # encoded while the producer writes the prompt
+        self._next_source = lambda: source  # prepared (by _idle below) while the producer writes the prompt
         self._describe_source()
         self.file_bpm.setValue(source.bpm)
         key = suggestions.key_text
@@ -195,6 +204,13 @@ class ContinueTrackWindow(QDialog):
         self.take_list.clear()
         self._idle("Source ready")
         self._show_seam()
+
+    def _prepare(self) -> None:
+        """Have the engine prepare what the next Continue starts from (the source, or the placed take) with
+        the words as they stand; the session skips a repeat and cancels what they replace."""
+        if self._next_source is not None and not self._busy:
+            with contextlib.suppress(SegueError):  # options the session refuses, no link: Continue will say so
+                self.session.prepare_source(self._next_source(), self.options())
 
     def _describe_source(self) -> None:
         text = self.source.describe()
@@ -293,8 +309,8 @@ class ContinueTrackWindow(QDialog):
                         lambda placed: self._placed(continuation, index, placed))
 
     def _placed(self, continuation: Continuation, index: int, placed) -> None:
+        self._next_source = lambda: self.session.take_as_source(continuation, index)  # Continue again's
         self._idle(f"Take {index + 1}: {placed.message}")
-        self.session.prepare_again(continuation, index)  # Continue again starts from it: prepare it now
 
     def play(self) -> None:
         index, continuation = self.selected(), self.continuation
@@ -338,6 +354,7 @@ class ContinueTrackWindow(QDialog):
         self._busy = False
         self.status.setText(message)
         self._update()
+        self._prepare()
 
     def _update(self, *_args) -> None:
         busy = self._busy

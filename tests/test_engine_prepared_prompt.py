@@ -1,4 +1,6 @@
-"""Audio prompts prepared before their job (encoded, unguided row prefilled): same takes, keyed by audio and model."""
+"""Audio prompts prepared before their job (encoded, rows prefilled): same takes, keyed by audio, model and text."""
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from bridge.engine.musicgen.generator import MusicGenerator
 from bridge.engine.musicgen.prepared_prompt import prompt_key
 from bridge.engine.request import GenerationRequest
 from bridge.engine.worker import EngineClient
+from bridge.errors import CancelledError
 from bridge.library import ClipLibrary
 from bridge.musical_time import TimeSignature, bars_to_samples
 from bridge.workflow import ContinueMyTrack, ContinueOptions, Source
@@ -61,6 +64,68 @@ def test_a_prepared_prompt_gives_the_same_codes_and_audio_as_an_unprepared_one(t
     np.testing.assert_allclose(np.concatenate(chunks["plain"], 1), np.concatenate(chunks["prepared"], 1), rtol=0, atol=1e-6)
     # Both takes of one prompt got different music: the prefill shared between takes is only the prompt's.
     assert not np.array_equal(result.takes[0].codes, result.takes[1].codes)
+
+
+@pytest.mark.parametrize("quality", ["fast", "exact"])
+def test_a_text_prepared_ahead_leaves_the_job_only_its_steps_and_the_same_takes(tiny_model, quality):
+    request = continuation(quality=quality)
+    plain = MusicGenerator(tiny_model).generate(request)
+
+    generator = MusicGenerator(tiny_model)
+    encoded = []
+    hook = generator.loaded.model.text_encoder.register_forward_hook(lambda *args: encoded.append(1))
+    try:
+        assert generator.prepare_request(request)  # the text as it stands in the panel
+        (prepared,) = generator.prompts._prompts.values()
+        (guided,) = prepared.guided.values()
+        guided_row = guided.row
+        assert guided_row is not None and len(encoded) == 1
+        result = generator.generate(request)
+        assert guided.row is guided_row and len(encoded) == 1  # neither the row nor the text computed again
+        for before, after in zip(plain.takes, result.takes, strict=True):
+            np.testing.assert_array_equal(before.codes, after.codes)
+            np.testing.assert_allclose(before.audio, after.audio, rtol=0, atol=1e-6)
+
+        # The producer changed the words: the job computes that text's row (and keeps it for another take),
+        # and its takes are an unprepared job's.
+        other = continuation(quality=quality, prompt="dark pads")
+        changed = generator.generate(other)
+        expected = MusicGenerator(tiny_model).generate(other)
+        for before, after in zip(expected.takes, changed.takes, strict=True):
+            np.testing.assert_array_equal(before.codes, after.codes)
+        assert [text for _, text in prepared.guided] == ["warm rhodes", "dark pads"]
+        generator.generate(continuation(quality=quality, prompt="a third text"))
+        assert [text for _, text in prepared.guided] == ["dark pads", "a third text"]  # the oldest text let go
+    finally:
+        hook.remove()
+
+
+def test_a_preparation_without_text_prefills_no_guided_row(tiny_model):
+    generator = MusicGenerator(tiny_model)
+    assert generator.prepare_request(continuation(prompt=""))
+    (prepared,) = generator.prompts._prompts.values()
+    assert not prepared.guided and next(iter(prepared.unguided.values())).row is not None
+
+
+def test_a_preparation_is_cancelled_between_a_prefills_layers(tiny_model):
+    request = continuation(prompt="strings enter")
+    asked = []
+    MusicGenerator(tiny_model).prepare_request(request, lambda: bool(asked.append(1)))
+    layers = len(MusicGenerator(tiny_model).decoder_for("fast")[0].layers)
+    assert layers >= 2 and len(asked) == 3 + layers  # between the parts, and before every layer of the guided row
+
+    def before_the_guided_rows_last_layer() -> bool:
+        asked.append(1)
+        return len(asked) == 3 + layers
+
+    generator = MusicGenerator(tiny_model)
+    asked.clear()
+    with pytest.raises(CancelledError):
+        generator.prepare_request(request, before_the_guided_rows_last_layer)
+    (prepared,) = generator.prompts._prompts.values()
+    assert next(iter(prepared.unguided.values())).row is not None  # what was done stays done
+    assert all(slot.row is None for slot in prepared.guided.values())
+    assert len(generator.generate(request).takes) == 2  # the job computes the guided row itself
 
 
 def test_prepared_codes_are_the_codecs_own_and_a_different_source_or_model_misses(tiny_model, tiny_stereo_model):
@@ -199,6 +264,40 @@ def test_continue_my_track_prepares_the_source_before_continue_and_the_take_befo
             again = session.continue_again(options)
             assert key_of(port.submitted[-1]) == key_of(port.prepared[-1])
             assert len(again.takes) == 2
+        finally:
+            engine.listeners.remove(session.on_engine_event)
+            session.close()
+
+
+def test_the_words_as_they_stand_are_prepared_and_a_stale_text_gives_way_to_the_job(engine, tmp_path):
+    port = RecordingPort(engine)
+    frames = bars_to_samples(1, 120.0, TimeSignature(4, 4), 48000)
+    source = Source(prompt_audio(48000, 5, frames / 48000), 48000, 120.0, TimeSignature(4, 4), 1, "file")
+    options = ContinueOptions(prompt="strings", bars=1, takes=1, model="tiny", seed=4, reroll_silent_start=False,
+                              quality="exact")
+    with ClipLibrary() as library:
+        session = ContinueMyTrack(port, library=library, export_dir=tmp_path)
+        engine.listeners.append(session.on_engine_event)
+        try:
+            first = session.prepare_source(source, options)
+            assert port.prepared[-1].prompt == "strings, 120 bpm"  # the text Continue would send now
+            assert session.prepare_source(source, dataclasses.replace(options, takes=2)) == first  # the same rows
+            assert len(port.prepared) == 1 and not port.cancelled
+            assert engine.events.wait_for(PromptPrepared, first, timeout=120).outcome == "prepared"
+
+            # The producer types on: the new words are prepared, the old preparation let go.
+            second = session.prepare_source(source, dataclasses.replace(options, prompt="strings enter"))
+            assert second != first and port.cancelled == [first] and port.prepared[-1].prompt == "strings enter, 120 bpm"
+            # and presses Continue before the last words were prepared: that preparation gives way to the job.
+            continuation = session.continue_source(source, dataclasses.replace(options, prompt="strings enter softly"))
+            assert port.cancelled == [first, second] and len(continuation.takes) == 1
+            assert engine.events.wait_for(PromptPrepared, second, timeout=120).outcome in ("cancelled", "prepared")
+
+            # The same words again (another take): nothing cancelled, nothing new to prepare.
+            third = session.prepare_source(source, dataclasses.replace(options, prompt="strings enter softly"))
+            session.continue_source(source, dataclasses.replace(options, prompt="strings enter softly", seed=9))
+            assert port.cancelled == [first, second] and port.prepared[-1].prompt == "strings enter softly, 120 bpm"
+            assert engine.events.wait_for(PromptPrepared, third, timeout=120).outcome == "prepared"
         finally:
             engine.listeners.remove(session.on_engine_event)
             session.close()

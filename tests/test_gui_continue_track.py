@@ -100,7 +100,14 @@ def test_continue_my_track_from_reaper_in_the_panel(qtbot, window, reaper, tmp_p
     key = panel.suggestions.key_text
     assert key is not None and panel.use_key.isChecked() and key in panel.use_key.text()
     assert panel.text_preview.text() == f"The model hears: “warm strings enter, 96 bpm, {key}”"
-    # The engine encodes the source while the producer reads this; done, it is ready, not "generating".
+    # The engine encodes the source and prefills the words as they stand while the producer reads this;
+    # done, it is ready, not "generating". Words typed on are prepared once the typing pauses.
+    preparer = panel.session._preparer
+    assert preparer.current.request.prompt == f"warm strings enter, 96 bpm, {key}"
+    qtbot.keyClicks(panel.prompt, " softly")
+    qtbot.waitUntil(lambda: preparer.current.request.prompt == f"warm strings enter softly, 96 bpm, {key}", timeout=5_000)
+    panel.prompt.setText("warm strings enter")
+    qtbot.waitUntil(lambda: preparer.current.request.prompt == f"warm strings enter, 96 bpm, {key}", timeout=5_000)
     qtbot.waitUntil(lambda: engine.state == "ready" and not engine.busy, timeout=JOB_TIMEOUT_MS)
     screenshot_widget(panel, "continue-1-source")
 

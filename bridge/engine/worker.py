@@ -191,8 +191,9 @@ class _WorkerEngine:
             events.put(JobFailed(job_id, f"internal engine error ({type(error).__name__}: {error}); see {log_path}"))
 
     def prepare(self, job_id: int, request: GenerationRequest, should_cancel: Callable[[], bool]) -> None:
-        """Load the request's model and do what its text does not change (encode its audio prompt,
-        prefill the unguided row) for a later job with the same prompt audio to reuse."""
+        """Load the request's model and do ahead what its first step needs (encode its audio prompt,
+        prefill the unguided row, and the guided row of its text if it has one) for a later job with
+        the same prompt audio (and text) to reuse."""
         started = time.monotonic()
         outcome = "prepared"
         try:
@@ -289,8 +290,10 @@ class EngineClient:
     def prepare(self, request: GenerationRequest) -> int:
         """Queue a preparation of `request`'s audio prompt (bridge.engine.musicgen.prepared_prompt) and
         return its id: the model loads, the prompt is encoded and its unguided row prefilled, so a job
-        submitted later with the same prompt audio starts sooner. Its text and length do not matter.
-        Ends with PromptPrepared; `cancel(id)` stops it; `wait(id)` returns None."""
+        submitted later with the same prompt audio starts sooner; with a text ("" for none yet) that
+        text's guided row too, and a job with that text then runs only its steps before the first
+        chunk. Its length does not matter. Ends with PromptPrepared; `cancel(id)` stops it (within a
+        layer of the guided row); `wait(id)` returns None."""
         return self._queue("prepare", request)
 
     def _queue(self, kind: str, request: GenerationRequest) -> int:

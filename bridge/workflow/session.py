@@ -51,6 +51,7 @@ from bridge.workflow.daw_clock import DawClock
 from bridge.workflow.describe import Suggestions, continuation_text, suggest
 from bridge.workflow.fit import FitReport, fit_take
 from bridge.workflow.place import LivePlay, place_take, play_on_next_bar
+from bridge.workflow.preparation import Preparer
 from bridge.workflow.source import (
     Source,
     check_bars,
@@ -224,7 +225,7 @@ class ContinueMyTrack:
         self._on_progress: Callable[[float], None] | None = None
         self._auditioning: int | None = None
         self._last_progress: Progress | None = None
-        self._preparing: int | None = None  # the engine's preparation of the current source, if any
+        self._preparer = Preparer(engine)  # the engine's preparation of the current source and text, if any
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -310,23 +311,18 @@ class ContinueMyTrack:
         return source_from_file(path, bars, bpm, signature or TimeSignature())
 
     def prepare_source(self, source: Source, options: ContinueOptions) -> int | None:
-        """Have the engine encode `source` (and prefill what its text does not change) now, while the
-        producer still writes the prompt: the continuation then starts from it. A newer source
-        supersedes the one being prepared. Returns the preparation's id, or None when the engine
-        cannot prepare (a remote one) or could not now; preparing is only ever a head start."""
-        prepare = getattr(self.engine, "prepare", None)
-        if prepare is None:
-            return None
+        """Have the engine encode `source` and prefill its rows now, the text as `options` have it too
+        (bridge/workflow/preparation.py), while the producer still writes the prompt: Continue then
+        starts from them. Call it again as the words change; a newer source or text supersedes the one
+        being prepared. Returns the preparation's id, or None when the engine cannot prepare (a remote
+        one) or could not now; preparing is only ever a head start."""
         try:
-            request = self._request(source, options.check(), "", options.takes, options.seed)
-            with self._lock:
-                previous, self._preparing = self._preparing, prepare(request)
+            options.check()
+            text = continuation_text(options.prompt, source.bpm, options.key)
+            return self._preparer.prepare(self._request(source, options, text, options.takes, options.seed))
         except SegueError as error:  # e.g. bars the model cannot hold, an engine shut down: Continue will say
             log.info("source not prepared: %s", error)
             return None
-        if previous is not None:
-            self.engine.cancel(previous)  # a preparation already done ignores this
-        return self._preparing
 
     def prepare_again(self, continuation: Continuation, take_index: int) -> int | None:
         """prepare_source for "continue again" from a take (just placed), where more may follow."""
@@ -426,6 +422,7 @@ class ContinueMyTrack:
 
     def _run(self, request: GenerationRequest, on_progress, on_submitted=None, audition: bool = False) -> GenerationResult:
         job = _Job()
+        self._preparer.before_submit(request)
         with self._lock:
             job_id = self.engine.submit(request)
             self._jobs[job_id] = job

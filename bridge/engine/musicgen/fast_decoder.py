@@ -31,6 +31,7 @@ step as one launch; the step then works on fixed buffers and masks the cache ins
 """
 
 import importlib.metadata
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -49,7 +50,7 @@ from bridge.engine.musicgen.native_attention import (
 from bridge.engine.musicgen.quantize import DenseLinear, QuantisedLinear, make_linear
 from bridge.engine.musicgen.resident_memory import drop_resident_pages, return_free_memory
 from bridge.engine.musicgen.step_threads import on_every_thread, small_ops_on_one_thread
-from bridge.errors import ModelError
+from bridge.errors import CancelledError, ModelError
 
 PRECISIONS = ("native", "int8")
 # From this many cached positions on, a step's attention reads enough to wake every thread for it:
@@ -240,6 +241,7 @@ class DecoderSession:
         self.prefix_length = 0 if prefix is None else prefix.shape[1]
         self.length = length + self.prefix_length
         self.position = 0
+        self.should_cancel: Callable[[], bool] | None = None  # asked between a prefill's layers
         heads, head_dim = decoder.num_heads, decoder.head_dim
         states = text_states if prefix is None else prefix
         dtype, device = states.dtype, states.device
@@ -295,7 +297,10 @@ class DecoderSession:
         # want the last position alone, so past its self-attention the layer runs that one (~1/24 of a
         # musicgen-small prefill's products, and its last attention but one query)
         last_alone = len(decoder.layers) - 1 if tokens > 1 and not all_positions else None
+        should_cancel = self.should_cancel if tokens > 1 else None  # a step is too short to need it
         for index, layer in enumerate(decoder.layers):  # linear_around: the norms, GELU and sums in one call
+            if should_cancel is not None and should_cancel():
+                raise CancelledError("cancelled during a prefill")
             qkv = linear_around(layer.qkv, hidden, norm=layer.self_norm)
             if index == last_alone:
                 attended = self.self_attention(index, qkv, start, last_query_only=True)

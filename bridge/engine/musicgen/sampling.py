@@ -24,7 +24,7 @@ from bridge.engine.musicgen.step_threads import small_ops_on_one_thread
 
 if TYPE_CHECKING:
     from bridge.engine.musicgen.fast_decoder import FastDecoder
-    from bridge.engine.musicgen.prefill import UnguidedSlot
+    from bridge.engine.musicgen.prefill import PromptRows
 
 
 @dataclass(frozen=True)
@@ -66,18 +66,32 @@ def codebook_delays(loaded: LoadedModel) -> list[int]:
 
 
 @torch.inference_mode()
-def encode_text(loaded: LoadedModel, prompt: str, batch_size: int, guided: bool) -> Conditioning:
+def text_states(loaded: LoadedModel, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One text's projected, masked encoder states (1, tokens, hidden) and its mask (1, tokens)."""
     model = loaded.model
-    input_ids, attention_mask = (tensor.to(loaded.device) for tensor in loaded.tokenizer([prompt] * batch_size))
+    input_ids, attention_mask = (tensor.to(loaded.device) for tensor in loaded.tokenizer([prompt]))
     hidden = model.text_encoder(input_ids=input_ids, attention_mask=attention_mask)
     hidden = getattr(hidden, "last_hidden_state", hidden)  # transformers' encoder (reference.py) returns outputs
+    if hasattr(model, "enc_to_dec_proj"):
+        hidden = model.enc_to_dec_proj(hidden)
+    return hidden * attention_mask[..., None].to(hidden.dtype), attention_mask
+
+
+@torch.inference_mode()
+def encode_text(
+    loaded: LoadedModel, prompt: str, batch_size: int, guided: bool,
+    states: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> Conditioning:
+    """The conditioning of `batch_size` takes of one text: its encoder states (`states`, from text_states,
+    else encoded now; every take has the same text, so the encoder runs once) repeated per take, then
+    with guidance as many unconditional rows: zero states under a zero mask, as transformers' MusicGen
+    `generate` builds them (its zeros through the projection are masked to zero)."""
+    hidden, attention_mask = states if states is not None else text_states(loaded, prompt)
+    hidden, attention_mask = hidden.expand(batch_size, -1, -1), attention_mask.expand(batch_size, -1)
     if guided:
         hidden = torch.cat([hidden, torch.zeros_like(hidden)], dim=0)
         attention_mask = torch.cat([attention_mask, torch.zeros_like(attention_mask)], dim=0)
-    if hasattr(model, "enc_to_dec_proj"):
-        hidden = model.enc_to_dec_proj(hidden)
-    hidden = hidden * attention_mask[..., None].to(hidden.dtype)
-    return Conditioning(hidden, attention_mask, batch_size, guided)
+    return Conditioning(hidden.contiguous(), attention_mask.contiguous(), batch_size, guided)
 
 
 def build_sequence(
@@ -155,7 +169,7 @@ def sample_codes(
     generators: list[torch.Generator] | None = None,
     on_step: StepCallback | None = None,
     decoder: "FastDecoder | None" = None,
-    unguided: "UnguidedSlot | None" = None,
+    kept: "PromptRows | None" = None,
 ) -> torch.Tensor:
     """Generate `new_frames` frames after `prompt_codes`; return all codes (batch, codebooks, frames).
 
@@ -163,8 +177,8 @@ def sample_codes(
     every frame whose codebooks are all known (prompt included). It may raise to stop generation.
     `decoder` runs the passes (bridge/engine/musicgen/fast_decoder.py); without one, the transformers
     modules of a reference model do (bridge/engine/musicgen/reference.py, tests). The decoder's prefill
-    runs once per distinct row, reading a prepared unguided row from `unguided` and keeping the one it
-    computes there (bridge/engine/musicgen/prefill.py).
+    runs once per distinct row, reading prepared rows from `kept` and keeping the ones it computes
+    there (bridge/engine/musicgen/prefill.py).
     """
     batch = conditioning.batch_size
     sequence, fixed, position = build_sequence(loaded, prompt_codes, batch, new_frames)
@@ -182,7 +196,7 @@ def sample_codes(
         )
     inputs = sequence[:, :, :position]
     for step in range(total_steps):
-        decoded = prefill_by_row(run, conditioning, inputs, unguided) if step == 0 and decoder is not None else None
+        decoded = prefill_by_row(run, conditioning, inputs, kept) if step == 0 and decoder is not None else None
         if decoded is None:
             decoded = run(inputs.repeat(2, 1, 1) if conditioning.guided else inputs)
         # Sampling works on a few thousand logits: the fast path keeps it off the sleeping threads.
