@@ -1,5 +1,6 @@
 """Audio prompts prepared before their job (encoded, rows prefilled): same takes, keyed by audio, model and text."""
 
+import contextlib
 import dataclasses
 
 import numpy as np
@@ -239,68 +240,73 @@ def key_of(request: GenerationRequest) -> str:
                       request.prompt_window_seconds())
 
 
-def test_continue_my_track_prepares_the_source_before_continue_and_the_take_before_continue_again(engine, tmp_path):
-    port = RecordingPort(engine)
+def one_bar_source(seed: int) -> Source:
     frames = bars_to_samples(1, 120.0, TimeSignature(4, 4), 48000)
-    older, newer = (Source(prompt_audio(48000, seed, frames / 48000), 48000, 120.0, TimeSignature(4, 4), 1, "file")
-                    for seed in (1, 2))
-    options = ContinueOptions(prompt="strings", bars=1, takes=2, model="tiny", seed=4, reroll_silent_start=False,
-                              quality="exact")
+    return Source(prompt_audio(48000, seed, frames / 48000), 48000, 120.0, TimeSignature(4, 4), 1, "file")
+
+
+def one_bar_options(takes: int) -> ContinueOptions:
+    return ContinueOptions(prompt="strings", bars=1, takes=takes, model="tiny", seed=4, reroll_silent_start=False,
+                           quality="exact")
+
+
+@contextlib.contextmanager
+def listening_session(engine, port: "RecordingPort", export_dir):
+    """A Continue my track session on the shared worker, hearing its events."""
     with ClipLibrary() as library:
-        session = ContinueMyTrack(port, library=library, export_dir=tmp_path)
+        session = ContinueMyTrack(port, library=library, export_dir=export_dir)
         engine.listeners.append(session.on_engine_event)
         try:
-            first = session.prepare_source(older, options)
-            second = session.prepare_source(newer, options)  # the producer took the bars again
-            assert port.cancelled == [first]
-            assert engine.events.wait_for(PromptPrepared, second, timeout=120).outcome == "prepared"
-            continuation = session.continue_source(newer, options)
-            assert key_of(port.submitted[-1]) == key_of(port.prepared[-1])  # the job finds what was prepared
-            assert len(continuation.takes) == 2
-
-            session.place(continuation, 0)
-            session.prepare_again(continuation, 0)  # as the panel and `segue serve` do after placing
-            assert port.prepared[-1].prompt_codes is not None
-            again = session.continue_again(options)
-            assert key_of(port.submitted[-1]) == key_of(port.prepared[-1])
-            assert len(again.takes) == 2
+            yield session
         finally:
             engine.listeners.remove(session.on_engine_event)
             session.close()
+
+
+def test_continue_my_track_prepares_the_source_before_continue_and_the_take_before_continue_again(engine, tmp_path):
+    port = RecordingPort(engine)
+    older, newer, options = one_bar_source(1), one_bar_source(2), one_bar_options(takes=2)
+    with listening_session(engine, port, tmp_path) as session:
+        first = session.prepare_source(older, options)
+        second = session.prepare_source(newer, options)  # the producer took the bars again
+        assert port.cancelled == [first]
+        assert engine.events.wait_for(PromptPrepared, second, timeout=120).outcome == "prepared"
+        continuation = session.continue_source(newer, options)
+        assert key_of(port.submitted[-1]) == key_of(port.prepared[-1])  # the job finds what was prepared
+        assert len(continuation.takes) == 2
+
+        session.place(continuation, 0)
+        session.prepare_again(continuation, 0)  # as the panel and `segue serve` do after placing
+        assert port.prepared[-1].prompt_codes is not None
+        again = session.continue_again(options)
+        assert key_of(port.submitted[-1]) == key_of(port.prepared[-1])
+        assert len(again.takes) == 2
 
 
 def test_the_words_as_they_stand_are_prepared_and_a_stale_text_gives_way_to_the_job(engine, tmp_path):
     port = RecordingPort(engine)
-    frames = bars_to_samples(1, 120.0, TimeSignature(4, 4), 48000)
-    source = Source(prompt_audio(48000, 5, frames / 48000), 48000, 120.0, TimeSignature(4, 4), 1, "file")
-    options = ContinueOptions(prompt="strings", bars=1, takes=1, model="tiny", seed=4, reroll_silent_start=False,
-                              quality="exact")
-    with ClipLibrary() as library:
-        session = ContinueMyTrack(port, library=library, export_dir=tmp_path)
-        engine.listeners.append(session.on_engine_event)
-        try:
-            first = session.prepare_source(source, options)
-            assert port.prepared[-1].prompt == "strings, 120 bpm"  # the text Continue would send now
-            assert session.prepare_source(source, dataclasses.replace(options, takes=2)) == first  # the same rows
-            assert len(port.prepared) == 1 and not port.cancelled
-            assert engine.events.wait_for(PromptPrepared, first, timeout=120).outcome == "prepared"
+    source, options = one_bar_source(5), one_bar_options(takes=1)
+    with listening_session(engine, port, tmp_path) as session:
+        first = session.prepare_source(source, options)
+        assert port.prepared[-1].prompt == "strings, 120 bpm"  # the text Continue would send now
+        assert session.prepare_source(source, dataclasses.replace(options, takes=2)) == first  # the same rows
+        assert len(port.prepared) == 1 and not port.cancelled
+        assert engine.events.wait_for(PromptPrepared, first, timeout=120).outcome == "prepared"
 
-            # The producer types on: the new words are prepared, the old preparation let go.
-            second = session.prepare_source(source, dataclasses.replace(options, prompt="strings enter"))
-            assert second != first and port.cancelled == [first] and port.prepared[-1].prompt == "strings enter, 120 bpm"
-            # and presses Continue before the last words were prepared: that preparation gives way to the job.
-            continuation = session.continue_source(source, dataclasses.replace(options, prompt="strings enter softly"))
-            assert port.cancelled == [first, second] and len(continuation.takes) == 1
-            assert engine.events.wait_for(PromptPrepared, second, timeout=120).outcome in ("cancelled", "prepared")
+        # The producer types on: the new words are prepared, the old preparation let go.
+        second = session.prepare_source(source, dataclasses.replace(options, prompt="strings enter"))
+        assert second != first and port.cancelled == [first] and port.prepared[-1].prompt == "strings enter, 120 bpm"
+        # and presses Continue before the last words were prepared: that preparation gives way to the job.
+        continuation = session.continue_source(source, dataclasses.replace(options, prompt="strings enter softly"))
+        assert port.cancelled == [first, second] and len(continuation.takes) == 1
+        assert engine.events.wait_for(PromptPrepared, second, timeout=120).outcome in ("cancelled", "prepared")
 
-            # The same words again (another take): nothing cancelled, nothing new to prepare.
-            third = session.prepare_source(source, dataclasses.replace(options, prompt="strings enter softly"))
-            session.continue_source(source, dataclasses.replace(options, prompt="strings enter softly", seed=9))
-            assert port.cancelled == [first, second] and port.prepared[-1].prompt == "strings enter softly, 120 bpm"
-            assert engine.events.wait_for(PromptPrepared, third, timeout=120).outcome == "prepared"
-        finally:
-            engine.listeners.remove(session.on_engine_event)
-            session.close()
+        # Those words prepared again (the engine finds the row the job kept), and another take of them
+        # submitted behind it: the preparation serves it, so it is not cancelled.
+        third = session.prepare_source(source, dataclasses.replace(options, prompt="strings enter softly"))
+        session.continue_source(source, dataclasses.replace(options, prompt="strings enter softly", seed=9))
+        assert port.cancelled == [first, second] and port.prepared[-1].prompt == "strings enter softly, 120 bpm"
+        assert engine.events.wait_for(PromptPrepared, third, timeout=120).outcome == "prepared"
 
 
 def test_a_prepared_stereo_prompts_stream_serves_every_take(tiny_stereo_model):
