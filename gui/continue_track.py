@@ -49,6 +49,7 @@ PREPARE_TEXT_AFTER_MS = 700
 
 class ContinueTrackWindow(QDialog):
     _progressed = pyqtSignal(float)  # from the engine's thread
+    _prepared = pyqtSignal()  # from the engine's thread: a preparation is ready
 
     def __init__(
         self,
@@ -95,6 +96,8 @@ class ContinueTrackWindow(QDialog):
         self.use_tempo = push_button("Use it", "Continue the file at the estimated tempo")
         self.use_tempo.setVisible(False)
         self.text_preview = wrapped("")
+        self.text_preview.setToolTip("“prepared”: the engine has run the source and these words through the model "
+                                     "already, so Continue starts generating at once")
         self.melody = MelodyWell()  # follow a melody too (melody models): a file, a take, the DAW's bars
         self.melody.offer_daw(capture, background)
         self.melody.failed.connect(lambda message: self.banner.show_message(message))
@@ -142,6 +145,7 @@ class ContinueTrackWindow(QDialog):
         self.play_button.clicked.connect(self.play)
         self.again_button.clicked.connect(self.continue_again)
         self._progressed.connect(lambda fraction: self.progress.setValue(round(100 * fraction)))
+        self._prepared.connect(self._update)
         self._busy = False
         self._update()
         self.resize(620, 720)
@@ -210,7 +214,9 @@ class ContinueTrackWindow(QDialog):
         the words as they stand; the session skips a repeat and cancels what they replace."""
         if self._next_source is not None and not self._busy:
             with contextlib.suppress(SegueError):  # options the session refuses, no link: Continue will say so
-                self.session.prepare_source(self._next_source(), self.options())
+                session = self.session
+                session.on_prepared = self._prepared.emit
+                session.prepare_source(self._next_source(), self.options())
 
     def _describe_source(self) -> None:
         text = self.source.describe()
@@ -328,6 +334,8 @@ class ContinueTrackWindow(QDialog):
         self._start("Waiting for the next bar…", play, playing)
 
     def closeEvent(self, event) -> None:
+        if self.capture.session is not None:
+            self.capture.session.on_prepared = None  # set again by the next _prepare
         if self._player is not None:
             self._player.close()
             self._player = None
@@ -374,7 +382,11 @@ class ContinueTrackWindow(QDialog):
             self.place_button.setText(f"Place {where}".strip())
             try:
                 options = self.options()
-                self.text_preview.setText(f"The model hears: “{continuation_text(options.prompt, self.source.bpm, options.key)}”")
+                text = f"The model hears: “{continuation_text(options.prompt, self.source.bpm, options.key)}”"
+                session = self.capture.session
+                if session is not None and session.prepared_for(self.source, options):
+                    text += "  ·  prepared"
+                self.text_preview.setText(text)
             except SegueError as error:
                 self.text_preview.setText(str(error))
 

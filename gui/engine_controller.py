@@ -97,12 +97,20 @@ class EngineController(QObject):
             self.busy_changed.emit(True)
         return job_id
 
-    def prepare(self, request: GenerationRequest) -> int | None:
+    def prepare(
+        self, request: GenerationRequest, listener: Callable[[EngineEvent], None] | None = None
+    ) -> int | None:
         """Have the engine prepare a request's audio prompt before its job is submitted (EngineClient.prepare);
-        None where the engine cannot (a remote one)."""
+        None where the engine cannot (a remote one). Its PromptPrepared goes to `listener` too."""
         self.start()
         prepare = getattr(self._client, "prepare", None)
-        return None if prepare is None else prepare(request)
+        if prepare is None:
+            return None
+        with self._claim_lock:
+            job_id = prepare(request)
+            if listener is not None:
+                self._claimed[job_id] = listener
+        return job_id
 
     def submit_for(self, request: GenerationRequest, listener: Callable[[EngineEvent], None]) -> int:
         """Queue a job whose events all go to `listener` (on the engine's thread) and whose takes are
@@ -148,6 +156,8 @@ class EngineController(QObject):
             if isinstance(event, JobFinished | JobFailed | JobCancelled):
                 self._claimed.pop(event.job_id, None)
                 event = _ClaimedDone(event.job_id)
+            elif isinstance(event, PromptPrepared):  # a preparation's last event; the state follows it below
+                self._claimed.pop(event.job_id, None)
             elif isinstance(event, AudioChunk):
                 return
         if isinstance(event, AudioChunk):
@@ -221,7 +231,7 @@ class ClaimedEngine:
         self.controller.cancel(job_id)
 
     def prepare(self, request: GenerationRequest) -> int | None:
-        return self.controller.prepare(request)
+        return self.controller.prepare(request, self._deliver)
 
     def _deliver(self, event: EngineEvent) -> None:
         if self.listener is not None:

@@ -99,16 +99,21 @@ def test_continue_my_track_from_reaper_in_the_panel(qtbot, window, reaper, tmp_p
     assert panel.place_button.text() == "Place at bar 9"
     key = panel.suggestions.key_text
     assert key is not None and panel.use_key.isChecked() and key in panel.use_key.text()
-    assert panel.text_preview.text() == f"The model hears: “warm strings enter, 96 bpm, {key}”"
+    assert panel.text_preview.text().startswith(f"The model hears: “warm strings enter, 96 bpm, {key}”")
     # The engine encodes the source and prefills the words as they stand while the producer reads this;
     # done, it is ready, not "generating". Words typed on are prepared once the typing pauses.
     preparer = panel.session._preparer
     assert preparer.current.request.prompt == f"warm strings enter, 96 bpm, {key}"
+    qtbot.waitUntil(lambda: panel.text_preview.text().endswith("”  ·  prepared"), timeout=JOB_TIMEOUT_MS)
     qtbot.keyClicks(panel.prompt, " softly")
+    assert panel.text_preview.text() == f"The model hears: “warm strings enter softly, 96 bpm, {key}”"  # not yet
     qtbot.waitUntil(lambda: preparer.current.request.prompt == f"warm strings enter softly, 96 bpm, {key}", timeout=5_000)
+    qtbot.waitUntil(lambda: panel.text_preview.text().endswith(f"softly, 96 bpm, {key}”  ·  prepared"),
+                    timeout=JOB_TIMEOUT_MS)
     panel.prompt.setText("warm strings enter")
     qtbot.waitUntil(lambda: preparer.current.request.prompt == f"warm strings enter, 96 bpm, {key}", timeout=5_000)
     qtbot.waitUntil(lambda: engine.state == "ready" and not engine.busy, timeout=JOB_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: panel.text_preview.text().endswith("”  ·  prepared"), timeout=JOB_TIMEOUT_MS)
     screenshot_widget(panel, "continue-1-source")
 
     # 3. Two takes of two bars, streamed progress, fitted.

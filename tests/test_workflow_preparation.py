@@ -68,3 +68,16 @@ def test_an_engine_that_cannot_prepare_is_left_alone():
     preparer.before_submit(request(prompt="other words"))
     assert remote.cancelled == []
     assert Preparer(object()).prepare(request()) is None  # a port with no prepare at all
+
+
+def test_a_preparation_is_ready_once_the_engine_says_so_and_only_for_the_job_it_serves():
+    port = RecordingPort()
+    preparer = Preparer(port)
+    first = preparer.prepare(request())
+    assert not preparer.ready_for(request())  # sent, not done
+    assert not preparer.finished(first + 1, "prepared")  # another preparation's report
+    assert not preparer.finished(first, "cancelled") and not preparer.ready_for(request())
+    assert preparer.finished(first, "prepared")
+    assert preparer.ready_for(request(seed=5)) and not preparer.ready_for(request(prompt="other words"))
+    preparer.prepare(request(prompt="other words"))
+    assert not preparer.ready_for(request()) and not preparer.ready_for(request(prompt="other words"))

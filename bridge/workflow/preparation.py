@@ -40,10 +40,11 @@ def same_prompt(first: GenerationRequest, second: GenerationRequest) -> bool:
     )
 
 
-@dataclass(frozen=True)
+@dataclass
 class Preparation:
     job_id: int
     request: GenerationRequest
+    ready: bool = False  # the engine reported it done (PromptPrepared "prepared")
 
     def serves(self, request: GenerationRequest) -> bool:
         """Whether a job of `request` finds all of this preparation's work useful: the same prompt and text."""
@@ -72,6 +73,21 @@ class Preparer:
         if previous is not None:
             self.engine.cancel(previous.job_id)  # a preparation already done ignores this
         return job_id
+
+    def finished(self, job_id: int, outcome: str) -> bool:
+        """Note the engine's PromptPrepared; returns whether it made the current preparation ready."""
+        with self._lock:
+            current = self.current
+            if current is None or current.job_id != job_id or outcome != "prepared":
+                return False
+            current.ready = True
+            return True
+
+    def ready_for(self, request: GenerationRequest) -> bool:
+        """Whether a job of `request` would find everything before its steps done already."""
+        with self._lock:
+            current = self.current
+        return current is not None and current.ready and current.serves(request)
 
     def before_submit(self, request: GenerationRequest) -> None:
         """Cancel the current preparation if a job of `request` would not use all of it."""

@@ -39,6 +39,7 @@ from bridge.engine.events import (
     JobFailed,
     JobFinished,
     Progress,
+    PromptPrepared,
 )
 from bridge.engine.melody_timeline import melody_with_lead_in
 from bridge.engine.request import DEFAULT_MODEL, MAX_VARIATIONS, GenerationRequest
@@ -226,6 +227,7 @@ class ContinueMyTrack:
         self._auditioning: int | None = None
         self._last_progress: Progress | None = None
         self._preparer = Preparer(engine)  # the engine's preparation of the current source and text, if any
+        self.on_prepared: Callable[[], None] | None = None  # called (engine thread) once a preparation is ready
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -237,6 +239,14 @@ class ContinueMyTrack:
     # -- the engine's events (any thread) ----------------------------------------------------------
 
     def on_engine_event(self, event: EngineEvent) -> None:
+        if isinstance(event, PromptPrepared):
+            callback = self.on_prepared
+            if self._preparer.finished(event.job_id, event.outcome) and callback is not None:
+                try:
+                    callback()
+                except Exception:  # a closed window's callback must not end the engine's event thread
+                    log.exception("on_prepared failed")
+            return
         with self._lock:  # a job is registered under this lock right as it is submitted
             job = self._jobs.get(getattr(event, "job_id", -1))
         if job is None:
@@ -317,12 +327,23 @@ class ContinueMyTrack:
         being prepared. Returns the preparation's id, or None when the engine cannot prepare (a remote
         one) or could not now; preparing is only ever a head start."""
         try:
-            options.check()
-            text = continuation_text(options.prompt, source.bpm, options.key)
-            return self._preparer.prepare(self._request(source, options, text, options.takes, options.seed))
+            return self._preparer.prepare(self._continue_request(source, options))
         except SegueError as error:  # e.g. bars the model cannot hold, an engine shut down: Continue will say
             log.info("source not prepared: %s", error)
             return None
+
+    def prepared_for(self, source: Source, options: ContinueOptions) -> bool:
+        """Whether Continue with `options` would find its source and words prepared: only its steps left."""
+        try:
+            return self._preparer.ready_for(self._continue_request(source, options))
+        except SegueError:
+            return False
+
+    def _continue_request(self, source: Source, options: ContinueOptions) -> GenerationRequest:
+        """The first request Continue would submit for `source` with `options`."""
+        options.check()
+        return self._request(source, options, continuation_text(options.prompt, source.bpm, options.key),
+                             options.takes, options.seed)
 
     def prepare_again(self, continuation: Continuation, take_index: int) -> int | None:
         """prepare_source for "continue again" from a take (just placed), where more may follow."""
@@ -350,8 +371,8 @@ class ContinueMyTrack:
         """
         options.check()
         check_bars(source.bars, source.bpm, source.signature)
-        text = continuation_text(options.prompt, source.bpm, options.key)
-        request = self._request(source, options, text, options.takes, options.seed)
+        request = self._continue_request(source, options)
+        text = request.prompt
         result = self._run(request, on_progress, on_submitted, audition=True)
         takes = [self._fit(source, options, result, take) for take in result.takes]
         if options.reroll_silent_start:
