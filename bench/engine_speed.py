@@ -554,8 +554,10 @@ def main() -> int:
         def ratios(kind: str) -> str:
             return ", ".join(f"{ratio:.2f}" for ratio in fast[f"first_chunk_{kind}_prompt_vs_bound_samples"])
 
-        samples = ", ".join(f"{seconds:.2f}" for seconds in fast["first_chunk_audio_prompt_samples"])
-        print(f"8 s audio prompt: first chunk {fast['first_chunk_audio_prompt_seconds']:.2f} s, median of {samples} "
+        def samples(kind: str) -> str:
+            return ", ".join(f"{seconds:.2f}" for seconds in fast[f"first_chunk_{kind}_prompt_samples"])
+
+        print(f"8 s audio prompt: first chunk {fast['first_chunk_audio_prompt_seconds']:.2f} s, median of {samples('audio')} "
               f"(EnCodec encode {fast['encode_seconds']:.2f} s, text {fast['text_seconds']:.2f} s, prefill "
               f"{fast['prefill_seconds']:.2f} s, then {fast['steps_to_first_chunk']} steps and the chunk); bound "
               f"{fast['audio_prompt_bound_seconds']:.2f} s = encode {fast['encode_bound_seconds']:.2f} s "
@@ -564,14 +566,12 @@ def main() -> int:
               f"{fast['gemm_gflop_per_second']:.0f} GFLOP/s + {fast['steps_to_first_chunk']} steps at the bandwidth "
               f"bound {fast['first_chunk_steps_bound_seconds']:.2f} s (the median sample's); each sample against the bound "
               f"timed right before it: {ratios('audio')}, median {fast['first_chunk_audio_prompt_vs_bound']:.2f}x")
-        samples = ", ".join(f"{seconds:.2f}" for seconds in fast["first_chunk_prepared_prompt_samples"])
         print(f"prepared ahead ({fast['prepare_seconds']:.2f} s before submit): first chunk "
-              f"{fast['first_chunk_prepared_prompt_seconds']:.2f} s, median of {samples}; bound "
+              f"{fast['first_chunk_prepared_prompt_seconds']:.2f} s, median of {samples('prepared')}; bound "
               f"{fast['prepared_prompt_bound_seconds']:.2f} s (the guided row's products and the steps); each sample "
               f"against its own: {ratios('prepared')}, median {fast['first_chunk_prepared_prompt_vs_bound']:.2f}x")
-        samples = ", ".join(f"{seconds:.2f}" for seconds in fast["first_chunk_text_prepared_prompt_samples"])
         print(f"prepared with its words too: first chunk {fast['first_chunk_text_prepared_prompt_seconds']:.2f} s, "
-              f"median of {samples}; bound {fast['text_prepared_prompt_bound_seconds']:.2f} s (the steps): "
+              f"median of {samples('text_prepared')}; bound {fast['text_prepared_prompt_bound_seconds']:.2f} s (the steps): "
               f"{ratios('text_prepared')}, median {fast['first_chunk_text_prepared_prompt_vs_bound']:.2f}x")
     summary = {}
     if base and fast:

@@ -42,8 +42,9 @@ from gui.melody_well import MelodyWell
 from gui.seam_view import SeamView
 
 SOURCE_DAW, SOURCE_FILE = "daw", "file"
-# After the words stop changing for this long, the engine prefills the text's row (a ~2 s head start
-# of an 8 s source's first chunk on a 2-core laptop); a keystroke sooner would only waste it.
+# After the words stop changing for this long, the engine prefills the text's row (for an 8 s source,
+# 2.3-2.6 s of the first chunk's wait on the 2-core AVX2 EPYC of README's Performance section); a
+# keystroke sooner would only waste it.
 PREPARE_TEXT_AFTER_MS = 700
 
 

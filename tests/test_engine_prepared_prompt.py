@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from bridge.engine.events import JobCancelled, JobFinished, PromptPrepared
+from bridge.engine.last_used import LastUsed
 from bridge.engine.musicgen.codec import encode_audio
 from bridge.engine.musicgen.fast_encoder import channels_last_applies, encode_codes
 from bridge.engine.musicgen.generator import MusicGenerator
@@ -47,7 +48,7 @@ def test_a_prepared_prompt_gives_the_same_codes_and_audio_as_an_unprepared_one(t
     generator = MusicGenerator(tiny_model)
     request = continuation(quality=quality, prompt="a different text: preparation never sees it")
     assert generator.prepare_request(request)
-    (prepared,) = generator.prompts._prompts.values()
+    (prepared,) = generator.prompts.values()
     (slot,) = prepared.unguided.values()
     unguided_row = slot.row
     assert unguided_row is not None  # the unguided row was prefilled before the job
@@ -77,7 +78,7 @@ def test_a_text_prepared_ahead_leaves_the_job_only_its_steps_and_the_same_takes(
     hook = generator.loaded.model.text_encoder.register_forward_hook(lambda *args: encoded.append(1))
     try:
         assert generator.prepare_request(request)  # the text as it stands in the panel
-        (prepared,) = generator.prompts._prompts.values()
+        (prepared,) = generator.prompts.values()
         (guided,) = prepared.guided.values()
         guided_row = guided.row
         assert guided_row is not None and len(encoded) == 1
@@ -104,7 +105,7 @@ def test_a_text_prepared_ahead_leaves_the_job_only_its_steps_and_the_same_takes(
 def test_a_preparation_without_text_prefills_no_guided_row(tiny_model):
     generator = MusicGenerator(tiny_model)
     assert generator.prepare_request(continuation(prompt=""))
-    (prepared,) = generator.prompts._prompts.values()
+    (prepared,) = generator.prompts.values()
     assert not prepared.guided and next(iter(prepared.unguided.values())).row is not None
 
 
@@ -123,7 +124,7 @@ def test_a_preparation_is_cancelled_between_a_prefills_layers(tiny_model):
     asked.clear()
     with pytest.raises(CancelledError):
         generator.prepare_request(request, before_the_guided_rows_last_layer)
-    (prepared,) = generator.prompts._prompts.values()
+    (prepared,) = generator.prompts.values()
     assert next(iter(prepared.unguided.values())).row is not None  # what was done stays done
     assert all(slot.row is None for slot in prepared.guided.values())
     assert len(generator.generate(request).takes) == 2  # the job computes the guided row itself
@@ -315,9 +316,21 @@ def test_a_prepared_stereo_prompts_stream_serves_every_take(tiny_stereo_model):
     plain = MusicGenerator(tiny_stereo_model).generate(request)
     generator = MusicGenerator(tiny_stereo_model)
     assert generator.prepare_request(request)
-    (prepared,) = generator.prompts._prompts.values()
+    (prepared,) = generator.prompts.values()
     assert prepared.stream.lstm_out.shape[0] == 2  # left and right of one take
     result = generator.generate(request)
     for before, after in zip(plain.takes, result.takes, strict=True):
         np.testing.assert_array_equal(before.codes, after.codes)
         np.testing.assert_allclose(before.audio, after.audio, rtol=0, atol=1e-6)
+
+
+def test_the_engines_caches_let_go_of_the_least_recently_used_entry():
+    kept = LastUsed(2)
+    kept.put("a", 1)
+    kept.put("b", 2)
+    assert kept.get("a") == 1  # used: now the newest
+    assert kept.get_or_make("c", lambda: 3) == 3
+    assert list(kept) == ["a", "c"] and "b" not in kept and kept.get("b") is None
+    assert kept.get_or_make("a", lambda: 99) == 1 and list(kept.values()) == [3, 1]
+    kept.clear()
+    assert len(kept) == 0

@@ -9,7 +9,6 @@ window, the first included, sees at most the last 12 s of codes, so each adds at
 import math
 import random
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 
 import numpy as np
@@ -18,13 +17,14 @@ import torch
 from bridge.audio.io import match_channels, read_audio, resample
 from bridge.engine.cpu_kernels import KernelChoice
 from bridge.engine.events import GenerationResult, Take
+from bridge.engine.last_used import LastUsed
 from bridge.engine.musicgen.codec import BackgroundStream, StreamingDecoder, encode_audio, prompt_stream_state
 from bridge.engine.musicgen.fast_decoder import PREFIX_CONDITIONED_DECODERS, FastDecoder
 from bridge.engine.musicgen.kernels import choose_decoder
 from bridge.engine.musicgen.loading import LoadedModel
 from bridge.engine.musicgen.melody import check_melody_request, melody_conditioner
 from bridge.engine.musicgen.prefill import prefill_row, unguided_prefill
-from bridge.engine.musicgen.prepared_prompt import PreparedPrompt, PromptCache, prompt_key
+from bridge.engine.musicgen.prepared_prompt import KEPT_PROMPTS, PreparedPrompt, prompt_key
 from bridge.engine.musicgen.quality import describe_precision, graphed_for, precision_for, resolve_quality
 from bridge.engine.musicgen.sampling import (
     SamplingParams,
@@ -64,8 +64,9 @@ class MusicGenerator:
         # bench/engine_speed.py measures both on a machine. On a GPU a CUDA graph may be captured
         # while a chunk runs, so chunks stay between the steps there.
         self.stream_on_thread = loaded.codec_device.type == "cpu" and loaded.device.type == "cpu"
-        self.prompts = PromptCache()  # audio prompts encoded (and their rows prefilled) ahead of their jobs
-        self.texts: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()  # text_states, newest last
+        # audio prompts encoded (and their rows prefilled) ahead of their jobs, by prompt_key
+        self.prompts: LastUsed[str, PreparedPrompt] = LastUsed(KEPT_PROMPTS)
+        self.texts: LastUsed[str, tuple[torch.Tensor, torch.Tensor]] = LastUsed(KEPT_TEXT_STATES)  # text_states
 
     def decoder_for(self, quality: str) -> tuple[FastDecoder, str]:
         """The decoder for a quality mode (built on first use: quantising takes a few seconds) and its precision.
@@ -166,12 +167,7 @@ class MusicGenerator:
 
     def text_states(self, text: str) -> tuple[torch.Tensor, torch.Tensor]:
         """`text`'s encoder states and mask (sampling.text_states), kept for the last KEPT_TEXT_STATES texts."""
-        if (states := self.texts.get(text)) is None:
-            states = self.texts[text] = text_states(self.loaded, text)
-        self.texts.move_to_end(text)
-        while len(self.texts) > KEPT_TEXT_STATES:
-            self.texts.popitem(last=False)
-        return states
+        return self.texts.get_or_make(text, lambda: text_states(self.loaded, text))
 
     def _decode_prompt_frames(self, prepared: PreparedPrompt) -> None:
         """Run the prompt's frames through the streaming decoder's LSTM, once per prompt.

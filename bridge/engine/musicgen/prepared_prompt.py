@@ -11,13 +11,13 @@ model never hits; a guided row is found by its decoder and its text.
 """
 
 import hashlib
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from bridge.engine.last_used import LastUsed
 from bridge.engine.musicgen.prefill import PromptRows, RowSlot
 
 if TYPE_CHECKING:
@@ -46,8 +46,8 @@ class PreparedPrompt:
     codes: torch.Tensor  # (codebooks, frames)
     # by decoder: its unguided row's prefill over the first window's context
     unguided: dict[str, RowSlot] = field(default_factory=dict)
-    # by decoder and text: the guided row's, the last KEPT_TEXTS texts (newest last)
-    guided: OrderedDict[tuple[str, str], RowSlot] = field(default_factory=OrderedDict)
+    # by decoder and text: the guided row's, the last KEPT_TEXTS texts used (newest last)
+    guided: LastUsed[tuple[str, str], RowSlot] = field(default_factory=lambda: LastUsed(KEPT_TEXTS))
     # the streaming decoder's state over these codes (codec.prompt_stream_state), once prepared
     stream: "PromptStreamState | None" = None
 
@@ -56,35 +56,4 @@ class PreparedPrompt:
         unguided = self.unguided.setdefault(decoder, RowSlot())
         if text is None:
             return PromptRows(unguided)
-        guided = self.guided.setdefault((decoder, text), RowSlot())
-        self.guided.move_to_end((decoder, text))
-        while len(self.guided) > KEPT_TEXTS:
-            self.guided.popitem(last=False)
-        return PromptRows(unguided, guided)
-
-
-class PromptCache:
-    """The last KEPT_PROMPTS prepared prompts of one loaded model, newest last."""
-
-    def __init__(self, capacity: int = KEPT_PROMPTS) -> None:
-        self.capacity = capacity
-        self._prompts: OrderedDict[str, PreparedPrompt] = OrderedDict()
-
-    def get(self, key: str) -> PreparedPrompt | None:
-        prompt = self._prompts.get(key)
-        if prompt is not None:
-            self._prompts.move_to_end(key)
-        return prompt
-
-    def put(self, key: str, prompt: PreparedPrompt) -> PreparedPrompt:
-        self._prompts[key] = prompt
-        self._prompts.move_to_end(key)
-        while len(self._prompts) > self.capacity:
-            self._prompts.popitem(last=False)
-        return prompt
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._prompts
-
-    def __len__(self) -> int:
-        return len(self._prompts)
+        return PromptRows(unguided, self.guided.get_or_make((decoder, text), RowSlot))
